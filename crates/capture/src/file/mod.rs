@@ -1,0 +1,675 @@
+//! Capture files: classic pcap and pcapng, plain or gzip-compressed, one file,
+//! a list of files, a directory (name order) or stdin — one packet stream, so
+//! flow state carries across files.
+//!
+//! The reader keeps one growable buffer per file and parses records in place:
+//! a packet's bytes are handed out as a slice of that buffer. Every length
+//! read from the file is checked before it is used (records over
+//! [`MAX_CAPLEN`], pcapng blocks with impossible lengths), and a file that
+//! ends inside a record reports [`CaptureError::Truncated`] with the offset,
+//! after every whole record before the cut has been returned.
+
+use crate::{CaptureError, Next, PacketSource, RawPacket, MAX_CAPLEN};
+use scanwatch_model::Micros;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
+const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
+const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
+const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// Largest pcapng block we accept (a packet block holds at most MAX_CAPLEN
+/// bytes of packet plus options).
+const MAX_BLOCK: u32 = MAX_CAPLEN + 64 * 1024;
+
+/// Which container a file turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcap,
+    Pcapng,
+}
+
+#[derive(Clone, Copy)]
+struct Iface {
+    link_type: u32,
+    /// Timestamp units per second (10^6 by default).
+    units_per_sec: u64,
+    offset_sec: i64,
+    snaplen: u32,
+}
+
+enum State {
+    Pcap {
+        swapped: bool,
+        nanos: bool,
+        link_type: u32,
+    },
+    Pcapng {
+        swapped: bool,
+        ifaces: Vec<Iface>,
+    },
+}
+
+struct Reader {
+    path: PathBuf,
+    input: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// File offset (uncompressed) of `buf[start]`.
+    offset: u64,
+    eof: bool,
+    state: State,
+    packets: u64,
+}
+
+impl Reader {
+    fn io_err(&self, e: io::Error) -> CaptureError {
+        CaptureError::Io {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// Makes at least `n` bytes available from `start`; false at end of
+    /// input with fewer.
+    fn fill(&mut self, n: usize) -> Result<bool, CaptureError> {
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < n {
+            self.buf.resize(n.next_power_of_two(), 0);
+        }
+        while self.end < n && !self.eof {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.end += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_err(e)),
+            }
+        }
+        Ok(self.end - self.start >= n)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.offset += n as u64;
+    }
+
+    fn u32_at(&self, at: usize, swapped: bool) -> u32 {
+        let i = self.start + at;
+        let b = [self.buf[i], self.buf[i + 1], self.buf[i + 2], self.buf[i + 3]];
+        if swapped {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    }
+
+    fn u16_at(&self, at: usize, swapped: bool) -> u16 {
+        let i = self.start + at;
+        let b = [self.buf[i], self.buf[i + 1]];
+        if swapped {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    }
+
+    fn truncated(&self, what: &'static str) -> CaptureError {
+        CaptureError::Truncated {
+            path: self.path.clone(),
+            offset: self.offset,
+            what,
+            packets: self.packets,
+        }
+    }
+
+    fn corrupt(&self, reason: String) -> CaptureError {
+        CaptureError::Corrupt {
+            path: self.path.clone(),
+            offset: self.offset,
+            reason,
+        }
+    }
+
+    /// Opens `path` (or stdin for `-`), unwraps gzip, and reads the file
+    /// header.
+    fn open(path: &Path, read_bytes: Arc<AtomicU64>) -> Result<Reader, CaptureError> {
+        let raw: Box<dyn Read + Send> = if path == Path::new("-") {
+            Box::new(Counting {
+                inner: io::stdin(),
+                n: read_bytes,
+            })
+        } else {
+            let f = File::open(path).map_err(|e| CaptureError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+            Box::new(Counting {
+                inner: f,
+                n: read_bytes,
+            })
+        };
+        let mut r = Reader {
+            path: path.to_path_buf(),
+            input: raw,
+            buf: vec![0; 1 << 20],
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            state: State::Pcap {
+                swapped: false,
+                nanos: false,
+                link_type: 1,
+            },
+            packets: 0,
+        };
+        if !r.fill(2)? {
+            if r.end == 0 {
+                return Err(CaptureError::Empty {
+                    path: path.to_path_buf(),
+                });
+            }
+            return Err(r.truncated("file header"));
+        }
+        if r.buf[..2] == GZIP_MAGIC {
+            let pending = r.buf[r.start..r.end].to_vec();
+            let input = std::mem::replace(&mut r.input, Box::new(io::empty()));
+            let chained = io::Cursor::new(pending).chain(input);
+            r.input = Box::new(flate2::read::MultiGzDecoder::new(chained));
+            r.start = 0;
+            r.end = 0;
+            r.eof = false;
+            if !r.fill(4)? {
+                return Err(if r.end == 0 {
+                    CaptureError::Empty {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    r.truncated("file header")
+                });
+            }
+        }
+        r.read_header()?;
+        Ok(r)
+    }
+
+    fn read_header(&mut self) -> Result<(), CaptureError> {
+        if !self.fill(4)? {
+            return Err(self.truncated("file header"));
+        }
+        let magic_le = self.u32_at(0, false);
+        let (swapped, nanos) = match magic_le {
+            PCAP_MAGIC_US => (false, false),
+            PCAP_MAGIC_NS => (false, true),
+            m if m.swap_bytes() == PCAP_MAGIC_US => (true, false),
+            m if m.swap_bytes() == PCAP_MAGIC_NS => (true, true),
+            PCAPNG_SHB => {
+                self.state = State::Pcapng {
+                    swapped: false,
+                    ifaces: Vec::new(),
+                };
+                return Ok(());
+            }
+            _ => {
+                let n = (self.end - self.start).min(4);
+                return Err(CaptureError::NotACapture {
+                    path: self.path.clone(),
+                    magic: self.buf[self.start..self.start + n].to_vec(),
+                });
+            }
+        };
+        if !self.fill(24)? {
+            return Err(self.truncated("pcap global header"));
+        }
+        let link_type = self.u32_at(20, swapped) & 0x0fff_ffff;
+        self.state = State::Pcap {
+            swapped,
+            nanos,
+            link_type,
+        };
+        self.consume(24);
+        Ok(())
+    }
+
+    /// The next packet as (ts, wire_len, link_type, data start, data len),
+    /// its bytes at `buf[start..start+len]` until the next call.
+    fn next(&mut self) -> Result<Option<(Micros, u32, u32, usize, usize)>, CaptureError> {
+        match self.state {
+            State::Pcap {
+                swapped,
+                nanos,
+                link_type,
+            } => self.next_pcap(swapped, nanos, link_type),
+            State::Pcapng { .. } => self.next_pcapng(),
+        }
+    }
+
+    fn next_pcap(
+        &mut self,
+        swapped: bool,
+        nanos: bool,
+        link_type: u32,
+    ) -> Result<Option<(Micros, u32, u32, usize, usize)>, CaptureError> {
+        if !self.fill(16)? {
+            if self.end == self.start {
+                return Ok(None);
+            }
+            return Err(self.truncated("record header"));
+        }
+        let sec = i64::from(self.u32_at(0, swapped));
+        let frac = i64::from(self.u32_at(4, swapped));
+        let caplen = self.u32_at(8, swapped);
+        let wire = self.u32_at(12, swapped);
+        if caplen > MAX_CAPLEN {
+            return Err(self.corrupt(format!(
+                "record claims {caplen} captured bytes (more than {MAX_CAPLEN})"
+            )));
+        }
+        let need = 16 + caplen as usize;
+        if !self.fill(need)? {
+            return Err(self.truncated("packet data"));
+        }
+        let ts = sec * 1_000_000 + if nanos { frac / 1000 } else { frac };
+        let at = self.start + 16;
+        self.consume(need);
+        self.packets += 1;
+        Ok(Some((ts, wire.max(caplen), link_type, at, caplen as usize)))
+    }
+
+    fn next_pcapng(&mut self) -> Result<Option<(Micros, u32, u32, usize, usize)>, CaptureError> {
+        loop {
+            if !self.fill(12)? {
+                if self.end == self.start {
+                    return Ok(None);
+                }
+                return Err(self.truncated("pcapng block header"));
+            }
+            let raw_type = self.u32_at(0, false);
+            if raw_type == PCAPNG_SHB {
+                // Section header: byte order comes from its magic.
+                let bom = self.u32_at(8, false);
+                let swapped = match bom {
+                    PCAPNG_BOM => false,
+                    b if b.swap_bytes() == PCAPNG_BOM => true,
+                    _ => return Err(self.corrupt(format!("bad pcapng byte-order magic {bom:#x}"))),
+                };
+                let len = self.u32_at(4, swapped);
+                self.check_block_len(len)?;
+                if !self.fill(len as usize)? {
+                    return Err(self.truncated("pcapng section header"));
+                }
+                self.state = State::Pcapng {
+                    swapped,
+                    ifaces: Vec::new(),
+                };
+                self.consume(len as usize);
+                continue;
+            }
+            let State::Pcapng { swapped, .. } = self.state else {
+                return Ok(None);
+            };
+            let btype = self.u32_at(0, swapped);
+            let len = self.u32_at(4, swapped);
+            self.check_block_len(len)?;
+            if !self.fill(len as usize)? {
+                return Err(self.truncated("pcapng block"));
+            }
+            let trailer = self.u32_at(len as usize - 4, swapped);
+            if trailer != len {
+                return Err(self.corrupt(format!(
+                    "pcapng block length {len} does not match its trailer {trailer}"
+                )));
+            }
+            match btype {
+                1 => {
+                    let iface = self.parse_idb(len as usize, swapped)?;
+                    if let State::Pcapng { ifaces, .. } = &mut self.state {
+                        if ifaces.len() >= 65_536 {
+                            return Err(self.corrupt("more than 65536 interfaces".into()));
+                        }
+                        ifaces.push(iface);
+                    }
+                    self.consume(len as usize);
+                }
+                6 | 2 => {
+                    // Enhanced (6) or obsolete (2) packet block.
+                    if len < 32 {
+                        return Err(self.corrupt(format!("packet block too short ({len} bytes)")));
+                    }
+                    let (iface_id, hi, lo, caplen, wire) = if btype == 6 {
+                        (
+                            self.u32_at(8, swapped),
+                            self.u32_at(12, swapped),
+                            self.u32_at(16, swapped),
+                            self.u32_at(20, swapped),
+                            self.u32_at(24, swapped),
+                        )
+                    } else {
+                        (
+                            u32::from(self.u16_at(8, swapped)),
+                            self.u32_at(12, swapped),
+                            self.u32_at(16, swapped),
+                            self.u32_at(20, swapped),
+                            self.u32_at(24, swapped),
+                        )
+                    };
+                    if 28 + caplen as u64 + 4 > u64::from(len) {
+                        return Err(self.corrupt(format!(
+                            "packet block of {len} bytes claims {caplen} captured bytes"
+                        )));
+                    }
+                    let iface = self.iface(iface_id)?;
+                    let ts = iface_ts(&iface, (u64::from(hi) << 32) | u64::from(lo));
+                    let at = self.start + 28;
+                    self.consume(len as usize);
+                    self.packets += 1;
+                    return Ok(Some((ts, wire.max(caplen), iface.link_type, at, caplen as usize)));
+                }
+                3 => {
+                    // Simple packet block: interface 0, no timestamp.
+                    if len < 16 {
+                        return Err(self.corrupt(format!("simple packet block too short ({len})")));
+                    }
+                    let iface = self.iface(0)?;
+                    let wire = self.u32_at(8, swapped);
+                    let mut caplen = (len - 16).min(wire);
+                    if iface.snaplen > 0 {
+                        caplen = caplen.min(iface.snaplen);
+                    }
+                    let at = self.start + 12;
+                    self.consume(len as usize);
+                    self.packets += 1;
+                    return Ok(Some((0, wire, iface.link_type, at, caplen as usize)));
+                }
+                _ => {
+                    // Name resolution, statistics, custom and unknown blocks.
+                    self.consume(len as usize);
+                }
+            }
+        }
+    }
+
+    fn check_block_len(&self, len: u32) -> Result<(), CaptureError> {
+        if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+            return Err(self.corrupt(format!("invalid pcapng block length {len}")));
+        }
+        Ok(())
+    }
+
+    fn iface(&self, id: u32) -> Result<Iface, CaptureError> {
+        match &self.state {
+            State::Pcapng { ifaces, .. } => ifaces.get(id as usize).copied().ok_or_else(|| {
+                self.corrupt(format!("packet refers to undeclared interface {id}"))
+            }),
+            State::Pcap { .. } => Err(self.corrupt("pcapng block in a pcap file".into())),
+        }
+    }
+
+    fn parse_idb(&self, len: usize, swapped: bool) -> Result<Iface, CaptureError> {
+        if len < 20 {
+            return Err(self.corrupt(format!("interface block too short ({len})")));
+        }
+        let mut iface = Iface {
+            link_type: u32::from(self.u16_at(8, swapped)),
+            units_per_sec: 1_000_000,
+            offset_sec: 0,
+            snaplen: self.u32_at(12, swapped),
+        };
+        // Options: code(2) len(2) value padded to 4, until opt_endofopt.
+        let mut at = 16usize;
+        while at + 4 <= len - 4 {
+            let code = self.u16_at(at, swapped);
+            let olen = usize::from(self.u16_at(at + 2, swapped));
+            if code == 0 || at + 4 + olen > len - 4 {
+                break;
+            }
+            let v = self.start + at + 4;
+            match (code, olen) {
+                (9, 1) => {
+                    let r = self.buf[v];
+                    let exp = u32::from(r & 0x7f);
+                    iface.units_per_sec = if r & 0x80 == 0 {
+                        10u64.checked_pow(exp).unwrap_or(1_000_000)
+                    } else {
+                        1u64.checked_shl(exp).unwrap_or(1_000_000)
+                    }
+                    .max(1);
+                }
+                (14, 8) => {
+                    let b: [u8; 8] = self.buf[v..v + 8].try_into().unwrap_or([0; 8]);
+                    iface.offset_sec = if swapped {
+                        i64::from_be_bytes(b)
+                    } else {
+                        i64::from_le_bytes(b)
+                    };
+                }
+                _ => {}
+            }
+            at += 4 + olen.div_ceil(4) * 4;
+        }
+        Ok(iface)
+    }
+}
+
+fn iface_ts(iface: &Iface, units: u64) -> Micros {
+    let us = if iface.units_per_sec == 1_000_000 {
+        units as i128
+    } else {
+        (units as i128) * 1_000_000 / iface.units_per_sec as i128
+    };
+    (us + i128::from(iface.offset_sec) * 1_000_000).clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+        as i64
+}
+
+struct Counting<R> {
+    inner: R,
+    n: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n.fetch_add(k as u64, Ordering::Relaxed);
+        Ok(k)
+    }
+}
+
+/// A BPF program compiled for one link type. libpcap's program is plain
+/// heap memory owned by this value and only used by the thread that owns the
+/// source.
+struct Bpf(pcap::BpfProgram);
+// SAFETY: the program is only accessed through `&self` by the owning thread;
+// moving it between threads moves the ownership of its instruction array.
+unsafe impl Send for Bpf {}
+
+/// Capture files read as one stream of packets.
+pub struct FileSource {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    cur: Option<Reader>,
+    read_bytes: Arc<AtomicU64>,
+    total_bytes: u64,
+    filter: Option<String>,
+    programs: Vec<(u32, Bpf)>,
+    /// Packets the BPF filter dropped.
+    pub filtered: u64,
+}
+
+impl FileSource {
+    /// Files and directories as given to `-r`, in order; a directory
+    /// contributes its capture files in name order. `-` is stdin.
+    pub fn open(inputs: &[PathBuf], filter: Option<String>) -> Result<FileSource, CaptureError> {
+        let mut files = Vec::new();
+        for p in inputs {
+            if p.is_dir() {
+                let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                    .map_err(|e| CaptureError::Io {
+                        path: p.clone(),
+                        source: e,
+                    })?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.is_file()
+                            && !p
+                                .file_name()
+                                .and_then(|n| n.to_str())
+                                .is_some_and(|n| n.starts_with('.'))
+                            && looks_like_capture(p)
+                    })
+                    .collect();
+                entries.sort();
+                if entries.is_empty() {
+                    return Err(CaptureError::EmptyDir { path: p.clone() });
+                }
+                files.extend(entries);
+            } else {
+                files.push(p.clone());
+            }
+        }
+        let total_bytes = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        let mut src = FileSource {
+            files,
+            next_file: 0,
+            cur: None,
+            read_bytes: Arc::new(AtomicU64::new(0)),
+            total_bytes,
+            filter,
+            programs: Vec::new(),
+            filtered: 0,
+        };
+        // Open the first file now so that a missing or bad file is reported
+        // before any thread starts.
+        src.advance()?;
+        Ok(src)
+    }
+
+    /// The container of the file being read.
+    pub fn format(&self) -> Option<Format> {
+        self.cur.as_ref().map(|r| match r.state {
+            State::Pcap { .. } => Format::Pcap,
+            State::Pcapng { .. } => Format::Pcapng,
+        })
+    }
+
+    fn advance(&mut self) -> Result<bool, CaptureError> {
+        self.cur = None;
+        let Some(path) = self.files.get(self.next_file) else {
+            return Ok(false);
+        };
+        self.next_file += 1;
+        self.cur = Some(Reader::open(path, self.read_bytes.clone())?);
+        Ok(true)
+    }
+
+    /// Compiles the filter for `link_type` once.
+    fn ensure_program(&mut self, link_type: u32) -> Result<(), CaptureError> {
+        let Some(expr) = &self.filter else {
+            return Ok(());
+        };
+        if self.programs.iter().any(|(lt, _)| *lt == link_type) {
+            return Ok(());
+        }
+        let bad = |e: pcap::Error| CaptureError::BadFilter {
+            iface: "file".into(),
+            filter: expr.clone(),
+            reason: e.to_string(),
+        };
+        // libpcap's dead handles take DLT_ values; LINKTYPE_RAW (101) is
+        // DLT_RAW (12) on Linux, the other supported types are equal.
+        let dlt = if link_type == 101 { 12 } else { link_type as i32 };
+        let dead = pcap::Capture::dead(pcap::Linktype(dlt)).map_err(bad)?;
+        let prog = dead.compile(expr, true).map_err(bad)?;
+        self.programs.push((link_type, Bpf(prog)));
+        Ok(())
+    }
+}
+
+/// Directory entries are read only when they start like a capture.
+fn looks_like_capture(p: &Path) -> bool {
+    let mut b = [0u8; 4];
+    let Ok(mut f) = File::open(p) else {
+        return false;
+    };
+    if f.read_exact(&mut b).is_err() {
+        return false;
+    }
+    let m = u32::from_le_bytes(b);
+    b[..2] == GZIP_MAGIC
+        || m == PCAPNG_SHB
+        || [PCAP_MAGIC_US, PCAP_MAGIC_NS].contains(&m)
+        || [PCAP_MAGIC_US, PCAP_MAGIC_NS].contains(&m.swap_bytes())
+}
+
+impl PacketSource for FileSource {
+    fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        loop {
+            let Some(r) = self.cur.as_mut() else {
+                return Ok(Next::End);
+            };
+            match r.next()? {
+                Some((ts, wire, lt, at, len)) => {
+                    if self.filter.is_some() {
+                        self.ensure_program(lt)?;
+                        let Some(r) = self.cur.as_ref() else {
+                            return Ok(Next::End);
+                        };
+                        let data = &r.buf[at..at + len];
+                        let pass = self
+                            .programs
+                            .iter()
+                            .find(|(t, _)| *t == lt)
+                            .is_none_or(|(_, p)| p.0.filter(data));
+                        if !pass {
+                            self.filtered += 1;
+                            continue;
+                        }
+                    }
+                    let Some(r) = self.cur.as_ref() else {
+                        return Ok(Next::End);
+                    };
+                    return Ok(Next::Packet(RawPacket {
+                        ts,
+                        wire_len: wire,
+                        link_type: lt,
+                        data: &r.buf[at..at + len],
+                    }));
+                }
+                None => {
+                    if !self.advance()? {
+                        return Ok(Next::End);
+                    }
+                }
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self.files.len() {
+            1 => self.files[0].display().to_string(),
+            n => format!("{n} files"),
+        }
+    }
+
+    fn progress(&self) -> Option<(u64, u64)> {
+        Some((self.read_bytes.load(Ordering::Relaxed), self.total_bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests;

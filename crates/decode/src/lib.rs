@@ -1,0 +1,401 @@
+//! Bytes and a link type in, one [`PacketMeta`] out.
+//!
+//! The capture stage calls [`decode`] on every packet before it picks a flow
+//! worker (the symmetric flow hash needs the decoded addresses and ports), so
+//! this is the hottest code in scanwatch and the first to see hostile bytes.
+//! It is a pure function: no allocation, no state, and no panic on any input —
+//! every read goes through a bounds-checked accessor, and the proptests at the
+//! bottom throw random bytes at every link type.
+//!
+//! Link layers are read here (Ethernet, 802.1Q/QinQ, MPLS, PPPoE, Linux SLL
+//! and SLL2, BSD loopback, raw IP); the IP layer (IPv4 options, IPv6
+//! extension headers, fragments, snaplen-cut packets) is etherparse's lax
+//! slicer; transport fields are read at their fixed offsets so that a header
+//! cut short by the snap length still yields its ports. ICMP and ICMPv6 errors
+//! carry the tuple of the packet they quote, so the flow worker can tie a
+//! port-unreachable to the probe that caused it. Checksums are not checked:
+//! offloaded captures have wrong ones.
+
+use etherparse::LaxIpSlice;
+use scanwatch_model::{proto, Addr, Micros, PacketKind, PacketMeta, Quoted};
+
+/// pcap/pcapng link types this decoder understands.
+pub mod linktype {
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    pub const RAW_OPENBSD: u32 = 12;
+    pub const RAW_BSD: u32 = 14;
+    pub const RAW: u32 = 101;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+
+    pub fn is_supported(lt: u32) -> bool {
+        matches!(
+            lt,
+            NULL | ETHERNET | RAW_OPENBSD | RAW_BSD | RAW | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2
+        )
+    }
+}
+
+mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const IPV6: u16 = 0x86dd;
+    pub const VLAN: u16 = 0x8100;
+    pub const QINQ: u16 = 0x88a8;
+    pub const QINQ_OLD: u16 = 0x9100;
+    pub const MPLS: u16 = 0x8847;
+    pub const MPLS_MC: u16 = 0x8848;
+    pub const PPPOE_SESSION: u16 = 0x8864;
+}
+
+/// Why a packet yielded no [`PacketMeta`]. Each names the layer; none is
+/// fatal to the capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not an IP packet (ARP, LLDP, STP, …): counted, not an error.
+    NotIp,
+    /// The link type is not one we decode.
+    UnsupportedLinkType(u32),
+    /// The link-layer header is cut short at `offset`.
+    TruncatedLink { offset: usize },
+    /// The IP header is missing, cut short or inconsistent at `offset`.
+    BadIp { offset: usize },
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::NotIp => write!(f, "not an IP packet"),
+            DecodeError::UnsupportedLinkType(lt) => write!(f, "unsupported link type {lt}"),
+            DecodeError::TruncatedLink { offset } => {
+                write!(f, "link-layer header truncated at byte {offset}")
+            }
+            DecodeError::BadIp { offset } => write!(f, "bad or truncated IP header at byte {offset}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+#[inline]
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+#[inline]
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
+}
+
+/// Decodes one captured packet.
+///
+/// `data` is the captured bytes (possibly cut by the snap length), `wire_len`
+/// the original length, `ts` the packet time in µs.
+pub fn decode(
+    link_type: u32,
+    data: &[u8],
+    ts: Micros,
+    wire_len: u32,
+) -> Result<PacketMeta, DecodeError> {
+    let mut meta = PacketMeta {
+        ts,
+        wire_len,
+        ..PacketMeta::default()
+    };
+    let (ip_off, ethertype) = match link_type {
+        linktype::ETHERNET => (14, be16(data, 12).ok_or(DecodeError::TruncatedLink { offset: 0 })?),
+        linktype::RAW | linktype::RAW_BSD | linktype::RAW_OPENBSD | linktype::IPV4 | linktype::IPV6 => {
+            (0, ip_version_ethertype(data)?)
+        }
+        linktype::NULL | linktype::LOOP => {
+            let family = le32(data, 0).ok_or(DecodeError::TruncatedLink { offset: 0 })?;
+            // NULL is host byte order, LOOP network order: accept either.
+            let family = if family > 0xffff { family.swap_bytes() } else { family };
+            match family {
+                2 => (4, ethertype::IPV4),
+                10 | 24 | 28 | 30 => (4, ethertype::IPV6),
+                _ => return Err(DecodeError::NotIp),
+            }
+        }
+        linktype::LINUX_SLL => (16, be16(data, 14).ok_or(DecodeError::TruncatedLink { offset: 0 })?),
+        linktype::LINUX_SLL2 => (20, {
+            if data.len() < 20 {
+                return Err(DecodeError::TruncatedLink { offset: 0 });
+            }
+            be16(data, 0).ok_or(DecodeError::TruncatedLink { offset: 0 })?
+        }),
+        other => return Err(DecodeError::UnsupportedLinkType(other)),
+    };
+    let ip_off = walk_ethertypes(data, ip_off, ethertype, &mut meta.vlan)?;
+    let ip = data.get(ip_off..).ok_or(DecodeError::TruncatedLink { offset: ip_off })?;
+    decode_ip(ip, ip_off, &mut meta)?;
+    Ok(meta)
+}
+
+fn ip_version_ethertype(data: &[u8]) -> Result<u16, DecodeError> {
+    match data.first().map(|b| b >> 4) {
+        Some(4) => Ok(ethertype::IPV4),
+        Some(6) => Ok(ethertype::IPV6),
+        Some(_) => Err(DecodeError::BadIp { offset: 0 }),
+        None => Err(DecodeError::TruncatedLink { offset: 0 }),
+    }
+}
+
+/// Follows VLAN tags, MPLS labels and PPPoE to the IP header; returns its
+/// offset. The loop is bounded: each step consumes at least 2 bytes.
+fn walk_ethertypes(
+    data: &[u8],
+    mut off: usize,
+    mut et: u16,
+    vlan: &mut u16,
+) -> Result<usize, DecodeError> {
+    for _ in 0..16 {
+        match et {
+            ethertype::IPV4 | ethertype::IPV6 => return Ok(off),
+            ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD => {
+                let tci = be16(data, off).ok_or(DecodeError::TruncatedLink { offset: off })?;
+                if *vlan == 0 {
+                    *vlan = tci & 0x0fff;
+                }
+                et = be16(data, off + 2).ok_or(DecodeError::TruncatedLink { offset: off })?;
+                off += 4;
+            }
+            ethertype::MPLS | ethertype::MPLS_MC => {
+                // Labels until bottom-of-stack, then guess the payload by its
+                // first nibble (there is no type field in MPLS).
+                let mut bottom = false;
+                for _ in 0..16 {
+                    let b2 = *data.get(off + 2).ok_or(DecodeError::TruncatedLink { offset: off })?;
+                    off += 4;
+                    if b2 & 1 == 1 {
+                        bottom = true;
+                        break;
+                    }
+                }
+                if !bottom {
+                    return Err(DecodeError::TruncatedLink { offset: off });
+                }
+                et = match data.get(off).map(|b| b >> 4) {
+                    Some(4) => ethertype::IPV4,
+                    Some(6) => ethertype::IPV6,
+                    _ => return Err(DecodeError::NotIp),
+                };
+            }
+            ethertype::PPPOE_SESSION => {
+                // 6-byte PPPoE header, then the 2-byte PPP protocol.
+                let ppp = be16(data, off + 6).ok_or(DecodeError::TruncatedLink { offset: off })?;
+                off += 8;
+                et = match ppp {
+                    0x0021 => ethertype::IPV4,
+                    0x0057 => ethertype::IPV6,
+                    _ => return Err(DecodeError::NotIp),
+                };
+            }
+            _ => return Err(DecodeError::NotIp),
+        }
+    }
+    Err(DecodeError::TruncatedLink { offset: off })
+}
+
+/// What the IP layer told us, kept small so the quoted header of an ICMP error
+/// can be read with the same code.
+struct IpView<'a> {
+    src: Addr,
+    dst: Addr,
+    proto: u8,
+    /// Transport bytes as captured (may be shorter than claimed).
+    payload: &'a [u8],
+    /// Transport length as the IP header states it.
+    claimed_len: u32,
+    /// A fragment other than the first: no transport header inside.
+    later_fragment: bool,
+}
+
+fn read_ip(ip: &[u8]) -> Option<IpView<'_>> {
+    let (slice, _ext_err) = LaxIpSlice::from_slice(ip).ok()?;
+    let payload = slice.payload();
+    let (src, dst, later_fragment, claimed_len) = match &slice {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let later = h.fragments_offset().value() != 0;
+            let claimed = if !payload.incomplete {
+                payload.payload.len() as u32
+            } else {
+                let hdr_and_ext = ip.len().saturating_sub(payload.payload.len());
+                u32::from(h.total_len()).saturating_sub(hdr_and_ext as u32)
+            };
+            (
+                Addr::from_v4(h.source()),
+                Addr::from_v4(h.destination()),
+                later,
+                claimed,
+            )
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let exts = v6.extensions();
+            let later = payload.fragmented && ipv6_later_fragment(h.next_header().0, exts.slice());
+            let claimed = if !payload.incomplete {
+                payload.payload.len() as u32
+            } else {
+                u32::from(h.payload_length()).saturating_sub(exts.slice().len() as u32)
+            };
+            (
+                Addr::from_v6(h.source()),
+                Addr::from_v6(h.destination()),
+                later,
+                claimed,
+            )
+        }
+    };
+    Some(IpView {
+        src,
+        dst,
+        proto: payload.ip_number.0,
+        payload: payload.payload,
+        claimed_len,
+        later_fragment,
+    })
+}
+
+/// Walks IPv6 extension headers to the fragment header and says whether
+/// its offset is non-zero. Bounded by the slice length.
+fn ipv6_later_fragment(first: u8, exts: &[u8]) -> bool {
+    let mut next = first;
+    let mut off = 0usize;
+    while off < exts.len() {
+        let (Some(&nh), Some(&len)) = (exts.get(off), exts.get(off + 1)) else {
+            return false;
+        };
+        match next {
+            44 => {
+                return be16(exts, off + 2).map(|v| v >> 3 != 0).unwrap_or(false);
+            }
+            51 => off += (usize::from(len) + 2) * 4,
+            _ => off += (usize::from(len) + 1) * 8,
+        }
+        next = nh;
+    }
+    false
+}
+
+fn decode_ip(ip: &[u8], ip_off: usize, meta: &mut PacketMeta) -> Result<(), DecodeError> {
+    let v = read_ip(ip).ok_or(DecodeError::BadIp { offset: ip_off })?;
+    meta.src = v.src;
+    meta.dst = v.dst;
+    meta.proto = v.proto;
+    meta.kind = PacketKind::Other;
+    if v.later_fragment {
+        meta.payload_len = v.claimed_len;
+        return Ok(());
+    }
+    let t = v.payload;
+    match v.proto {
+        proto::TCP => {
+            if let (Some(sp), Some(dp)) = (be16(t, 0), be16(t, 2)) {
+                meta.sport = sp;
+                meta.dport = dp;
+                if let Some(&flags) = t.get(13) {
+                    let data_off = t.get(12).map(|b| u32::from(b >> 4).max(5) * 4).unwrap_or(20);
+                    meta.kind = PacketKind::Tcp;
+                    meta.tcp_flags = flags;
+                    meta.payload_len = v.claimed_len.saturating_sub(data_off);
+                }
+            }
+        }
+        proto::UDP => {
+            if let (Some(sp), Some(dp)) = (be16(t, 0), be16(t, 2)) {
+                meta.sport = sp;
+                meta.dport = dp;
+                meta.kind = PacketKind::Udp;
+                meta.payload_len = v.claimed_len.saturating_sub(8);
+            }
+        }
+        proto::ICMP | proto::ICMP6 => {
+            if let (Some(&ty), Some(&code)) = (t.first(), t.get(1)) {
+                meta.icmp_type = ty;
+                meta.icmp_code = code;
+                meta.payload_len = v.claimed_len.saturating_sub(8);
+                if is_icmp_error(v.proto, ty) {
+                    meta.kind = PacketKind::IcmpError;
+                    meta.sport = u16::from(ty);
+                    meta.dport = u16::from(code);
+                    meta.inner = t.get(8..).and_then(read_quoted);
+                } else {
+                    meta.kind = PacketKind::IcmpQuery;
+                    let (sp, dp) = icmp_ports(v.proto, ty, code);
+                    meta.sport = sp;
+                    meta.dport = dp;
+                }
+            }
+        }
+        _ => {
+            meta.payload_len = v.claimed_len;
+        }
+    }
+    Ok(())
+}
+
+/// ICMP types that quote the offending packet.
+pub fn is_icmp_error(ip_proto: u8, ty: u8) -> bool {
+    if ip_proto == proto::ICMP6 {
+        matches!(ty, 1..=4)
+    } else {
+        matches!(ty, 3 | 4 | 5 | 11 | 12)
+    }
+}
+
+/// Maps an ICMP type to (sport, dport) as Community ID does: paired types
+/// (echo request/reply, …) give (type, partner); others (type, code).
+pub fn icmp_ports(ip_proto: u8, ty: u8, code: u8) -> (u16, u16) {
+    let pairs: &[(u8, u8)] = if ip_proto == proto::ICMP6 {
+        &[(128, 129), (133, 134), (135, 136), (139, 140), (144, 145)]
+    } else {
+        &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
+    };
+    for &(a, b) in pairs {
+        if ty == a {
+            return (u16::from(a), u16::from(b));
+        }
+        if ty == b {
+            return (u16::from(b), u16::from(a));
+        }
+    }
+    (u16::from(ty), u16::from(code))
+}
+
+/// Reads the tuple of the packet quoted inside an ICMP error (only its IP
+/// header and first 8 bytes are guaranteed to be there).
+fn read_quoted(q: &[u8]) -> Option<Quoted> {
+    let v = read_ip(q)?;
+    let t = v.payload;
+    let (sport, dport) = match v.proto {
+        proto::TCP | proto::UDP if !v.later_fragment => (be16(t, 0)?, be16(t, 2)?),
+        proto::ICMP | proto::ICMP6 if !v.later_fragment => {
+            let ty = *t.first()?;
+            if is_icmp_error(v.proto, ty) {
+                return None;
+            }
+            icmp_ports(v.proto, ty, *t.get(1)?)
+        }
+        _ => (0, 0),
+    };
+    Some(Quoted {
+        src: v.src,
+        dst: v.dst,
+        sport,
+        dport,
+        proto: v.proto,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,254 @@
+//! Byte-fixture tests for the decoder, plus proptests that throw arbitrary
+//! bytes at every link type.
+
+use super::*;
+use etherparse::PacketBuilder;
+use proptest::prelude::*;
+use scanwatch_model::tcp_flags;
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn tcp_syn_eth() -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4([198, 18, 0, 2], [198, 19, 1, 10], 64)
+        .tcp(40000, 22, 1, 1024)
+        .syn();
+    let mut out = Vec::new();
+    b.write(&mut out, &[]).unwrap();
+    out
+}
+
+fn a(s: &str) -> Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn ethernet_ipv4_tcp_syn() {
+    let pkt = tcp_syn_eth();
+    let m = decode(linktype::ETHERNET, &pkt, 7, pkt.len() as u32).unwrap();
+    assert_eq!(m.src, a("198.18.0.2"));
+    assert_eq!(m.dst, a("198.19.1.10"));
+    assert_eq!((m.sport, m.dport, m.proto), (40000, 22, 6));
+    assert_eq!(m.kind, PacketKind::Tcp);
+    assert_eq!(m.tcp_flags, tcp_flags::SYN);
+    assert_eq!(m.payload_len, 0);
+    assert_eq!(m.ts, 7);
+}
+
+#[test]
+fn tcp_payload_length_comes_from_the_ip_header_when_snaplen_cut() {
+    let b = PacketBuilder::ethernet2(MAC_A, MAC_B)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(80, 5555, 1, 1024)
+        .ack(1)
+        .psh();
+    let mut pkt = Vec::new();
+    b.write(&mut pkt, &[0x41; 1000]).unwrap();
+    let wire = pkt.len() as u32;
+    pkt.truncate(128);
+    let m = decode(linktype::ETHERNET, &pkt, 0, wire).unwrap();
+    assert_eq!(m.payload_len, 1000);
+    assert_eq!((m.sport, m.dport), (80, 5555));
+}
+
+#[test]
+fn vlan_and_qinq_are_walked_and_outer_vlan_kept() {
+    let inner = tcp_syn_eth();
+    let mut pkt = inner[..12].to_vec();
+    pkt.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]);
+    pkt.extend_from_slice(&inner[12..]);
+    let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    assert_eq!(m.vlan, 100);
+    assert_eq!(m.dport, 22);
+}
+
+#[test]
+fn mpls_stack_then_ipv4() {
+    let inner = tcp_syn_eth();
+    let mut pkt = inner[..12].to_vec();
+    pkt.extend_from_slice(&[0x88, 0x47]);
+    pkt.extend_from_slice(&[0x00, 0x01, 0x00, 0x40]); // label, not bottom
+    pkt.extend_from_slice(&[0x00, 0x02, 0x01, 0x40]); // bottom of stack
+    pkt.extend_from_slice(&inner[14..]);
+    let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    assert_eq!(m.dst, a("198.19.1.10"));
+}
+
+#[test]
+fn sll_sll2_null_loop_and_raw() {
+    let eth = tcp_syn_eth();
+    let ip = &eth[14..];
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(ip);
+    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    sll2.extend_from_slice(ip);
+    let mut null = 2u32.to_le_bytes().to_vec();
+    null.extend_from_slice(ip);
+    let mut lo = 2u32.to_be_bytes().to_vec();
+    lo.extend_from_slice(ip);
+    for (lt, p) in [
+        (linktype::LINUX_SLL, sll),
+        (linktype::LINUX_SLL2, sll2),
+        (linktype::NULL, null),
+        (linktype::LOOP, lo),
+        (linktype::RAW, ip.to_vec()),
+        (linktype::IPV4, ip.to_vec()),
+    ] {
+        let m = decode(lt, &p, 0, p.len() as u32).unwrap_or_else(|e| panic!("{lt}: {e}"));
+        assert_eq!((m.src, m.dport), (a("198.18.0.2"), 22), "link type {lt}");
+    }
+}
+
+#[test]
+fn arp_is_not_ip() {
+    let mut pkt = vec![0u8; 42];
+    pkt[12] = 0x08;
+    pkt[13] = 0x06;
+    assert_eq!(
+        decode(linktype::ETHERNET, &pkt, 0, 42),
+        Err(DecodeError::NotIp)
+    );
+}
+
+#[test]
+fn icmp_port_unreachable_carries_the_quoted_udp_tuple() {
+    // The probe: UDP 198.18.0.2:33333 -> 198.19.1.53:161.
+    let probe = PacketBuilder::ipv4([198, 18, 0, 2], [198, 19, 1, 53], 64).udp(33333, 161);
+    let mut quoted = Vec::new();
+    probe.write(&mut quoted, &[1, 2, 3, 4]).unwrap();
+    let reply = PacketBuilder::ethernet2(MAC_B, MAC_A)
+        .ipv4([198, 19, 1, 53], [198, 18, 0, 2], 64)
+        .icmpv4_raw(3, 3, [0; 4]);
+    let mut pkt = Vec::new();
+    reply.write(&mut pkt, &quoted).unwrap();
+    let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    assert_eq!(m.kind, PacketKind::IcmpError);
+    assert_eq!((m.icmp_type, m.icmp_code), (3, 3));
+    let q = m.inner.unwrap();
+    assert_eq!((q.src, q.dst), (a("198.18.0.2"), a("198.19.1.53")));
+    assert_eq!((q.sport, q.dport, q.proto), (33333, 161, 17));
+}
+
+#[test]
+fn icmp_echo_request_and_reply_map_to_paired_ports() {
+    let req = PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).icmpv4_echo_request(7, 1);
+    let mut p = Vec::new();
+    req.write(&mut p, &[]).unwrap();
+    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    assert_eq!((m.kind, m.sport, m.dport), (PacketKind::IcmpQuery, 8, 0));
+    let rep = PacketBuilder::ipv4([2, 2, 2, 2], [1, 1, 1, 1], 64).icmpv4_echo_reply(7, 1);
+    let mut p = Vec::new();
+    rep.write(&mut p, &[]).unwrap();
+    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    assert_eq!((m.sport, m.dport), (0, 8));
+}
+
+#[test]
+fn ipv6_tcp_and_icmpv6_echo() {
+    let b = PacketBuilder::ipv6(
+        a("2001:db8:5::2").0,
+        a("2001:db8:6::1").0,
+        64,
+    )
+    .tcp(50000, 22, 1, 1024)
+    .syn();
+    let mut p = Vec::new();
+    b.write(&mut p, &[]).unwrap();
+    let m = decode(linktype::IPV6, &p, 0, p.len() as u32).unwrap();
+    assert_eq!(m.src, a("2001:db8:5::2"));
+    assert_eq!((m.dport, m.kind), (22, PacketKind::Tcp));
+
+    let e = PacketBuilder::ipv6(a("2001:db8:5::2").0, a("2001:db8:6::1").0, 64)
+        .icmpv6_echo_request(1, 1);
+    let mut p = Vec::new();
+    e.write(&mut p, &[]).unwrap();
+    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    assert_eq!((m.proto, m.sport, m.dport), (58, 128, 129));
+}
+
+fn ipv6_with_fragment(offset_units: u16, more: bool) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    let payload_len: u16 = 8 + 20;
+    p.extend_from_slice(&payload_len.to_be_bytes());
+    p.push(44); // next header: fragment
+    p.push(64);
+    p.extend_from_slice(&a("2001:db8::1").0);
+    p.extend_from_slice(&a("2001:db8::2").0);
+    let off = (offset_units << 3) | u16::from(more);
+    p.extend_from_slice(&[6, 0]);
+    p.extend_from_slice(&off.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1]);
+    // "TCP header" bytes: ports 1234 -> 80, SYN.
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = tcp_flags::SYN;
+    p.extend_from_slice(&tcp);
+    p
+}
+
+#[test]
+fn ipv6_first_fragment_has_ports_later_fragment_has_none() {
+    let first = ipv6_with_fragment(0, true);
+    let m = decode(linktype::RAW, &first, 0, first.len() as u32).unwrap();
+    assert_eq!((m.proto, m.dport, m.kind), (6, 80, PacketKind::Tcp));
+    let later = ipv6_with_fragment(10, false);
+    let m = decode(linktype::RAW, &later, 0, later.len() as u32).unwrap();
+    assert_eq!((m.proto, m.dport, m.kind), (6, 0, PacketKind::Other));
+}
+
+#[test]
+fn ipv4_header_length_zero_is_rejected_not_panicking() {
+    let mut pkt = tcp_syn_eth();
+    pkt[14] = 0x40; // version 4, IHL 0
+    assert_eq!(
+        decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32),
+        Err(DecodeError::BadIp { offset: 14 })
+    );
+}
+
+#[test]
+fn icmp_error_quoting_garbage_has_no_inner_tuple() {
+    let reply = PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).icmpv4_raw(3, 1, [0; 4]);
+    let mut p = Vec::new();
+    reply.write(&mut p, &[0xff; 12]).unwrap();
+    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    assert_eq!(m.kind, PacketKind::IcmpError);
+    assert_eq!(m.inner, None);
+}
+
+#[test]
+fn ipv6_extension_header_loop_terminates() {
+    // Hop-by-hop headers that each claim another hop-by-hop header follows.
+    let mut p = vec![0x60, 0, 0, 0, 0, 64, 0, 64];
+    p.extend_from_slice(&[0u8; 32]);
+    for _ in 0..8 {
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    // Must return (Ok or Err) without hanging or panicking.
+    let _ = decode(linktype::RAW, &p, 0, p.len() as u32);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+    #[test]
+    fn never_panics_on_arbitrary_bytes(
+        lt in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9999]),
+        data in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let _ = decode(lt, &data, 0, data.len() as u32);
+    }
+
+    #[test]
+    fn never_panics_on_mutated_real_packets(
+        flips in prop::collection::vec((0usize..60, any::<u8>()), 1..8),
+        cut in 0usize..60,
+    ) {
+        let mut p = tcp_syn_eth();
+        for (i, v) in flips { if i < p.len() { p[i] = v; } }
+        p.truncate(cut.max(1));
+        let _ = decode(linktype::ETHERNET, &p, 0, 60);
+    }
+}

@@ -1,0 +1,129 @@
+//! [`Addr`]: an IPv4 or IPv6 address in 16 bytes, IPv4 stored v4-mapped
+//! (`::ffff:a.b.c.d`), so that flow keys are fixed-size, hash in one pass and
+//! compare as plain bytes. An IPv6 packet that really carries v4-mapped
+//! addresses is indistinguishable from IPv4 here; such packets do not appear on
+//! the wire in practice.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Addr(pub [u8; 16]);
+
+const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+impl Addr {
+    #[inline]
+    pub const fn from_v4(o: [u8; 4]) -> Addr {
+        Addr([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3]])
+    }
+
+    #[inline]
+    pub const fn from_v6(o: [u8; 16]) -> Addr {
+        Addr(o)
+    }
+
+    #[inline]
+    pub fn is_v4(&self) -> bool {
+        self.0[..12] == V4_PREFIX
+    }
+
+    pub fn to_ip(&self) -> IpAddr {
+        if self.is_v4() {
+            IpAddr::V4(Ipv4Addr::new(self.0[12], self.0[13], self.0[14], self.0[15]))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(self.0))
+        }
+    }
+
+    /// Multicast, limited broadcast or unspecified: never the target of a
+    /// probe (SSDP, mDNS, DHCP discovery and neighbour discovery go there).
+    pub fn is_group_or_unspecified(&self) -> bool {
+        match self.to_ip() {
+            IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_unspecified(),
+            IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
+        }
+    }
+
+    /// The first `bits` bits of the address, the rest zero (for CIDR
+    /// matching). For IPv4, `bits` counts from the IPv4 part (0..=32).
+    pub fn prefix(&self, bits: u8) -> Addr {
+        let total = if self.is_v4() {
+            96 + u32::from(bits.min(32))
+        } else {
+            u32::from(bits.min(128))
+        };
+        let mut out = [0u8; 16];
+        for (i, byte) in self.0.iter().enumerate() {
+            let start = (i as u32) * 8;
+            if start + 8 <= total {
+                out[i] = *byte;
+            } else if start < total {
+                let keep = total - start;
+                out[i] = byte & (0xffu8 << (8 - keep));
+            }
+        }
+        Addr(out)
+    }
+}
+
+impl From<IpAddr> for Addr {
+    fn from(ip: IpAddr) -> Addr {
+        match ip {
+            IpAddr::V4(a) => Addr::from_v4(a.octets()),
+            IpAddr::V6(a) => Addr::from_v6(a.octets()),
+        }
+    }
+}
+
+impl FromStr for Addr {
+    type Err = std::net::AddrParseError;
+    fn from_str(s: &str) -> Result<Addr, Self::Err> {
+        IpAddr::from_str(s).map(Addr::from)
+    }
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_ip(), f)
+    }
+}
+
+impl fmt::Debug for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_ip(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_round_trips_and_prints_canonically() {
+        let a: Addr = "198.18.0.2".parse().unwrap();
+        assert!(a.is_v4());
+        assert_eq!(a.to_string(), "198.18.0.2");
+        let b: Addr = "2001:db8:5::2".parse().unwrap();
+        assert!(!b.is_v4());
+        assert_eq!(b.to_string(), "2001:db8:5::2");
+    }
+
+    #[test]
+    fn prefix_masks_v4_and_v6() {
+        let a: Addr = "198.19.1.77".parse().unwrap();
+        assert_eq!(a.prefix(24).to_string(), "198.19.1.0");
+        assert_eq!(a.prefix(20).to_string(), "198.19.0.0");
+        let b: Addr = "2001:db8:6::2a".parse().unwrap();
+        assert_eq!(b.prefix(64).to_string(), "2001:db8:6::");
+    }
+
+    #[test]
+    fn group_addresses_are_recognised() {
+        for s in ["239.255.255.250", "255.255.255.255", "ff02::1:ff00:1", "0.0.0.0"] {
+            assert!(s.parse::<Addr>().unwrap().is_group_or_unspecified(), "{s}");
+        }
+        assert!(!"10.0.0.1".parse::<Addr>().unwrap().is_group_or_unspecified());
+    }
+}

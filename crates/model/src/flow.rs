@@ -1,0 +1,282 @@
+//! Flows: the direction-free [`FlowKey`] workers shard and index by, Zeek's
+//! [`ConnState`] codes and [`History`] letters, and the finished
+//! [`FlowRecord`].
+
+use crate::{Addr, Micros};
+
+/// A flow's identity with no direction: the endpoint that sorts first is `a`.
+/// Both directions of a flow map to the same key, so a symmetric hash of it
+/// sends them to the same worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub a: Addr,
+    pub b: Addr,
+    pub pa: u16,
+    pub pb: u16,
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// The key of a packet from (`src`, `sport`) to (`dst`, `dport`), and
+    /// whether the packet goes from `a` to `b`.
+    #[inline]
+    pub fn new(src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8) -> (FlowKey, bool) {
+        if (src, sport) <= (dst, dport) {
+            (
+                FlowKey {
+                    a: src,
+                    b: dst,
+                    pa: sport,
+                    pb: dport,
+                    proto,
+                },
+                true,
+            )
+        } else {
+            (
+                FlowKey {
+                    a: dst,
+                    b: src,
+                    pa: dport,
+                    pb: sport,
+                    proto,
+                },
+                false,
+            )
+        }
+    }
+
+    /// A symmetric 64-bit hash, the same for both directions, keyed by
+    /// `seed`. Used by the capture stage to pick a worker.
+    #[inline]
+    pub fn shard_hash(&self, seed: u64) -> u64 {
+        let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
+        for chunk in [&self.a.0, &self.b.0] {
+            let lo = u64::from_le_bytes([
+                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+            ]);
+            let hi = u64::from_le_bytes([
+                chunk[8], chunk[9], chunk[10], chunk[11], chunk[12], chunk[13], chunk[14],
+                chunk[15],
+            ]);
+            h = mix(h ^ lo);
+            h = mix(h ^ hi);
+        }
+        let rest = (u64::from(self.pa) << 32) | (u64::from(self.pb) << 8) | u64::from(self.proto);
+        mix(h ^ rest)
+    }
+}
+
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    // splitmix64 finaliser: cheap, and every input bit reaches every output bit.
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Zeek's `conn_state` codes, with Zeek's meanings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConnState {
+    /// Attempt seen, no reply.
+    S0,
+    /// Established, not terminated.
+    S1,
+    /// Normal establishment and termination.
+    SF,
+    /// Attempt rejected.
+    REJ,
+    /// Established, originator's close seen, no reply.
+    S2,
+    /// Established, responder's close seen, no reply.
+    S3,
+    /// Established, originator aborted (RST).
+    RSTO,
+    /// Responder sent a RST.
+    RSTR,
+    /// Originator sent a SYN then a RST; no SYN-ACK seen.
+    RSTOS0,
+    /// Responder sent a SYN-ACK then a RST; no SYN from the originator seen.
+    RSTRH,
+    /// Originator sent a SYN then a FIN; no SYN-ACK seen.
+    SH,
+    /// Responder sent a SYN-ACK then a FIN; no SYN from the originator seen.
+    SHR,
+    /// No SYN seen, just midstream traffic.
+    OTH,
+}
+
+impl ConnState {
+    pub const ALL: [ConnState; 13] = [
+        ConnState::S0,
+        ConnState::S1,
+        ConnState::SF,
+        ConnState::REJ,
+        ConnState::S2,
+        ConnState::S3,
+        ConnState::RSTO,
+        ConnState::RSTR,
+        ConnState::RSTOS0,
+        ConnState::RSTRH,
+        ConnState::SH,
+        ConnState::SHR,
+        ConnState::OTH,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::S0 => "S0",
+            ConnState::S1 => "S1",
+            ConnState::SF => "SF",
+            ConnState::REJ => "REJ",
+            ConnState::S2 => "S2",
+            ConnState::S3 => "S3",
+            ConnState::RSTO => "RSTO",
+            ConnState::RSTR => "RSTR",
+            ConnState::RSTOS0 => "RSTOS0",
+            ConnState::RSTRH => "RSTRH",
+            ConnState::SH => "SH",
+            ConnState::SHR => "SHR",
+            ConnState::OTH => "OTH",
+        }
+    }
+}
+
+/// Zeek's `history` string without allocation: letters in the order first
+/// seen, upper case for the originator, lower case for the responder, each
+/// letter once, `^` first when the direction was flipped.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct History {
+    len: u8,
+    buf: [u8; 23],
+}
+
+impl History {
+    /// Adds `letter` (given in upper case) for the originator (`orig`) or
+    /// the responder, unless that side already has it.
+    #[inline]
+    pub fn add(&mut self, letter: u8, orig: bool) {
+        let c = if orig {
+            letter
+        } else {
+            letter.to_ascii_lowercase()
+        };
+        if self.as_bytes().contains(&c) || usize::from(self.len) >= self.buf.len() {
+            return;
+        }
+        self.buf[usize::from(self.len)] = c;
+        self.len += 1;
+    }
+
+    /// Marks the flow as flipped (`^`), which Zeek writes first.
+    pub fn flip(&mut self) {
+        if self.as_bytes().first() == Some(&b'^') || usize::from(self.len) >= self.buf.len() {
+            return;
+        }
+        self.buf.copy_within(0..usize::from(self.len), 1);
+        self.buf[0] = b'^';
+        self.len += 1;
+        // Letters recorded before the flip were for the other side.
+        for c in &mut self.buf[1..usize::from(self.len)] {
+            if c.is_ascii_uppercase() {
+                *c = c.to_ascii_lowercase();
+            } else {
+                *c = c.to_ascii_uppercase();
+            }
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finished flow, as written to the `flows` table (Zeek conn.log names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowRecord {
+    pub ts: Micros,
+    pub last_ts: Micros,
+    pub orig_h: Addr,
+    pub orig_p: u16,
+    pub resp_h: Addr,
+    pub resp_p: u16,
+    pub proto: u8,
+    pub orig_pkts: u64,
+    /// Payload bytes sent by the originator.
+    pub orig_bytes: u64,
+    pub resp_pkts: u64,
+    pub resp_bytes: u64,
+    pub conn_state: ConnState,
+    pub history: History,
+    /// Outermost VLAN id, 0 when untagged.
+    pub vlan: u16,
+}
+
+impl FlowRecord {
+    /// Zeek-like unique id: `C` and 17 base-62 digits of a hash of the flow's
+    /// first packet, so it is the same from run to run and at any thread count.
+    pub fn uid(&self) -> String {
+        let (key, _) = FlowKey::new(self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.proto);
+        let mut v = key.shard_hash(self.ts as u64) ^ (self.ts as u64).rotate_left(17);
+        const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+        let mut s = String::with_capacity(18);
+        s.push('C');
+        for _ in 0..17 {
+            s.push(DIGITS[(v % 62) as usize] as char);
+            v /= 62;
+            if v == 0 {
+                v = mix(self.ts as u64 ^ 0x5bd1_e995);
+            }
+        }
+        s
+    }
+
+    pub fn community_id(&self) -> String {
+        crate::community_id(self.orig_h, self.resp_h, self.orig_p, self.resp_p, self.proto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_direction_free() {
+        let x: Addr = "10.0.0.1".parse().unwrap();
+        let y: Addr = "10.0.0.2".parse().unwrap();
+        let (k1, fwd1) = FlowKey::new(x, 1234, y, 80, 6);
+        let (k2, fwd2) = FlowKey::new(y, 80, x, 1234, 6);
+        assert_eq!(k1, k2);
+        assert_ne!(fwd1, fwd2);
+        assert_eq!(k1.shard_hash(7), k2.shard_hash(7));
+        assert_ne!(k1.shard_hash(7), k1.shard_hash(8));
+    }
+
+    #[test]
+    fn history_records_each_letter_once_in_order() {
+        let mut h = History::default();
+        h.add(b'S', true);
+        h.add(b'H', false);
+        h.add(b'A', true);
+        h.add(b'S', true);
+        h.add(b'D', true);
+        h.add(b'D', false);
+        assert_eq!(h.as_str(), "ShADd");
+        let mut f = History::default();
+        f.add(b'H', true);
+        f.flip();
+        f.add(b'R', true);
+        assert_eq!(f.as_str(), "^hR");
+    }
+}

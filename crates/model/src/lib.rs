@@ -1,0 +1,347 @@
+//! The vocabulary every scanwatch stage speaks, and nothing else.
+//!
+//! The capture stage turns bytes into [`PacketMeta`] (compact, `Copy`), the
+//! flow workers turn packets into [`FlowRecord`]s and connection
+//! [`Attempt`]s, the detectors turn attempts into [`Detection`]s and the sinks
+//! write those out. Keeping these types here, with no heavy dependency, lets
+//! each stage be built and tested without its neighbours.
+//!
+//! Times are [`Micros`]: microseconds since the Unix epoch, UTC, taken from
+//! packet timestamps — never from the wall clock — so that a replayed capture
+//! gives the same answer at any speed.
+
+mod addr;
+mod community;
+mod flow;
+
+pub use addr::Addr;
+pub use community::community_id;
+pub use flow::{ConnState, FlowKey, FlowRecord, History};
+
+/// Microseconds since the Unix epoch (UTC), from packet timestamps.
+pub type Micros = i64;
+
+/// IP protocol numbers we treat specially.
+pub mod proto {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMP6: u8 = 58;
+    pub const SCTP: u8 = 132;
+
+    /// Short lower-case name, as Zeek's `proto` column (`tcp`, `udp`, `icmp`)
+    /// and DESIGN §5's detection `proto` (`icmp6`, otherwise `ip`).
+    pub fn name(p: u8) -> &'static str {
+        match p {
+            TCP => "tcp",
+            UDP => "udp",
+            ICMP => "icmp",
+            ICMP6 => "icmp6",
+            _ => "ip",
+        }
+    }
+
+    /// Parses the names [`name`] produces.
+    pub fn from_name(s: &str) -> Option<u8> {
+        Some(match s {
+            "tcp" => TCP,
+            "udp" => UDP,
+            "icmp" => ICMP,
+            "icmp6" => ICMP6,
+            _ => return None,
+        })
+    }
+}
+
+/// TCP flag bits as they sit in the header's 13th byte (plus NS folded out).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// What kind of packet a [`PacketMeta`] describes; decides how the flow
+/// worker reads `sport`/`dport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum PacketKind {
+    /// TCP: ports are ports, `tcp_flags` is set.
+    Tcp,
+    /// UDP: ports are ports.
+    Udp,
+    /// ICMP/ICMPv6 other than errors: `sport` is the type, `dport` the type
+    /// it pairs with (echo request ↔ reply), as Community ID maps them.
+    IcmpQuery,
+    /// ICMP/ICMPv6 destination unreachable, time exceeded, parameter problem
+    /// or packet too big; `inner` holds the quoted header's tuple when it
+    /// could be read.
+    IcmpError,
+    /// Any other IP protocol, a non-first fragment, or a transport header cut
+    /// short: ports are zero.
+    #[default]
+    Other,
+}
+
+/// The 5-tuple quoted inside an ICMP error: the packet that caused it, as its
+/// sender sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Quoted {
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+/// One decoded packet: everything the flow and detection stages need, and
+/// nothing that points back into the capture buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PacketMeta {
+    /// Packet time (µs, UTC), made non-decreasing by the capture stage.
+    pub ts: Micros,
+    pub src: Addr,
+    pub dst: Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// Transport payload length as the IP header states it (not as captured),
+    /// so a snaplen-cut capture still counts bytes right.
+    pub payload_len: u32,
+    /// Length of the packet on the wire (pcap `orig_len`).
+    pub wire_len: u32,
+    /// Outermost 802.1Q VLAN id, 0 when untagged.
+    pub vlan: u16,
+    pub proto: u8,
+    pub kind: PacketKind,
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// For [`PacketKind::IcmpError`], the quoted probe, when readable.
+    pub inner: Option<Quoted>,
+}
+
+/// How a connection attempt was started: the probe's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum ProbeKind {
+    Syn,
+    Fin,
+    Null,
+    Xmas,
+    Ack,
+    Maimon,
+    Udp,
+    IcmpEcho,
+    IcmpTimestamp,
+    IcmpAddrMask,
+    /// First packet of an unusual IP protocol (`nmap -sO`): `dport` holds
+    /// the protocol number.
+    IpProto,
+}
+
+impl ProbeKind {
+    /// Stealth probes have no "open" answer: silence is open|filtered and a
+    /// RST is closed.
+    pub fn is_stealth(self) -> bool {
+        matches!(
+            self,
+            ProbeKind::Fin | ProbeKind::Null | ProbeKind::Xmas | ProbeKind::Ack | ProbeKind::Maimon
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Syn => "syn",
+            ProbeKind::Fin => "fin",
+            ProbeKind::Null => "null",
+            ProbeKind::Xmas => "xmas",
+            ProbeKind::Ack => "ack",
+            ProbeKind::Maimon => "maimon",
+            ProbeKind::Udp => "udp",
+            ProbeKind::IcmpEcho => "echo",
+            ProbeKind::IcmpTimestamp => "timestamp",
+            ProbeKind::IcmpAddrMask => "addrmask",
+            ProbeKind::IpProto => "ipproto",
+        }
+    }
+}
+
+/// How a connection attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Outcome {
+    /// SYN-ACK, any UDP reply, an echo reply, any reply to an unusual protocol.
+    Answered,
+    /// TCP RST from the target, or an ICMP unreachable quoting the probe.
+    Rejected,
+    /// Nothing within the attempt timeout (packet time).
+    Unanswered,
+}
+
+/// One connection attempt with its outcome, sent from a flow worker to the
+/// detector shard that owns `src`.
+///
+/// Field order matters: the derived `Ord` sorts by resolution `time` first and
+/// then by content, which is the order detector shards replay attempts in, so
+/// detections do not depend on which worker sent what when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Attempt {
+    /// When the outcome became known (answer time, or probe time + timeout).
+    pub time: Micros,
+    pub src: Addr,
+    pub dst: Addr,
+    pub proto: u8,
+    /// Destination port; ICMP type for ICMP probes; protocol number for
+    /// [`ProbeKind::IpProto`].
+    pub dport: u16,
+    pub sport: u16,
+    /// Time of the probe itself.
+    pub probe_ts: Micros,
+    pub probe: ProbeKind,
+    pub outcome: Outcome,
+    /// The originator sent payload after being answered: a conversation, not
+    /// a probe. Always false for stealth and unanswered attempts.
+    pub data: bool,
+}
+
+impl Attempt {
+    /// A contact that went nowhere or went nowhere useful: refused, ignored,
+    /// or answered but then dropped with no data (a connect scan on an open
+    /// port). These are what scan detection counts.
+    pub fn is_probe_like(&self) -> bool {
+        !self.is_success()
+    }
+
+    /// A contact that became a conversation: answered and carried data, or a
+    /// UDP/other-protocol exchange that got a reply.
+    pub fn is_success(&self) -> bool {
+        if self.outcome != Outcome::Answered || self.probe.is_stealth() {
+            return false;
+        }
+        match self.probe {
+            ProbeKind::Syn => self.data,
+            ProbeKind::Udp | ProbeKind::IpProto => true,
+            _ => false,
+        }
+    }
+}
+
+/// Kind of scan, DESIGN §4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScanKind {
+    Horizontal,
+    Vertical,
+    Block,
+}
+
+impl ScanKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanKind::Horizontal => "horizontal",
+            ScanKind::Vertical => "vertical",
+            ScanKind::Block => "block",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<ScanKind> {
+        match s {
+            "horizontal" => Some(ScanKind::Horizontal),
+            "vertical" => Some(ScanKind::Vertical),
+            "block" => Some(ScanKind::Block),
+            _ => None,
+        }
+    }
+}
+
+/// A flagged scan, as written to the `detections` table (DESIGN §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Detection {
+    pub detection_id: String,
+    pub ts_first: Micros,
+    pub ts_last: Micros,
+    pub ts_detected: Micros,
+    pub scanner: Addr,
+    pub kind: ScanKind,
+    pub proto: u8,
+    /// Which detectors fired, joined by `+` (`trw`, `window:5m`, …).
+    pub detector: String,
+    pub dst_count: u64,
+    pub port_count: u64,
+    pub probes: u64,
+    pub answered: u64,
+    pub rejected: u64,
+    pub unanswered: u64,
+    /// Ports probed, ascending (all of them, at most 65 536).
+    pub ports: Vec<u16>,
+    /// Targets, sampled (the first ones seen, at most a few hundred).
+    pub targets: Vec<Addr>,
+    /// Every (target, port) probed that answered: `addr:port`, `[v6]:port`,
+    /// or the bare address for ICMP.
+    pub open: Vec<String>,
+}
+
+/// Formats `addr:port` the way DESIGN §5 writes the `open` column.
+pub fn endpoint_text(addr: Addr, port: Option<u16>) -> String {
+    match (port, addr.is_v4()) {
+        (None, _) => addr.to_string(),
+        (Some(p), true) => format!("{addr}:{p}"),
+        (Some(p), false) => format!("[{addr}]:{p}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(probe: ProbeKind, outcome: Outcome, data: bool) -> Attempt {
+        Attempt {
+            time: 0,
+            src: Addr::from_v4([10, 0, 0, 1]),
+            dst: Addr::from_v4([10, 0, 0, 2]),
+            proto: proto::TCP,
+            dport: 80,
+            sport: 40000,
+            probe_ts: 0,
+            probe,
+            outcome,
+            data,
+        }
+    }
+
+    #[test]
+    fn success_needs_answer_and_data_for_tcp() {
+        assert!(attempt(ProbeKind::Syn, Outcome::Answered, true).is_success());
+        assert!(attempt(ProbeKind::Syn, Outcome::Answered, false).is_probe_like());
+        assert!(attempt(ProbeKind::Syn, Outcome::Rejected, false).is_probe_like());
+        assert!(attempt(ProbeKind::Fin, Outcome::Answered, true).is_probe_like());
+        assert!(attempt(ProbeKind::Udp, Outcome::Answered, false).is_success());
+        assert!(attempt(ProbeKind::IcmpEcho, Outcome::Answered, false).is_probe_like());
+    }
+
+    #[test]
+    fn attempts_sort_by_time_then_content() {
+        let mut a = attempt(ProbeKind::Syn, Outcome::Answered, true);
+        let mut b = a;
+        a.time = 5;
+        b.time = 3;
+        b.dport = 9999;
+        let mut v = vec![a, b];
+        v.sort();
+        assert_eq!(v[0].time, 3);
+    }
+
+    #[test]
+    fn endpoint_text_brackets_v6() {
+        let v6: Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!(endpoint_text(v6, Some(22)), "[2001:db8::1]:22");
+        assert_eq!(
+            endpoint_text(Addr::from_v4([1, 2, 3, 4]), Some(80)),
+            "1.2.3.4:80"
+        );
+        assert_eq!(endpoint_text(Addr::from_v4([1, 2, 3, 4]), None), "1.2.3.4");
+    }
+}
