@@ -1,0 +1,277 @@
+//! Flow-table tests: packet sequences of real probe shapes, Zeek states,
+//! attempt outcomes, watermarks, caps; proptests for the state machine.
+
+use super::*;
+use proptest::prelude::*;
+use scanwatch_model::{Addr, ConnState, Quoted};
+
+const SCANNER: Addr = Addr::from_v4([198, 18, 0, 2]);
+const TARGET: Addr = Addr::from_v4([198, 19, 1, 10]);
+
+fn tcp(ts: Micros, from_scanner: bool, sport: u16, dport: u16, flags: u8, payload: u32) -> PacketMeta {
+    let (src, dst, sp, dp) = if from_scanner {
+        (SCANNER, TARGET, sport, dport)
+    } else {
+        (TARGET, SCANNER, dport, sport)
+    };
+    PacketMeta {
+        ts,
+        src,
+        dst,
+        sport: sp,
+        dport: dp,
+        payload_len: payload,
+        wire_len: 60 + payload,
+        proto: proto::TCP,
+        kind: PacketKind::Tcp,
+        tcp_flags: flags,
+        ..PacketMeta::default()
+    }
+}
+
+fn run(pkts: &[PacketMeta]) -> (Output, FlowTable) {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut out = Output::default();
+    for p in pkts {
+        t.process(p, &mut out);
+    }
+    t.drain(&mut out);
+    (out, t)
+}
+
+const S: u8 = tf::SYN;
+const SA: u8 = tf::SYN | tf::ACK;
+const A: u8 = tf::ACK;
+const RA: u8 = tf::RST | tf::ACK;
+const R: u8 = tf::RST;
+const FA: u8 = tf::FIN | tf::ACK;
+const PA: u8 = tf::PSH | tf::ACK;
+
+#[test]
+fn syn_to_closed_port_is_rejected_rej() {
+    let (out, _) = run(&[tcp(0, true, 40000, 23, S, 0), tcp(100, false, 40000, 23, RA, 0)]);
+    assert_eq!(out.attempts.len(), 1);
+    let a = out.attempts[0];
+    assert_eq!((a.outcome, a.probe, a.dport, a.time), (Outcome::Rejected, ProbeKind::Syn, 23, 100));
+    assert_eq!(a.src, SCANNER);
+    assert_eq!(out.flows[0].conn_state, ConnState::REJ);
+    assert_eq!(out.flows[0].history.as_str(), "Sr");
+}
+
+#[test]
+fn syn_scan_open_port_is_answered_without_data_rsto() {
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 22, S, 0),
+        tcp(50, false, 40000, 22, SA, 0),
+        tcp(60, true, 40000, 22, R, 0),
+    ]);
+    let a = out.attempts[0];
+    assert_eq!((a.outcome, a.data, a.time), (Outcome::Answered, false, 60));
+    assert!(a.is_probe_like());
+    assert_eq!(out.flows[0].conn_state, ConnState::RSTO);
+    assert_eq!(out.flows[0].history.as_str(), "ShR");
+}
+
+#[test]
+fn real_conversation_is_a_success_sf() {
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 80, S, 0),
+        tcp(10, false, 40000, 80, SA, 0),
+        tcp(20, true, 40000, 80, A, 0),
+        tcp(30, true, 40000, 80, PA, 120),
+        tcp(40, false, 40000, 80, PA, 900),
+        tcp(50, true, 40000, 80, FA, 0),
+        tcp(60, false, 40000, 80, FA, 0),
+        tcp(70, true, 40000, 80, A, 0),
+    ]);
+    let a = out.attempts[0];
+    assert_eq!((a.outcome, a.data), (Outcome::Answered, true));
+    assert!(a.is_success());
+    let f = out.flows[0];
+    assert_eq!(f.conn_state, ConnState::SF);
+    assert_eq!(f.history.as_str(), "ShADdFf");
+    assert_eq!((f.orig_pkts, f.resp_pkts, f.orig_bytes, f.resp_bytes), (5, 3, 120, 900));
+    assert_eq!(f.orig_h, SCANNER);
+}
+
+#[test]
+fn unanswered_syn_times_out_in_packet_time() {
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut out = Output::default();
+    t.process(&tcp(1_000_000, true, 40000, 3389, S, 0), &mut out);
+    t.process(&tcp(2_000_000, true, 40000, 3389, S, 0), &mut out); // retransmission
+    let wm = t.advance(5_900_000, &mut out);
+    assert!(out.attempts.is_empty(), "not due yet");
+    assert!(wm <= 5_900_000);
+    t.advance(7_000_000, &mut out);
+    assert_eq!(out.attempts.len(), 1);
+    assert_eq!(out.attempts[0].outcome, Outcome::Unanswered);
+    assert_eq!(out.attempts[0].time, 6_000_000);
+    t.advance(20_000_000, &mut out);
+    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows[0].conn_state, ConnState::S0);
+    assert_eq!(out.flows[0].orig_pkts, 2);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn udp_probe_rejected_by_icmp_port_unreachable() {
+    let probe = PacketMeta {
+        ts: 0,
+        src: SCANNER,
+        dst: TARGET,
+        sport: 33333,
+        dport: 161,
+        proto: proto::UDP,
+        kind: PacketKind::Udp,
+        ..PacketMeta::default()
+    };
+    let err = PacketMeta {
+        ts: 300,
+        src: TARGET,
+        dst: SCANNER,
+        sport: 3,
+        dport: 3,
+        proto: proto::ICMP,
+        kind: PacketKind::IcmpError,
+        icmp_type: 3,
+        icmp_code: 3,
+        inner: Some(Quoted {
+            src: SCANNER,
+            dst: TARGET,
+            sport: 33333,
+            dport: 161,
+            proto: proto::UDP,
+        }),
+        ..PacketMeta::default()
+    };
+    let (out, t) = run(&[probe, err]);
+    assert_eq!(out.attempts[0].outcome, Outcome::Rejected);
+    assert_eq!(out.attempts[0].dport, 161);
+    assert_eq!(out.flows.len(), 1, "the ICMP error is counted in the UDP flow");
+    assert_eq!(out.flows[0].orig_pkts + out.flows[0].resp_pkts, 2);
+    assert_eq!(out.flows[0].conn_state, ConnState::S0);
+    assert_eq!(t.stats.icmp_matched, 1);
+}
+
+#[test]
+fn stealth_probes() {
+    // FIN to a closed port: RST back.
+    let (out, _) = run(&[tcp(0, true, 1, 25, tf::FIN, 0), tcp(5, false, 1, 25, RA, 0)]);
+    assert_eq!((out.attempts[0].probe, out.attempts[0].outcome), (ProbeKind::Fin, Outcome::Rejected));
+    // NULL to an open port: silence.
+    let (out, _) = run(&[tcp(0, true, 1, 80, 0, 0)]);
+    assert_eq!((out.attempts[0].probe, out.attempts[0].outcome), (ProbeKind::Null, Outcome::Unanswered));
+    // Xmas and ACK shapes.
+    let (out, _) = run(&[tcp(0, true, 1, 80, tf::FIN | tf::PSH | tf::URG, 0)]);
+    assert_eq!(out.attempts[0].probe, ProbeKind::Xmas);
+    let (out, _) = run(&[tcp(0, true, 1, 80, A, 0), tcp(9, false, 1, 80, R, 0)]);
+    assert_eq!((out.attempts[0].probe, out.attempts[0].outcome), (ProbeKind::Ack, Outcome::Rejected));
+}
+
+#[test]
+fn midstream_flow_is_not_a_probe() {
+    let (out, _) = run(&[
+        tcp(0, true, 5000, 443, PA, 500),
+        tcp(10, false, 5000, 443, A, 0),
+    ]);
+    assert!(out.attempts.is_empty());
+    assert_eq!(out.flows[0].conn_state, ConnState::OTH);
+    // A bare ACK answered by ACK (not RST) is a flow we joined late.
+    let (out, _) = run(&[tcp(0, true, 5000, 443, A, 0), tcp(10, false, 5000, 443, PA, 100)]);
+    assert!(out.attempts.is_empty());
+}
+
+#[test]
+fn synack_first_is_backscatter_and_flipped() {
+    let (out, t) = run(&[tcp(0, false, 40000, 80, SA, 0), tcp(10, true, 40000, 80, R, 0)]);
+    assert!(out.attempts.is_empty());
+    assert_eq!(t.stats.backscatter, 1);
+    let f = out.flows[0];
+    assert_eq!(f.orig_h, SCANNER, "the receiver of the SYN-ACK is the originator");
+    assert_eq!(f.history.as_str(), "^hR");
+}
+
+#[test]
+fn new_syn_after_reset_starts_a_new_flow() {
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 23, S, 0),
+        tcp(1, false, 40000, 23, RA, 0),
+        tcp(500_000, true, 40000, 23, S, 0),
+        tcp(500_001, false, 40000, 23, RA, 0),
+    ]);
+    assert_eq!(out.flows.len(), 2);
+    assert_eq!(out.attempts.len(), 2);
+}
+
+#[test]
+fn table_cap_evicts_and_counts() {
+    let cfg = FlowConfig {
+        max_flows: 10,
+        ..FlowConfig::default()
+    };
+    let mut t = FlowTable::new(cfg);
+    let mut out = Output::default();
+    for i in 0..100u16 {
+        t.process(&tcp(i64::from(i), true, 40000, i + 1, S, 0), &mut out);
+    }
+    assert!(t.len() <= 10);
+    assert_eq!(t.stats.evicted, 90);
+    t.drain(&mut out);
+    assert_eq!(out.flows.len(), 100);
+    assert_eq!(out.attempts.len(), 100);
+}
+
+fn arb_packet() -> impl Strategy<Value = (u8, bool, u16, u8, u32)> {
+    (0u8..50, any::<bool>(), 20u16..26, any::<u8>(), prop_oneof![Just(0u32), 1u32..1500])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Whatever the packets, every packet lands in exactly one flow record,
+    /// every probe resolves exactly once, and where the batches end does
+    /// not change what comes out.
+    #[test]
+    fn conservation_and_batch_independence(
+        steps in prop::collection::vec(arb_packet(), 1..200),
+        cuts in prop::collection::vec(any::<bool>(), 200),
+    ) {
+        let mut ts = 0i64;
+        let pkts: Vec<PacketMeta> = steps.iter().map(|&(dt, dir, port, flags, pl)| {
+            ts += i64::from(dt) * 100_000;
+            tcp(ts, dir, 40000, port, flags, pl)
+        }).collect();
+        let mut results = Vec::new();
+        for with_cuts in [false, true] {
+            let mut t = FlowTable::new(FlowConfig::default());
+            let mut out = Output::default();
+            let mut wm_promise = i64::MIN;
+            for (i, p) in pkts.iter().enumerate() {
+                let before = out.attempts.len();
+                t.process(p, &mut out);
+                for a in &out.attempts[before..] {
+                    prop_assert!(a.time >= wm_promise, "attempt at {} before watermark {}", a.time, wm_promise);
+                }
+                if with_cuts && cuts[i] {
+                    let before = out.attempts.len();
+                    let wm = t.advance(p.ts, &mut out);
+                    for a in &out.attempts[before..] {
+                        prop_assert!(a.time >= wm_promise);
+                    }
+                    prop_assert!(wm >= wm_promise);
+                    wm_promise = wm;
+                }
+            }
+            t.drain(&mut out);
+            let pk: u64 = out.flows.iter().map(|f| f.orig_pkts + f.resp_pkts).sum();
+            prop_assert_eq!(pk, pkts.len() as u64);
+            let mut a = out.attempts.clone();
+            a.sort();
+            let mut f: Vec<_> = out.flows.iter().map(|r| (r.ts, r.orig_p, r.resp_p, r.orig_pkts, r.resp_pkts, r.conn_state.as_str(), r.history.as_str().to_string())).collect();
+            f.sort();
+            results.push((a, f));
+        }
+        prop_assert_eq!(&results[0], &results[1]);
+    }
+}
