@@ -1,1 +1,560 @@
-//! placeholder
+//! Port-scan detection: connection attempts in, scan events out.
+//!
+//! A [`Detector`] owns every source address routed to its shard and sees that
+//! source's attempts in one deterministic order (the pipeline merges the flow
+//! workers' streams by time and content). For each source it keeps the
+//! distinct contacts — (target, protocol, port) with last-seen time and
+//! outcomes — capped per source, and looks for three shapes in several
+//! sliding windows at once, with exact distinct counts:
+//!
+//! * **horizontal** — one (protocol, port) or ICMP type, many targets;
+//! * **vertical** — one target, many ports;
+//! * **block** — many targets each probed on many ports;
+//!
+//! plus the **threshold random walk** (Jung, Paxson, Berger, Balakrishnan
+//! 2004) over first contacts to new targets, which flags a source whose first
+//! contacts keep failing after about five of them, whatever the window.
+//!
+//! What a contact weighs depends on how it went: refused or ignored counts 1,
+//! answered but dropped without data (a connect scan of an open port, an echo
+//! reply) counts [`DetectConfig::answered_weight`], and a conversation counts
+//! nothing and also lowers the share of failures that a key needs before it
+//! can fire ([`DetectConfig::min_failed_share`]). So a busy client whose
+//! connections succeed is never a scanner, while a connect scan that finds
+//! every door open still is.
+//!
+//! Once flagged, a (source, protocol) gets one scan record that grows with
+//! every further attempt: a `Start` event, `Update`s as its distinct counts
+//! double, and an `End` with the final record when the source has been quiet
+//! for [`DetectConfig::scan_idle_secs`] or the input ends. The record keeps
+//! the open doors — every (target, port) that answered.
+//!
+//! Memory is bounded: at most [`DetectConfig::max_sources`] sources per shard
+//! (when full, the quarter with the least failed contacts and the oldest
+//! activity is evicted and counted), at most [`DetectConfig::max_contacts`]
+//! contacts per source (oldest first out), and at most
+//! [`DetectConfig::max_scan_targets`] targets and open doors per scan record.
+
+mod config;
+mod scan;
+
+pub use config::{Cidr, DetectConfig, Service, Window};
+use foldhash::fast::RandomState;
+use hashbrown::HashMap;
+use scan::Scan;
+use scanwatch_model::{proto, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
+
+/// Where a scan record is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Start,
+    Update,
+    End,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::Update => "update",
+            Phase::End => "end",
+        }
+    }
+}
+
+/// An alert-worthy moment of a scan: the record as it stands then.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanEvent {
+    pub phase: Phase,
+    pub time: Micros,
+    pub detection: Detection,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectStats {
+    pub attempts: u64,
+    /// Attempts ignored because of an allow-list.
+    pub allowed: u64,
+    pub sources: u64,
+    pub sources_evicted: u64,
+    pub contacts_evicted: u64,
+    pub scans_started: u64,
+    pub scans_ended: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+struct Contact {
+    dst: Addr,
+    proto: u8,
+    port: u16,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ContactInfo {
+    first: Micros,
+    last: Micros,
+    probes: u32,
+    answered: u32,
+    rejected: u32,
+    unanswered: u32,
+    success: bool,
+}
+
+impl ContactInfo {
+    fn weight(&self, answered_weight: f64) -> f64 {
+        if self.success {
+            0.0
+        } else if self.answered > 0 {
+            answered_weight
+        } else {
+            1.0
+        }
+    }
+
+    fn failed(&self) -> bool {
+        !self.success && self.answered == 0
+    }
+}
+
+#[derive(Default)]
+struct Source {
+    last: Micros,
+    contacts: HashMap<Contact, ContactInfo, RandomState>,
+    /// Contacts per target, to tell a first contact (TRW) from a repeat.
+    per_dst: HashMap<Addr, u32, RandomState>,
+    trw_llr: f64,
+    trw_hit: bool,
+    /// Sum of contact weights: how suspicious the source looks (eviction
+    /// keeps the highest).
+    score: f64,
+}
+
+/// Detectors that can fire, as bits in a scan's `detectors`.
+pub(crate) const DET_TRW: u8 = 1;
+
+pub struct Detector {
+    cfg: DetectConfig,
+    allow_scanners: Vec<Cidr>,
+    allow_services: Vec<Service>,
+    sources: HashMap<Addr, Source, RandomState>,
+    scans: HashMap<(Addr, u8), Scan, RandomState>,
+    now: Micros,
+    last_sweep: Micros,
+    ln_eta1: f64,
+    ln_eta0: f64,
+    trw_fail: f64,
+    trw_ok: f64,
+    pub stats: DetectStats,
+}
+
+impl Detector {
+    pub fn new(cfg: DetectConfig) -> Result<Detector, String> {
+        let (allow_scanners, allow_services) = cfg.validate()?;
+        let ln_eta1 = (cfg.trw_beta / cfg.trw_alpha).ln();
+        let ln_eta0 = ((1.0 - cfg.trw_beta) / (1.0 - cfg.trw_alpha)).ln();
+        let trw_fail = ((1.0 - cfg.trw_theta1) / (1.0 - cfg.trw_theta0)).ln();
+        let trw_ok = (cfg.trw_theta1 / cfg.trw_theta0).ln();
+        Ok(Detector {
+            cfg,
+            allow_scanners,
+            allow_services,
+            sources: HashMap::default(),
+            scans: HashMap::default(),
+            now: Micros::MIN,
+            last_sweep: Micros::MIN,
+            ln_eta1,
+            ln_eta0,
+            trw_fail,
+            trw_ok,
+            stats: DetectStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &DetectConfig {
+        &self.cfg
+    }
+
+    /// Sources and scans currently held.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.sources.len(), self.scans.len())
+    }
+
+    fn longest_window(&self) -> Micros {
+        self.cfg
+            .windows
+            .iter()
+            .map(|w| w.seconds as i64 * 1_000_000)
+            .max()
+            .unwrap_or(300_000_000)
+    }
+
+    /// Feeds one attempt; attempts must come in `(time, content)` order.
+    pub fn on_attempt(&mut self, a: &Attempt, out: &mut Vec<ScanEvent>) {
+        self.stats.attempts += 1;
+        if a.time > self.now {
+            self.now = a.time;
+        }
+        if self.allow_scanners.iter().any(|c| c.contains(a.src))
+            || self
+                .allow_services
+                .iter()
+                .any(|s| s.matches(a.dst, a.dport, a.proto))
+        {
+            self.stats.allowed += 1;
+            return;
+        }
+        let idle = self.cfg.scan_idle();
+        if let Some(stale) = self
+            .scans
+            .get(&(a.src, a.proto))
+            .filter(|s| s.last + idle <= a.time)
+            .map(|s| (s.scanner, s.proto))
+        {
+            // Quiet long enough: that scan ended before this attempt.
+            self.end_scan(stale, idle, out);
+        }
+        if let Some(scan) = self.scans.get_mut(&(a.src, a.proto)) {
+            scan.add_attempt(a, &self.cfg);
+            if let Some(ev) = scan.maybe_update(&self.cfg, a.time) {
+                out.push(ev);
+            }
+            if let Some(s) = self.sources.get_mut(&a.src) {
+                s.last = s.last.max(a.time);
+            }
+            return;
+        }
+        if !self.sources.contains_key(&a.src) && self.sources.len() >= self.cfg.max_sources {
+            self.evict_sources();
+        }
+        let cfg = &self.cfg;
+        let src = self.sources.entry(a.src).or_insert_with(|| {
+            self.stats.sources += 1;
+            Source::default()
+        });
+        src.last = src.last.max(a.time);
+        let key = Contact {
+            dst: a.dst,
+            proto: a.proto,
+            port: a.dport,
+        };
+        let first_to_dst = !src.per_dst.contains_key(&a.dst);
+        if !src.contacts.contains_key(&key) && src.contacts.len() >= cfg.max_contacts {
+            self.stats.contacts_evicted += trim_contacts(src, cfg.max_contacts, cfg.answered_weight);
+        }
+        let is_new = !src.contacts.contains_key(&key);
+        let info = src.contacts.entry(key).or_insert(ContactInfo {
+            first: a.probe_ts,
+            last: a.time,
+            probes: 0,
+            answered: 0,
+            rejected: 0,
+            unanswered: 0,
+            success: false,
+        });
+        let w_before = if is_new { 0.0 } else { info.weight(cfg.answered_weight) };
+        info.last = info.last.max(a.time);
+        info.probes += 1;
+        match a.outcome {
+            Outcome::Answered => info.answered += 1,
+            Outcome::Rejected => info.rejected += 1,
+            Outcome::Unanswered => info.unanswered += 1,
+        }
+        info.success |= a.is_success();
+        let w_after = info.weight(cfg.answered_weight);
+        src.score += w_after - w_before;
+        if is_new {
+            *src.per_dst.entry(a.dst).or_insert(0) += 1;
+        }
+        // TRW on first contacts to a new target. The walk has a floor at the
+        // benign bound, so a host with a record of successes needs a longer
+        // run of failures than a newcomer.
+        if cfg.trw && first_to_dst {
+            let ok = a.outcome == Outcome::Answered && !a.probe.is_stealth();
+            src.trw_llr = (src.trw_llr + if ok { self.trw_ok } else { self.trw_fail }).max(self.ln_eta0);
+            if src.trw_llr >= self.ln_eta1 {
+                src.trw_hit = true;
+            }
+        }
+        if !a.is_probe_like() {
+            return;
+        }
+        if let Some((kind, detectors)) = self.evaluate(a) {
+            self.start_scan(a, kind, detectors, out);
+        }
+    }
+
+    /// Checks the windows and TRW for the source and protocol of `a`.
+    fn evaluate(&self, a: &Attempt) -> Option<(ScanKind, u8)> {
+        let src = self.sources.get(&a.src)?;
+        let cfg = &self.cfg;
+        let min_needed = cfg
+            .windows
+            .iter()
+            .map(|w| w.horizontal.min(w.vertical))
+            .fold(f64::MAX, f64::min)
+            .min(f64::from(cfg.trw_min_targets))
+            .min(f64::from(cfg.block_hosts));
+        if src.score < min_needed * cfg.answered_weight.min(1.0) {
+            return None;
+        }
+        let nw = cfg.windows.len();
+        // One pass over the contacts gathers every window's counts.
+        let mut h_score = vec![0.0f64; nw];
+        let mut h_n = vec![0u32; nw];
+        let mut h_ok = vec![0u32; nw];
+        let mut v_score = vec![0.0f64; nw];
+        let mut v_n = vec![0u32; nw];
+        let mut v_ok = vec![0u32; nw];
+        let mut trw_dsts = 0u32;
+        let mut trw_ports = 0u32;
+        let mut block_pairs: Vec<Vec<Addr>> = vec![Vec::new(); nw];
+        for (c, info) in &src.contacts {
+            if c.proto != a.proto {
+                continue;
+            }
+            let w = info.weight(cfg.answered_weight);
+            let same_port = c.port == a.dport;
+            let same_dst = c.dst == a.dst;
+            if info.failed() {
+                trw_dsts += u32::from(same_port);
+                trw_ports += u32::from(same_dst);
+            }
+            for (i, win) in cfg.windows.iter().enumerate() {
+                if info.last < self.now - win.seconds as i64 * 1_000_000 {
+                    continue;
+                }
+                if same_port {
+                    h_score[i] += w;
+                    h_n[i] += 1;
+                    h_ok[i] += u32::from(info.success);
+                }
+                if same_dst {
+                    v_score[i] += w;
+                    v_n[i] += 1;
+                    v_ok[i] += u32::from(info.success);
+                }
+                if w > 0.0 {
+                    block_pairs[i].push(c.dst);
+                }
+            }
+        }
+        let share_ok =
+            |n: u32, ok: u32| f64::from(n - ok) >= cfg.min_failed_share * f64::from(n) && n > 0;
+        let mut detectors = 0u8;
+        let mut kind = None;
+        for (i, win) in cfg.windows.iter().enumerate() {
+            let bit = 2u8 << i.min(6);
+            let block_needed = (cfg.block_hosts * cfg.block_ports) as usize;
+            if block_pairs[i].len() >= block_needed {
+                let hosts = hosts_with_many_ports(&mut block_pairs[i], cfg.block_ports);
+                if hosts >= cfg.block_hosts {
+                    detectors |= bit;
+                    kind = Some(ScanKind::Block);
+                }
+            }
+            if v_score[i] >= win.vertical && share_ok(v_n[i], v_ok[i]) {
+                detectors |= bit;
+                kind.get_or_insert(ScanKind::Vertical);
+            }
+            if h_score[i] >= win.horizontal && share_ok(h_n[i], h_ok[i]) {
+                detectors |= bit;
+                kind.get_or_insert(ScanKind::Horizontal);
+            }
+        }
+        if cfg.trw && src.trw_hit {
+            let min = cfg.trw_min_targets;
+            if trw_dsts >= min || trw_ports >= min {
+                detectors |= DET_TRW;
+                kind.get_or_insert(if trw_ports >= trw_dsts {
+                    ScanKind::Vertical
+                } else {
+                    ScanKind::Horizontal
+                });
+            }
+        }
+        kind.map(|k| (k, detectors))
+    }
+
+    fn start_scan(&mut self, a: &Attempt, kind: ScanKind, detectors: u8, out: &mut Vec<ScanEvent>) {
+        let horizon = self.now - self.longest_window();
+        let Some(src) = self.sources.get_mut(&a.src) else {
+            return;
+        };
+        let mut scan = Scan::new(a.src, a.proto, kind, detectors, a.time, &self.cfg);
+        // The record starts with everything the source did on this protocol
+        // within the longest window; those contacts move into it.
+        let mut moved: Vec<(Contact, ContactInfo)> = src
+            .contacts
+            .iter()
+            .filter(|(c, i)| c.proto == a.proto && i.last >= horizon)
+            .map(|(c, i)| (*c, *i))
+            .collect();
+        moved.sort_by_key(|(c, i)| (i.first, *c));
+        for (c, info) in &moved {
+            scan.add_contact(c.dst, c.port, info, &self.cfg);
+            src.contacts.remove(c);
+            src.score -= info.weight(self.cfg.answered_weight);
+            if let Some(n) = src.per_dst.get_mut(&c.dst) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        scan.reclassify(&self.cfg);
+        if kind == ScanKind::Block {
+            scan.kind = ScanKind::Block;
+        }
+        self.stats.scans_started += 1;
+        out.push(scan.event(Phase::Start, a.time, &self.cfg));
+        self.scans.insert((a.src, a.proto), scan);
+    }
+
+    /// Moves packet time to `now`: ends scans that have gone quiet and, once
+    /// a minute of packet time, forgets sources idle longer than the longest
+    /// window.
+    pub fn advance(&mut self, now: Micros, out: &mut Vec<ScanEvent>) {
+        if now > self.now {
+            self.now = now;
+        }
+        let idle = self.cfg.scan_idle();
+        let mut ended: Vec<(Addr, u8)> = self
+            .scans
+            .iter()
+            .filter(|(_, s)| s.last + idle <= self.now)
+            .map(|(k, _)| *k)
+            .collect();
+        ended.sort_unstable();
+        for k in ended {
+            self.end_scan(k, idle, out);
+        }
+        if self.now >= self.last_sweep.saturating_add(60_000_000) {
+            self.last_sweep = self.now;
+            let horizon = self.now - self.longest_window();
+            let aw = self.cfg.answered_weight;
+            self.sources.retain(|_, s| {
+                if s.last < horizon {
+                    return false;
+                }
+                let before = s.contacts.len();
+                s.contacts.retain(|_, i| i.last >= horizon);
+                if s.contacts.len() != before {
+                    s.score = s.contacts.values().map(|i| i.weight(aw)).sum();
+                    s.per_dst.clear();
+                    for c in s.contacts.keys() {
+                        *s.per_dst.entry(c.dst).or_insert(0) += 1;
+                    }
+                }
+                true
+            });
+        }
+    }
+
+    /// Ends every open scan (end of input, shutdown).
+    pub fn finish(&mut self, out: &mut Vec<ScanEvent>) {
+        let mut keys: Vec<(Addr, u8)> = self.scans.keys().copied().collect();
+        keys.sort_unstable();
+        for k in keys {
+            self.end_scan(k, 0, out);
+        }
+    }
+
+    /// Closes a scan record; its end event is stamped `after` its last probe.
+    fn end_scan(&mut self, key: (Addr, u8), after: Micros, out: &mut Vec<ScanEvent>) {
+        if let Some(mut s) = self.scans.remove(&key) {
+            self.stats.scans_ended += 1;
+            s.reclassify(&self.cfg);
+            out.push(s.event(Phase::End, s.last + after, &self.cfg));
+        }
+    }
+
+    /// Evicts the least suspicious quarter of the sources: fewest failed
+    /// contacts first, then the longest idle. Sources with an open scan
+    /// record keep it (the record lives apart).
+    fn evict_sources(&mut self) {
+        let n = self.sources.len();
+        let k = (n / 4).max(1);
+        let mut ranked: Vec<(u64, Micros, Addr)> = self
+            .sources
+            .iter()
+            .map(|(a, s)| ((s.score * 16.0) as u64, s.last, *a))
+            .collect();
+        ranked.select_nth_unstable(k - 1);
+        for (_, _, a) in &ranked[..k] {
+            self.sources.remove(a);
+        }
+        self.stats.sources_evicted += k as u64;
+    }
+}
+
+/// Keeps the newest three quarters of a source's contacts; returns how many
+/// were dropped.
+fn trim_contacts(src: &mut Source, cap: usize, aw: f64) -> u64 {
+    let mut lasts: Vec<Micros> = src.contacts.values().map(|i| i.last).collect();
+    let drop = (cap / 4).max(1).min(lasts.len());
+    lasts.select_nth_unstable(drop - 1);
+    let cut = lasts[drop - 1];
+    let before = src.contacts.len();
+    let mut dropped = 0usize;
+    src.contacts.retain(|_, i| {
+        if i.last <= cut && dropped < drop {
+            dropped += 1;
+            false
+        } else {
+            true
+        }
+    });
+    src.score = src.contacts.values().map(|i| i.weight(aw)).sum();
+    src.per_dst.clear();
+    for c in src.contacts.keys() {
+        *src.per_dst.entry(c.dst).or_insert(0) += 1;
+    }
+    (before - src.contacts.len()) as u64
+}
+
+/// How many targets appear at least `min_ports` times in `dsts` (one entry
+/// per distinct (target, port) contact).
+fn hosts_with_many_ports(dsts: &mut [Addr], min_ports: u32) -> u32 {
+    dsts.sort_unstable();
+    let mut hosts = 0;
+    let mut run = 0u32;
+    for i in 0..dsts.len() {
+        run = if i > 0 && dsts[i] == dsts[i - 1] { run + 1 } else { 1 };
+        if run == min_ports {
+            hosts += 1;
+        }
+    }
+    hosts
+}
+
+/// The detector names a scan record carries, from its bits.
+pub fn detector_names(bits: u8, cfg: &DetectConfig) -> String {
+    let mut names = Vec::new();
+    if bits & DET_TRW != 0 {
+        names.push("trw".to_string());
+    }
+    for (i, w) in cfg.windows.iter().enumerate() {
+        if bits & (2u8 << i.min(6)) != 0 {
+            names.push(format!("window:{}", human_secs(w.seconds)));
+        }
+    }
+    names.join("+")
+}
+
+fn human_secs(s: u64) -> String {
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Whether a protocol's "port" is an ICMP type (open doors are then bare
+/// addresses).
+pub(crate) fn portless(p: u8) -> bool {
+    p == proto::ICMP || p == proto::ICMP6
+}
+
+#[cfg(test)]
+mod tests;

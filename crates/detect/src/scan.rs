@@ -1,0 +1,227 @@
+//! One scan record: a flagged (source, protocol) and everything it probed.
+
+use crate::{detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent};
+use foldhash::fast::RandomState;
+use hashbrown::{HashMap, HashSet};
+use scanwatch_model::{endpoint_text, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
+
+/// Targets listed in a record's `targets` column.
+const TARGET_SAMPLE: usize = 256;
+
+pub(crate) struct Scan {
+    pub scanner: Addr,
+    pub proto: u8,
+    pub kind: ScanKind,
+    pub detectors: u8,
+    pub first: Micros,
+    pub last: Micros,
+    pub detected: Micros,
+    probes: u64,
+    answered: u64,
+    rejected: u64,
+    unanswered: u64,
+    /// Ports probed, one bit each: exact for any scan.
+    ports: Box<[u64; 1024]>,
+    port_count: u32,
+    /// Distinct ports per target (exact up to the cap on targets).
+    dsts: HashMap<Addr, u32, RandomState>,
+    pairs: HashSet<(Addr, u16), RandomState>,
+    /// Targets beyond the cap (counted, not kept).
+    dst_overflow: u64,
+    targets: Vec<Addr>,
+    open: Vec<(Addr, u16)>,
+    open_set: HashSet<(Addr, u16), RandomState>,
+    /// The next size (max of target and port counts) that triggers an update.
+    next_update: u64,
+}
+
+impl Scan {
+    pub fn new(
+        scanner: Addr,
+        proto: u8,
+        kind: ScanKind,
+        detectors: u8,
+        at: Micros,
+        _cfg: &DetectConfig,
+    ) -> Scan {
+        Scan {
+            scanner,
+            proto,
+            kind,
+            detectors,
+            first: at,
+            last: at,
+            detected: at,
+            probes: 0,
+            answered: 0,
+            rejected: 0,
+            unanswered: 0,
+            ports: Box::new([0u64; 1024]),
+            port_count: 0,
+            dsts: HashMap::default(),
+            pairs: HashSet::default(),
+            dst_overflow: 0,
+            targets: Vec::new(),
+            open: Vec::new(),
+            open_set: HashSet::default(),
+            next_update: 0,
+        }
+    }
+
+    fn touch(&mut self, dst: Addr, port: u16, first: Micros, last: Micros, cfg: &DetectConfig) {
+        self.first = self.first.min(first);
+        self.last = self.last.max(last);
+        let (w, b) = (usize::from(port) / 64, port % 64);
+        if self.ports[w] & (1 << b) == 0 {
+            self.ports[w] |= 1 << b;
+            self.port_count += 1;
+        }
+        let known = self.dsts.contains_key(&dst);
+        if !known && self.dsts.len() >= cfg.max_scan_targets {
+            self.dst_overflow += 1;
+            return;
+        }
+        if !known && self.targets.len() < TARGET_SAMPLE {
+            self.targets.push(dst);
+        }
+        let new_pair = self.pairs.len() < cfg.max_scan_targets * 4 && self.pairs.insert((dst, port));
+        let n = self.dsts.entry(dst).or_insert(0);
+        if new_pair {
+            *n += 1;
+        }
+    }
+
+    fn mark_open(&mut self, dst: Addr, port: u16, cfg: &DetectConfig) {
+        let port = if portless(self.proto) { 0 } else { port };
+        if self.open_set.len() < cfg.max_scan_targets && self.open_set.insert((dst, port)) {
+            self.open.push((dst, port));
+        }
+    }
+
+    pub fn add_contact(&mut self, dst: Addr, port: u16, c: &ContactInfo, cfg: &DetectConfig) {
+        self.touch(dst, port, c.first, c.last, cfg);
+        self.probes += u64::from(c.probes);
+        self.answered += u64::from(c.answered);
+        self.rejected += u64::from(c.rejected);
+        self.unanswered += u64::from(c.unanswered);
+        if c.answered > 0 {
+            self.mark_open(dst, port, cfg);
+        }
+    }
+
+    pub fn add_attempt(&mut self, a: &Attempt, cfg: &DetectConfig) {
+        self.touch(a.dst, a.dport, a.probe_ts, a.time, cfg);
+        self.probes += 1;
+        match a.outcome {
+            Outcome::Answered => {
+                self.answered += 1;
+                if !a.probe.is_stealth() {
+                    self.mark_open(a.dst, a.dport, cfg);
+                }
+            }
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Unanswered => self.unanswered += 1,
+        }
+    }
+
+    fn dst_count(&self) -> u64 {
+        self.dsts.len() as u64 + self.dst_overflow
+    }
+
+    /// The kind the record's shape says: enough targets each probed on
+    /// many ports is a block scan; some target probed on many ports, with
+    /// too few other targets to make a sweep of their own, is vertical; the
+    /// rest (many targets, few ports each) is horizontal.
+    pub fn reclassify(&mut self, cfg: &DetectConfig) {
+        let many = self.dsts.values().filter(|&&n| n >= cfg.block_ports).count() as u64;
+        let sweep_min = cfg
+            .windows
+            .iter()
+            .map(|w| w.horizontal)
+            .fold(f64::MAX, f64::min);
+        let others = self.dst_count() - many;
+        self.kind = if many >= u64::from(cfg.block_hosts) {
+            ScanKind::Block
+        } else if many >= 1 && (others as f64) < sweep_min {
+            ScanKind::Vertical
+        } else {
+            ScanKind::Horizontal
+        };
+    }
+
+    /// An update event when the record has doubled since the last one.
+    pub fn maybe_update(&mut self, cfg: &DetectConfig, at: Micros) -> Option<ScanEvent> {
+        let size = self.dst_count().max(u64::from(self.port_count));
+        if size < self.next_update {
+            return None;
+        }
+        self.reclassify(cfg);
+        Some(self.event(Phase::Update, at, cfg))
+    }
+
+    pub fn event(&mut self, phase: Phase, at: Micros, cfg: &DetectConfig) -> ScanEvent {
+        let size = self.dst_count().max(u64::from(self.port_count));
+        self.next_update = (size * 2).max(size + 10);
+        ScanEvent {
+            phase,
+            time: at,
+            detection: self.detection(cfg),
+        }
+    }
+
+    fn ports_list(&self) -> Vec<u16> {
+        let mut v = Vec::with_capacity(self.port_count as usize);
+        for (w, bits) in self.ports.iter().enumerate() {
+            let mut b = *bits;
+            while b != 0 {
+                let i = b.trailing_zeros();
+                v.push((w * 64) as u16 + i as u16);
+                b &= b - 1;
+            }
+        }
+        v
+    }
+
+    pub fn detection(&self, cfg: &DetectConfig) -> Detection {
+        let mut open = self.open.clone();
+        open.sort_unstable();
+        let open = open
+            .into_iter()
+            .map(|(a, p)| endpoint_text(a, if portless(self.proto) { None } else { Some(p) }))
+            .collect();
+        Detection {
+            detection_id: detection_id(self.scanner, self.proto, self.first),
+            ts_first: self.first,
+            ts_last: self.last,
+            ts_detected: self.detected,
+            scanner: self.scanner,
+            kind: self.kind,
+            proto: self.proto,
+            detector: detector_names(self.detectors, cfg),
+            dst_count: self.dst_count(),
+            port_count: u64::from(self.port_count),
+            probes: self.probes,
+            answered: self.answered,
+            rejected: self.rejected,
+            unanswered: self.unanswered,
+            ports: self.ports_list(),
+            targets: self.targets.clone(),
+            open,
+        }
+    }
+}
+
+/// A stable id: the same scan gets the same id from run to run.
+fn detection_id(scanner: Addr, proto: u8, first: Micros) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in scanner
+        .0
+        .iter()
+        .chain(std::iter::once(&proto))
+        .chain(first.to_le_bytes().iter())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
