@@ -13,10 +13,12 @@
 mod addr;
 mod community;
 mod flow;
+mod time;
 
 pub use addr::Addr;
 pub use community::community_id;
 pub use flow::{ConnState, FlowKey, FlowRecord, History};
+pub use time::{civil, eve_timestamp, Civil};
 
 /// Microseconds since the Unix epoch (UTC), from packet timestamps.
 pub type Micros = i64;

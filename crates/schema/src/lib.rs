@@ -1,1 +1,412 @@
-//! placeholder
+//! The two output tables as Arrow: their schemas (DESIGN §5, Zeek conn.log
+//! names for flows) and one column-builder struct per table, in the manner of
+//! arrow-rs's "custom builders": `append(&row)`, then `finish()` gives a
+//! `RecordBatch` that owns its schema.
+//!
+//! Addresses are canonical text, times are `timestamp[us, UTC]`, and each
+//! schema carries its name and version in its metadata
+//! (`scanwatch.table`, `scanwatch.schema_version`).
+
+use arrow_array::builder::{
+    ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt64Builder,
+};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StructArray};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use scanwatch_model::{proto, Detection, FlowRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// Bumped whenever a column is added, removed or changes meaning.
+pub const SCHEMA_VERSION: &str = "1";
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn metadata(table: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("scanwatch.table".to_string(), table.to_string()),
+        ("scanwatch.schema_version".to_string(), SCHEMA_VERSION.to_string()),
+    ])
+}
+
+fn id_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("orig_h", DataType::Utf8, false),
+        Field::new("orig_p", DataType::UInt16, false),
+        Field::new("resp_h", DataType::Utf8, false),
+        Field::new("resp_p", DataType::UInt16, false),
+    ])
+}
+
+/// The `flows` table.
+pub fn flow_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(
+            Schema::new(vec![
+                Field::new("ts", ts_type(), false),
+                Field::new("uid", DataType::Utf8, false),
+                Field::new("id", DataType::Struct(id_fields()), false),
+                Field::new("proto", DataType::Utf8, false),
+                Field::new("duration", DataType::Float64, false),
+                Field::new("orig_pkts", DataType::UInt64, false),
+                Field::new("orig_bytes", DataType::UInt64, false),
+                Field::new("resp_pkts", DataType::UInt64, false),
+                Field::new("resp_bytes", DataType::UInt64, false),
+                Field::new("conn_state", DataType::Utf8, false),
+                Field::new("history", DataType::Utf8, false),
+                Field::new("community_id", DataType::Utf8, false),
+                Field::new("vlan", DataType::UInt16, true),
+            ])
+            .with_metadata(metadata("flows")),
+        )
+    })
+    .clone()
+}
+
+fn list_of(dt: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", dt, false)))
+}
+
+/// The `detections` table.
+pub fn detection_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        Arc::new(
+            Schema::new(vec![
+                Field::new("ts_first", ts_type(), false),
+                Field::new("ts_last", ts_type(), false),
+                Field::new("ts_detected", ts_type(), false),
+                Field::new("scanner", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("proto", DataType::Utf8, false),
+                Field::new("detector", DataType::Utf8, false),
+                Field::new("dst_count", DataType::UInt64, false),
+                Field::new("port_count", DataType::UInt64, false),
+                Field::new("probes", DataType::UInt64, false),
+                Field::new("answered", DataType::UInt64, false),
+                Field::new("rejected", DataType::UInt64, false),
+                Field::new("unanswered", DataType::UInt64, false),
+                Field::new("ports", list_of(DataType::UInt16), false),
+                Field::new("targets", list_of(DataType::Utf8), false),
+                Field::new("open", list_of(DataType::Utf8), false),
+                Field::new("detection_id", DataType::Utf8, false),
+            ])
+            .with_metadata(metadata("detections")),
+        )
+    })
+    .clone()
+}
+
+/// A table's rows in the making.
+pub trait TableBuilder {
+    type Row;
+    fn append(&mut self, row: &Self::Row);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Takes the rows so far as a batch; the builder is empty afterwards.
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError>;
+}
+
+/// Column builders of the `flows` table.
+pub struct FlowBatchBuilder {
+    ts: TimestampMicrosecondBuilder,
+    uid: StringBuilder,
+    orig_h: StringBuilder,
+    orig_p: UInt16Builder,
+    resp_h: StringBuilder,
+    resp_p: UInt16Builder,
+    proto: StringBuilder,
+    duration: Vec<f64>,
+    orig_pkts: UInt64Builder,
+    orig_bytes: UInt64Builder,
+    resp_pkts: UInt64Builder,
+    resp_bytes: UInt64Builder,
+    conn_state: StringBuilder,
+    history: StringBuilder,
+    community_id: StringBuilder,
+    vlan: UInt16Builder,
+    /// Scratch for address text, reused across rows.
+    scratch: String,
+}
+
+impl Default for FlowBatchBuilder {
+    fn default() -> Self {
+        FlowBatchBuilder {
+            ts: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            uid: StringBuilder::new(),
+            orig_h: StringBuilder::new(),
+            orig_p: UInt16Builder::new(),
+            resp_h: StringBuilder::new(),
+            resp_p: UInt16Builder::new(),
+            proto: StringBuilder::new(),
+            duration: Vec::new(),
+            orig_pkts: UInt64Builder::new(),
+            orig_bytes: UInt64Builder::new(),
+            resp_pkts: UInt64Builder::new(),
+            resp_bytes: UInt64Builder::new(),
+            conn_state: StringBuilder::new(),
+            history: StringBuilder::new(),
+            community_id: StringBuilder::new(),
+            vlan: UInt16Builder::new(),
+            scratch: String::new(),
+        }
+    }
+}
+
+impl TableBuilder for FlowBatchBuilder {
+    type Row = FlowRecord;
+
+    fn append(&mut self, r: &FlowRecord) {
+        use std::fmt::Write;
+        self.ts.append_value(r.ts);
+        self.uid.append_value(r.uid());
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{}", r.orig_h);
+        self.orig_h.append_value(&self.scratch);
+        self.orig_p.append_value(r.orig_p);
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{}", r.resp_h);
+        self.resp_h.append_value(&self.scratch);
+        self.resp_p.append_value(r.resp_p);
+        self.proto.append_value(zeek_proto(r.proto));
+        self.duration.push((r.last_ts - r.ts) as f64 / 1e6);
+        self.orig_pkts.append_value(r.orig_pkts);
+        self.orig_bytes.append_value(r.orig_bytes);
+        self.resp_pkts.append_value(r.resp_pkts);
+        self.resp_bytes.append_value(r.resp_bytes);
+        self.conn_state.append_value(r.conn_state.as_str());
+        self.history.append_value(r.history.as_str());
+        self.community_id.append_value(r.community_id());
+        if r.vlan == 0 {
+            self.vlan.append_null();
+        } else {
+            self.vlan.append_value(r.vlan);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.duration.len()
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        let id = StructArray::try_new(
+            id_fields(),
+            vec![
+                Arc::new(self.orig_h.finish()) as ArrayRef,
+                Arc::new(self.orig_p.finish()),
+                Arc::new(self.resp_h.finish()),
+                Arc::new(self.resp_p.finish()),
+            ],
+            None,
+        )?;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.ts.finish()),
+            Arc::new(self.uid.finish()),
+            Arc::new(id),
+            Arc::new(self.proto.finish()),
+            Arc::new(Float64Array::from(std::mem::take(&mut self.duration))),
+            Arc::new(self.orig_pkts.finish()),
+            Arc::new(self.orig_bytes.finish()),
+            Arc::new(self.resp_pkts.finish()),
+            Arc::new(self.resp_bytes.finish()),
+            Arc::new(self.conn_state.finish()),
+            Arc::new(self.history.finish()),
+            Arc::new(self.community_id.finish()),
+            Arc::new(self.vlan.finish()),
+        ];
+        RecordBatch::try_new(flow_schema(), cols)
+    }
+}
+
+/// Zeek's `proto` column: transport protocol names, `unknown_transport`
+/// for the rest.
+pub fn zeek_proto(p: u8) -> &'static str {
+    match p {
+        proto::TCP => "tcp",
+        proto::UDP => "udp",
+        proto::ICMP | proto::ICMP6 => "icmp",
+        _ => "unknown_transport",
+    }
+}
+
+/// Column builders of the `detections` table.
+pub struct DetectionBatchBuilder {
+    ts_first: TimestampMicrosecondBuilder,
+    ts_last: TimestampMicrosecondBuilder,
+    ts_detected: TimestampMicrosecondBuilder,
+    scanner: StringBuilder,
+    kind: StringBuilder,
+    proto: StringBuilder,
+    detector: StringBuilder,
+    counts: [UInt64Builder; 6],
+    ports: ListBuilder<UInt16Builder>,
+    targets: ListBuilder<StringBuilder>,
+    open: ListBuilder<StringBuilder>,
+    detection_id: StringBuilder,
+    rows: usize,
+}
+
+fn item(dt: DataType) -> Arc<Field> {
+    Arc::new(Field::new("item", dt, false))
+}
+
+impl Default for DetectionBatchBuilder {
+    fn default() -> Self {
+        DetectionBatchBuilder {
+            ts_first: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            ts_last: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            ts_detected: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            scanner: StringBuilder::new(),
+            kind: StringBuilder::new(),
+            proto: StringBuilder::new(),
+            detector: StringBuilder::new(),
+            counts: Default::default(),
+            ports: ListBuilder::new(UInt16Builder::new()).with_field(item(DataType::UInt16)),
+            targets: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+            open: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+            detection_id: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl TableBuilder for DetectionBatchBuilder {
+    type Row = Detection;
+
+    fn append(&mut self, d: &Detection) {
+        self.ts_first.append_value(d.ts_first);
+        self.ts_last.append_value(d.ts_last);
+        self.ts_detected.append_value(d.ts_detected);
+        self.scanner.append_value(d.scanner.to_string());
+        self.kind.append_value(d.kind.name());
+        self.proto.append_value(proto::name(d.proto));
+        self.detector.append_value(&d.detector);
+        for (b, v) in self.counts.iter_mut().zip([
+            d.dst_count,
+            d.port_count,
+            d.probes,
+            d.answered,
+            d.rejected,
+            d.unanswered,
+        ]) {
+            b.append_value(v);
+        }
+        for p in &d.ports {
+            self.ports.values().append_value(*p);
+        }
+        self.ports.append(true);
+        for t in &d.targets {
+            self.targets.values().append_value(t.to_string());
+        }
+        self.targets.append(true);
+        for o in &d.open {
+            self.open.values().append_value(o);
+        }
+        self.open.append(true);
+        self.detection_id.append_value(&d.detection_id);
+        self.rows += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.rows
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.rows = 0;
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.ts_first.finish()),
+            Arc::new(self.ts_last.finish()),
+            Arc::new(self.ts_detected.finish()),
+            Arc::new(self.scanner.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.proto.finish()),
+            Arc::new(self.detector.finish()),
+        ];
+        for b in &mut self.counts {
+            cols.push(Arc::new(b.finish()));
+        }
+        cols.push(Arc::new(self.ports.finish()));
+        cols.push(Arc::new(self.targets.finish()));
+        cols.push(Arc::new(self.open.finish()));
+        cols.push(Arc::new(self.detection_id.finish()));
+        RecordBatch::try_new(detection_schema(), cols)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    use scanwatch_model::{Addr, ConnState, History, ScanKind};
+
+    #[test]
+    fn flow_batch_has_the_schema_and_values() {
+        let mut h = History::default();
+        h.add(b'S', true);
+        h.add(b'R', false);
+        let r = FlowRecord {
+            ts: 1_000_000,
+            last_ts: 1_500_000,
+            orig_h: "198.18.0.2".parse().unwrap(),
+            orig_p: 40000,
+            resp_h: "2001:db8::1".parse().unwrap(),
+            resp_p: 22,
+            proto: proto::TCP,
+            orig_pkts: 1,
+            orig_bytes: 0,
+            resp_pkts: 1,
+            resp_bytes: 0,
+            conn_state: ConnState::REJ,
+            history: h,
+            vlan: 0,
+        };
+        let mut b = FlowBatchBuilder::default();
+        b.append(&r);
+        b.append(&FlowRecord { vlan: 7, ..r });
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema().metadata()["scanwatch.table"], "flows");
+        let cs = batch.column_by_name("conn_state").unwrap().as_string::<i32>();
+        assert_eq!(cs.value(0), "REJ");
+        let id = batch.column_by_name("id").unwrap().as_struct();
+        assert_eq!(id.column(2).as_string::<i32>().value(0), "2001:db8::1");
+        assert_eq!(batch.column_by_name("vlan").unwrap().null_count(), 1);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn detection_batch_lists() {
+        let d = Detection {
+            detection_id: "x".into(),
+            ts_first: 1,
+            ts_last: 2,
+            ts_detected: 2,
+            scanner: Addr::from_v4([1, 2, 3, 4]),
+            kind: ScanKind::Vertical,
+            proto: proto::TCP,
+            detector: "window:5m".into(),
+            dst_count: 1,
+            port_count: 3,
+            probes: 3,
+            answered: 1,
+            rejected: 2,
+            unanswered: 0,
+            ports: vec![21, 22, 23],
+            targets: vec![Addr::from_v4([5, 6, 7, 8])],
+            open: vec!["5.6.7.8:22".into()],
+        };
+        let mut b = DetectionBatchBuilder::default();
+        b.append(&d);
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        let probes = batch.column_by_name("probes").unwrap().as_primitive::<UInt64Type>();
+        assert_eq!(probes.value(0), 3);
+        let ports = batch.column_by_name("ports").unwrap().as_list::<i32>();
+        assert_eq!(ports.value(0).len(), 3);
+    }
+}

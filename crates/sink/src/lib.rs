@@ -1,1 +1,422 @@
-//! placeholder
+//! Where results go: Arrow IPC files under a Hive-style layout, and
+//! JSON-lines alerts.
+//!
+//! [`PartitionedWriter`] writes one table (`flows` or `detections`) under
+//! `ROOT/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN.arrow`, the partition
+//! chosen by each row's packet time. A part is written as `….arrow.tmp` and
+//! renamed only after its footer is written and the file synced, so a file
+//! under its final name is always complete, even after `kill -9`. Parts
+//! rotate at the hour (packet time), at a row cap, and on request (SIGHUP).
+//!
+//! [`AlertWriter`] appends one JSON object per scan event, with Suricata EVE
+//! field names (`timestamp`, `event_type`, `src_ip`, `dest_ip`, `dest_port`,
+//! `proto`) and a `scan` object, flushed at once so a tail sees it live.
+
+use arrow_ipc::writer::FileWriter;
+use scanwatch_model::{civil, eve_timestamp, proto, Detection, Micros, ScanKind};
+use scanwatch_schema::TableBuilder;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub use scanwatch_schema::{
+    detection_schema, flow_schema, DetectionBatchBuilder, FlowBatchBuilder, SCHEMA_VERSION,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: writing Arrow: {source}")]
+    Arrow {
+        path: PathBuf,
+        source: arrow_schema::ArrowError,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SinkError + '_ {
+    move |source| SinkError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Rotation and batching.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    /// Rows per record batch.
+    pub batch_rows: usize,
+    /// A part is closed after this many rows (size cap).
+    pub max_part_rows: u64,
+    /// Most parts open at once (one per hour partition being written).
+    pub max_open: usize,
+    /// Extra Hive levels before `date=` (e.g. `sensor=NAME`).
+    pub prefix: Vec<String>,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        SinkOptions {
+            batch_rows: 65_536,
+            max_part_rows: 5_000_000,
+            max_open: 4,
+            prefix: Vec::new(),
+        }
+    }
+}
+
+struct OpenPart<B> {
+    hour: i64,
+    builder: B,
+    writer: Option<FileWriter<BufWriter<File>>>,
+    tmp: PathBuf,
+    path: PathBuf,
+    rows: u64,
+}
+
+/// One table written as hour-partitioned Arrow IPC files.
+pub struct PartitionedWriter<B: TableBuilder + Default> {
+    root: PathBuf,
+    opts: SinkOptions,
+    open: Vec<OpenPart<B>>,
+    /// Completed files, in the order they were finished.
+    pub finished: Vec<PathBuf>,
+    pub rows: u64,
+}
+
+impl<B: TableBuilder + Default> PartitionedWriter<B> {
+    /// `root` is `DIR/<table>`; it is created, and its writability checked,
+    /// here, so that a bad output folder is reported before any work.
+    pub fn new(root: PathBuf, opts: SinkOptions) -> Result<Self, SinkError> {
+        fs::create_dir_all(&root).map_err(io_err(&root))?;
+        let probe = root.join(".scanwatch-write-test");
+        File::create(&probe).map_err(io_err(&root))?;
+        let _ = fs::remove_file(&probe);
+        Ok(PartitionedWriter {
+            root,
+            opts,
+            open: Vec::new(),
+            finished: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    pub fn push(&mut self, row: &B::Row, ts: Micros) -> Result<(), SinkError> {
+        let hour = ts.div_euclid(3_600_000_000);
+        let idx = match self.open.iter().position(|p| p.hour == hour) {
+            Some(i) => i,
+            None => {
+                if self.open.len() >= self.opts.max_open {
+                    // Close the partition written least recently (the oldest hour).
+                    let oldest = self
+                        .open
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, p)| p.hour)
+                        .map(|(i, _)| i)
+                        .unwrap_or(0);
+                    let p = self.open.swap_remove(oldest);
+                    self.close_part(p)?;
+                }
+                let part = self.new_part(hour)?;
+                self.open.push(part);
+                self.open.len() - 1
+            }
+        };
+        let part = &mut self.open[idx];
+        part.builder.append(row);
+        part.rows += 1;
+        self.rows += 1;
+        if part.builder.len() >= self.opts.batch_rows {
+            flush_batch(part)?;
+        }
+        if part.rows >= self.opts.max_part_rows {
+            let p = self.open.swap_remove(idx);
+            self.close_part(p)?;
+        }
+        Ok(())
+    }
+
+    fn new_part(&self, hour: i64) -> Result<OpenPart<B>, SinkError> {
+        let c = civil(hour * 3_600_000_000);
+        let mut dir = self.root.clone();
+        for p in &self.opts.prefix {
+            dir.push(p);
+        }
+        dir.push(format!("date={:04}-{:02}-{:02}", c.year, c.month, c.day));
+        dir.push(format!("hour={:02}", c.hour));
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        // Next free part number in this partition (earlier runs may have
+        // written some).
+        let mut n = 0u32;
+        for e in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if let Some(num) = name
+                .strip_prefix("part-")
+                .and_then(|r| r.split('.').next())
+                .and_then(|d| d.parse::<u32>().ok())
+            {
+                n = n.max(num + 1);
+            }
+        }
+        let path = dir.join(format!("part-{n:05}.arrow"));
+        let tmp = dir.join(format!("part-{n:05}.arrow.tmp"));
+        // Reserve the name now so two parts of one run never collide.
+        File::create(&tmp).map_err(io_err(&tmp))?;
+        Ok(OpenPart {
+            hour,
+            builder: B::default(),
+            writer: None,
+            tmp,
+            path,
+            rows: 0,
+        })
+    }
+
+    fn close_part(&mut self, mut p: OpenPart<B>) -> Result<(), SinkError> {
+        flush_batch(&mut p)?;
+        let Some(mut w) = p.writer.take() else {
+            let _ = fs::remove_file(&p.tmp);
+            return Ok(());
+        };
+        w.finish().map_err(|e| SinkError::Arrow {
+            path: p.tmp.clone(),
+            source: e,
+        })?;
+        let buf = w.into_inner().map_err(|e| SinkError::Arrow {
+            path: p.tmp.clone(),
+            source: e,
+        })?;
+        let file = buf.into_inner().map_err(|e| SinkError::Io {
+            path: p.tmp.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_err(&p.tmp))?;
+        fs::rename(&p.tmp, &p.path).map_err(io_err(&p.path))?;
+        self.finished.push(p.path);
+        Ok(())
+    }
+
+    /// Finishes every open part (rotation on SIGHUP, or the end).
+    pub fn rotate(&mut self) -> Result<(), SinkError> {
+        let parts = std::mem::take(&mut self.open);
+        let mut first_err = None;
+        for p in parts {
+            if let Err(e) = self.close_part(p) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Closes parts whose hour ended before `ts` (packet time).
+    pub fn close_before(&mut self, ts: Micros) -> Result<(), SinkError> {
+        let hour = ts.div_euclid(3_600_000_000);
+        while let Some(i) = self.open.iter().position(|p| p.hour < hour - 1) {
+            let p = self.open.swap_remove(i);
+            self.close_part(p)?;
+        }
+        Ok(())
+    }
+}
+
+fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>) -> Result<(), SinkError> {
+    if p.builder.is_empty() {
+        return Ok(());
+    }
+    let batch = p.builder.finish().map_err(|e| SinkError::Arrow {
+        path: p.tmp.clone(),
+        source: e,
+    })?;
+    if p.writer.is_none() {
+        let f = File::create(&p.tmp).map_err(io_err(&p.tmp))?;
+        let w = FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), &batch.schema())
+            .map_err(|e| SinkError::Arrow {
+                path: p.tmp.clone(),
+                source: e,
+            })?;
+        p.writer = Some(w);
+    }
+    if let Some(w) = p.writer.as_mut() {
+        w.write(&batch).map_err(|e| SinkError::Arrow {
+            path: p.tmp.clone(),
+            source: e,
+        })?;
+    }
+    Ok(())
+}
+
+impl<B: TableBuilder + Default> Drop for PartitionedWriter<B> {
+    fn drop(&mut self) {
+        // Best effort on an error path: whatever was written is finished.
+        let _ = self.rotate();
+    }
+}
+
+/// JSON-lines alerts, to a file or stdout.
+pub struct AlertWriter {
+    out: Box<dyn Write + Send>,
+    path: PathBuf,
+    pub written: u64,
+}
+
+impl AlertWriter {
+    /// `path` of `-` means stdout.
+    pub fn open(path: &Path) -> Result<AlertWriter, SinkError> {
+        let out: Box<dyn Write + Send> = if path == Path::new("-") {
+            Box::new(io::stdout())
+        } else {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(io_err(dir))?;
+            }
+            Box::new(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(io_err(path))?,
+            )
+        };
+        Ok(AlertWriter {
+            out,
+            path: path.to_path_buf(),
+            written: 0,
+        })
+    }
+
+    pub fn write(&mut self, phase: &str, time: Micros, d: &Detection) -> Result<(), SinkError> {
+        let mut line = serde_json::to_vec(&alert_json(phase, time, d)).unwrap_or_default();
+        line.push(b'\n');
+        self.out.write_all(&line).map_err(io_err(&self.path))?;
+        self.out.flush().map_err(io_err(&self.path))?;
+        self.written += 1;
+        Ok(())
+    }
+}
+
+/// Suricata's names for the protocol field.
+fn eve_proto(p: u8) -> &'static str {
+    match p {
+        proto::TCP => "TCP",
+        proto::UDP => "UDP",
+        proto::ICMP => "ICMP",
+        proto::ICMP6 => "IPv6-ICMP",
+        _ => "IP",
+    }
+}
+
+/// One alert event as EVE-like JSON.
+pub fn alert_json(phase: &str, time: Micros, d: &Detection) -> serde_json::Value {
+    let portless = d.proto == proto::ICMP || d.proto == proto::ICMP6;
+    let dest_ip = d.targets.first().map(|a| a.to_string());
+    let dest_port = if d.kind == ScanKind::Horizontal && d.ports.len() == 1 && !portless {
+        Some(d.ports[0])
+    } else {
+        None
+    };
+    let ports: Vec<u16> = d.ports.iter().copied().take(1000).collect();
+    serde_json::json!({
+        "timestamp": eve_timestamp(time),
+        "event_type": "scan",
+        "src_ip": d.scanner.to_string(),
+        "dest_ip": dest_ip,
+        "dest_port": dest_port,
+        "proto": eve_proto(d.proto),
+        "alert": {
+            "signature": format!("scanwatch {} {} scan", d.kind.name(), proto::name(d.proto)),
+            "category": "Attempted Information Leak",
+            "severity": 2,
+        },
+        "scan": {
+            "id": d.detection_id,
+            "phase": phase,
+            "kind": d.kind.name(),
+            "proto": proto::name(d.proto),
+            "detector": d.detector,
+            "first_seen": eve_timestamp(d.ts_first),
+            "last_seen": eve_timestamp(d.ts_last),
+            "detected": eve_timestamp(d.ts_detected),
+            "dst_count": d.dst_count,
+            "port_count": d.port_count,
+            "probes": d.probes,
+            "answered": d.answered,
+            "rejected": d.rejected,
+            "unanswered": d.unanswered,
+            "ports": ports,
+            "ports_truncated": d.ports.len() > 1000,
+            "targets": d.targets.iter().take(20).map(|a| a.to_string()).collect::<Vec<_>>(),
+            "open": d.open,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scanwatch_model::{ConnState, FlowRecord, History};
+
+    fn rec(ts: Micros) -> FlowRecord {
+        FlowRecord {
+            ts,
+            last_ts: ts,
+            orig_h: "10.0.0.1".parse().unwrap(),
+            orig_p: 1,
+            resp_h: "10.0.0.2".parse().unwrap(),
+            resp_p: 2,
+            proto: proto::TCP,
+            orig_pkts: 1,
+            orig_bytes: 0,
+            resp_pkts: 0,
+            resp_bytes: 0,
+            conn_state: ConnState::S0,
+            history: History::default(),
+            vlan: 0,
+        }
+    }
+
+    #[test]
+    fn hour_partitions_and_atomic_rename() {
+        let dir = std::env::temp_dir().join(format!("scanwatch-sink-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut w: PartitionedWriter<FlowBatchBuilder> = PartitionedWriter::new(
+            dir.join("flows"),
+            SinkOptions {
+                batch_rows: 2,
+                ..SinkOptions::default()
+            },
+        )
+        .unwrap();
+        let h = 3_600_000_000i64;
+        let base = 1_795_996_800_000_000; // 2026-11-30T00:00Z
+        for i in 0..5 {
+            w.push(&rec(base + i), base + i).unwrap();
+        }
+        w.push(&rec(base + h), base + h).unwrap();
+        // Nothing is visible under a final name before the parts finish.
+        let mut visible = Vec::new();
+        for d in ["hour=00", "hour=01"] {
+            let p = dir.join("flows/date=2026-11-30").join(d);
+            for e in fs::read_dir(&p).unwrap().flatten() {
+                visible.push(e.file_name().to_string_lossy().to_string());
+            }
+        }
+        assert!(visible.iter().all(|n| n.ends_with(".tmp")), "{visible:?}");
+        w.rotate().unwrap();
+        assert_eq!(w.finished.len(), 2);
+        assert!(w.finished[0].ends_with("flows/date=2026-11-30/hour=00/part-00000.arrow"));
+        let f = File::open(&w.finished[0]).unwrap();
+        let r = arrow_ipc::reader::FileReader::try_new(f, None).unwrap();
+        let rows: usize = r.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 5);
+    }
+
+    #[test]
+    fn unwritable_root_is_an_error() {
+        let e = PartitionedWriter::<FlowBatchBuilder>::new(
+            PathBuf::from("/proc/scanwatch-cannot/flows"),
+            SinkOptions::default(),
+        );
+        assert!(e.is_err());
+    }
+}
