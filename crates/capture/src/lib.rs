@@ -73,7 +73,9 @@ pub enum CaptureError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not a capture file (unknown magic {magic:02x?}; expected pcap, pcapng or gzip)")]
+    #[error(
+        "{path}: not a capture file (unknown magic {magic:02x?}; expected pcap, pcapng or gzip)"
+    )]
     NotACapture { path: PathBuf, magic: Vec<u8> },
     #[error("{path}: file is empty")]
     Empty { path: PathBuf },

@@ -1,1 +1,51 @@
-fn main() {}
+//! `scanwatch`: finds port scans in live traffic and capture files.
+//!
+//! The binary turns flags and the config file into a pipeline configuration,
+//! installs signal handlers, prints progress and the summary, and turns every
+//! error into one line on stderr and a non-zero exit. Everything else lives in
+//! the library crates.
+
+mod config;
+mod eval;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "scanwatch",
+    version,
+    about = "Find port scans in live traffic and capture files, and write flows and detections as Arrow",
+    long_about = "scanwatch reads packets from interfaces or pcap/pcapng files, tracks every flow, \
+decides for every connection attempt whether it was answered, rejected or ignored, flags \
+horizontal, vertical and block port scans, and writes flows and detections as Apache Arrow \
+files plus JSON-lines alerts."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Capture or read packets, track flows, detect scans, write results.
+    Run(run::RunArgs),
+    /// Score detections against a truth file (the format of truth.csv).
+    Eval(eval::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(a) => run::main(a),
+        Cmd::Eval(a) => eval::main(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("scanwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

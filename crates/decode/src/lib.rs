@@ -35,7 +35,15 @@ pub mod linktype {
     pub fn is_supported(lt: u32) -> bool {
         matches!(
             lt,
-            NULL | ETHERNET | RAW_OPENBSD | RAW_BSD | RAW | LOOP | LINUX_SLL | IPV4 | IPV6 | LINUX_SLL2
+            NULL | ETHERNET
+                | RAW_OPENBSD
+                | RAW_BSD
+                | RAW
+                | LOOP
+                | LINUX_SLL
+                | IPV4
+                | IPV6
+                | LINUX_SLL2
         )
     }
 }
@@ -73,7 +81,9 @@ impl std::fmt::Display for DecodeError {
             DecodeError::TruncatedLink { offset } => {
                 write!(f, "link-layer header truncated at byte {offset}")
             }
-            DecodeError::BadIp { offset } => write!(f, "bad or truncated IP header at byte {offset}"),
+            DecodeError::BadIp { offset } => {
+                write!(f, "bad or truncated IP header at byte {offset}")
+            }
         }
     }
 }
@@ -111,21 +121,33 @@ pub fn decode(
         ..PacketMeta::default()
     };
     let (ip_off, ethertype) = match link_type {
-        linktype::ETHERNET => (14, be16(data, 12).ok_or(DecodeError::TruncatedLink { offset: 0 })?),
-        linktype::RAW | linktype::RAW_BSD | linktype::RAW_OPENBSD | linktype::IPV4 | linktype::IPV6 => {
-            (0, ip_version_ethertype(data)?)
-        }
+        linktype::ETHERNET => (
+            14,
+            be16(data, 12).ok_or(DecodeError::TruncatedLink { offset: 0 })?,
+        ),
+        linktype::RAW
+        | linktype::RAW_BSD
+        | linktype::RAW_OPENBSD
+        | linktype::IPV4
+        | linktype::IPV6 => (0, ip_version_ethertype(data)?),
         linktype::NULL | linktype::LOOP => {
             let family = le32(data, 0).ok_or(DecodeError::TruncatedLink { offset: 0 })?;
             // NULL is host byte order, LOOP network order: accept either.
-            let family = if family > 0xffff { family.swap_bytes() } else { family };
+            let family = if family > 0xffff {
+                family.swap_bytes()
+            } else {
+                family
+            };
             match family {
                 2 => (4, ethertype::IPV4),
                 10 | 24 | 28 | 30 => (4, ethertype::IPV6),
                 _ => return Err(DecodeError::NotIp),
             }
         }
-        linktype::LINUX_SLL => (16, be16(data, 14).ok_or(DecodeError::TruncatedLink { offset: 0 })?),
+        linktype::LINUX_SLL => (
+            16,
+            be16(data, 14).ok_or(DecodeError::TruncatedLink { offset: 0 })?,
+        ),
         linktype::LINUX_SLL2 => (20, {
             if data.len() < 20 {
                 return Err(DecodeError::TruncatedLink { offset: 0 });
@@ -135,7 +157,9 @@ pub fn decode(
         other => return Err(DecodeError::UnsupportedLinkType(other)),
     };
     let ip_off = walk_ethertypes(data, ip_off, ethertype, &mut meta.vlan)?;
-    let ip = data.get(ip_off..).ok_or(DecodeError::TruncatedLink { offset: ip_off })?;
+    let ip = data
+        .get(ip_off..)
+        .ok_or(DecodeError::TruncatedLink { offset: ip_off })?;
     decode_ip(ip, ip_off, &mut meta)?;
     Ok(meta)
 }
@@ -173,7 +197,9 @@ fn walk_ethertypes(
                 // first nibble (there is no type field in MPLS).
                 let mut bottom = false;
                 for _ in 0..16 {
-                    let b2 = *data.get(off + 2).ok_or(DecodeError::TruncatedLink { offset: off })?;
+                    let b2 = *data
+                        .get(off + 2)
+                        .ok_or(DecodeError::TruncatedLink { offset: off })?;
                     off += 4;
                     if b2 & 1 == 1 {
                         bottom = true;
@@ -304,7 +330,10 @@ fn decode_ip(ip: &[u8], ip_off: usize, meta: &mut PacketMeta) -> Result<(), Deco
                 meta.sport = sp;
                 meta.dport = dp;
                 if let Some(&flags) = t.get(13) {
-                    let data_off = t.get(12).map(|b| u32::from(b >> 4).max(5) * 4).unwrap_or(20);
+                    let data_off = t
+                        .get(12)
+                        .map(|b| u32::from(b >> 4).max(5) * 4)
+                        .unwrap_or(20);
                     meta.kind = PacketKind::Tcp;
                     meta.tcp_flags = flags;
                     meta.payload_len = v.claimed_len.saturating_sub(data_off);

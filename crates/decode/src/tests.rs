@@ -81,7 +81,9 @@ fn sll_sll2_null_loop_and_raw() {
     let ip = &eth[14..];
     let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
     sll.extend_from_slice(ip);
-    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
     sll2.extend_from_slice(ip);
     let mut null = 2u32.to_le_bytes().to_vec();
     null.extend_from_slice(ip);
@@ -146,13 +148,9 @@ fn icmp_echo_request_and_reply_map_to_paired_ports() {
 
 #[test]
 fn ipv6_tcp_and_icmpv6_echo() {
-    let b = PacketBuilder::ipv6(
-        a("2001:db8:5::2").0,
-        a("2001:db8:6::1").0,
-        64,
-    )
-    .tcp(50000, 22, 1, 1024)
-    .syn();
+    let b = PacketBuilder::ipv6(a("2001:db8:5::2").0, a("2001:db8:6::1").0, 64)
+        .tcp(50000, 22, 1, 1024)
+        .syn();
     let mut p = Vec::new();
     b.write(&mut p, &[]).unwrap();
     let m = decode(linktype::IPV6, &p, 0, p.len() as u32).unwrap();

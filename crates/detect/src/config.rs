@@ -111,7 +111,10 @@ impl Cidr {
             Some((a, b)) => (a, Some(b)),
             None => (s, None),
         };
-        let addr: Addr = a.trim().parse().map_err(|_| format!("bad address in {s:?}"))?;
+        let addr: Addr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad address in {s:?}"))?;
         let max = if addr.is_v4() { 32 } else { 128 };
         let bits = match bits {
             Some(b) => b
@@ -164,7 +167,9 @@ impl Service {
                 };
                 let port = p.parse::<u16>().map_err(|_| format!("bad port in {s:?}"))?;
                 let pr = match pr {
-                    Some(x) => Some(proto::from_name(x).ok_or_else(|| format!("bad protocol in {s:?}"))?),
+                    Some(x) => {
+                        Some(proto::from_name(x).ok_or_else(|| format!("bad protocol in {s:?}"))?)
+                    }
                     None => None,
                 };
                 (Some(port), pr)
@@ -199,7 +204,9 @@ impl DetectConfig {
                 return Err(format!("detect.windows: bad window {w:?}"));
             }
         }
-        if !(0.0..=1.0).contains(&self.answered_weight) || !(0.0..=1.0).contains(&self.min_failed_share) {
+        if !(0.0..=1.0).contains(&self.answered_weight)
+            || !(0.0..=1.0).contains(&self.min_failed_share)
+        {
             return Err("detect: answered_weight and min_failed_share are between 0 and 1".into());
         }
         if !(self.trw_theta1 > 0.0
@@ -209,10 +216,15 @@ impl DetectConfig {
             && self.trw_beta < 1.0
             && self.trw_alpha < self.trw_beta)
         {
-            return Err("detect: TRW needs 0 < theta1 < theta0 < 1 and 0 < alpha < beta < 1".into());
+            return Err(
+                "detect: TRW needs 0 < theta1 < theta0 < 1 and 0 < alpha < beta < 1".into(),
+            );
         }
         if self.max_sources == 0 || self.max_contacts < 16 || self.max_scan_targets == 0 {
-            return Err("detect: max_sources, max_contacts (>= 16) and max_scan_targets must be positive".into());
+            return Err(
+                "detect: max_sources, max_contacts (>= 16) and max_scan_targets must be positive"
+                    .into(),
+            );
         }
         let scanners = self
             .allow_scanners

@@ -239,7 +239,8 @@ impl Detector {
         };
         let first_to_dst = !src.per_dst.contains_key(&a.dst);
         if !src.contacts.contains_key(&key) && src.contacts.len() >= cfg.max_contacts {
-            self.stats.contacts_evicted += trim_contacts(src, cfg.max_contacts, cfg.answered_weight);
+            self.stats.contacts_evicted +=
+                trim_contacts(src, cfg.max_contacts, cfg.answered_weight);
         }
         let is_new = !src.contacts.contains_key(&key);
         let info = src.contacts.entry(key).or_insert(ContactInfo {
@@ -251,7 +252,11 @@ impl Detector {
             unanswered: 0,
             success: false,
         });
-        let w_before = if is_new { 0.0 } else { info.weight(cfg.answered_weight) };
+        let w_before = if is_new {
+            0.0
+        } else {
+            info.weight(cfg.answered_weight)
+        };
         info.last = info.last.max(a.time);
         info.probes += 1;
         match a.outcome {
@@ -270,7 +275,8 @@ impl Detector {
         // run of failures than a newcomer.
         if cfg.trw && first_to_dst {
             let ok = a.outcome == Outcome::Answered && !a.probe.is_stealth();
-            src.trw_llr = (src.trw_llr + if ok { self.trw_ok } else { self.trw_fail }).max(self.ln_eta0);
+            src.trw_llr =
+                (src.trw_llr + if ok { self.trw_ok } else { self.trw_fail }).max(self.ln_eta0);
             if src.trw_llr >= self.ln_eta1 {
                 src.trw_hit = true;
             }
@@ -516,7 +522,11 @@ fn hosts_with_many_ports(dsts: &mut [Addr], min_ports: u32) -> u32 {
     let mut hosts = 0;
     let mut run = 0u32;
     for i in 0..dsts.len() {
-        run = if i > 0 && dsts[i] == dsts[i - 1] { run + 1 } else { 1 };
+        run = if i > 0 && dsts[i] == dsts[i - 1] {
+            run + 1
+        } else {
+            1
+        };
         if run == min_ports {
             hosts += 1;
         }

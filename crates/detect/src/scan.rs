@@ -84,7 +84,8 @@ impl Scan {
         if !known && self.targets.len() < TARGET_SAMPLE {
             self.targets.push(dst);
         }
-        let new_pair = self.pairs.len() < cfg.max_scan_targets * 4 && self.pairs.insert((dst, port));
+        let new_pair =
+            self.pairs.len() < cfg.max_scan_targets * 4 && self.pairs.insert((dst, port));
         let n = self.dsts.entry(dst).or_insert(0);
         if new_pair {
             *n += 1;
@@ -133,7 +134,11 @@ impl Scan {
     /// too few other targets to make a sweep of their own, is vertical; the
     /// rest (many targets, few ports each) is horizontal.
     pub fn reclassify(&mut self, cfg: &DetectConfig) {
-        let many = self.dsts.values().filter(|&&n| n >= cfg.block_ports).count() as u64;
+        let many = self
+            .dsts
+            .values()
+            .filter(|&&n| n >= cfg.block_ports)
+            .count() as u64;
         let sweep_min = cfg
             .windows
             .iter()

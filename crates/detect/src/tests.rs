@@ -42,7 +42,10 @@ fn run(cfg: DetectConfig, mut atts: Vec<Attempt>) -> (Vec<ScanEvent>, Detector) 
 }
 
 fn ends(ev: &[ScanEvent]) -> Vec<&Detection> {
-    ev.iter().filter(|e| e.phase == Phase::End).map(|e| &e.detection).collect()
+    ev.iter()
+        .filter(|e| e.phase == Phase::End)
+        .map(|e| &e.detection)
+        .collect()
 }
 
 #[test]
@@ -64,10 +67,16 @@ fn vertical_syn_scan_with_open_doors() {
     let d = ends(&ev);
     assert_eq!(d.len(), 1);
     let d = d[0];
-    assert_eq!((d.kind, d.scanner, d.proto), (ScanKind::Vertical, s, proto::TCP));
+    assert_eq!(
+        (d.kind, d.scanner, d.proto),
+        (ScanKind::Vertical, s, proto::TCP)
+    );
     assert_eq!((d.dst_count, d.port_count, d.probes), (1, 1024, 1024));
     assert_eq!((d.answered, d.rejected, d.unanswered), (3, 1016, 5));
-    assert_eq!(d.open, vec!["198.19.1.10:22", "198.19.1.10:80", "198.19.1.10:443"]);
+    assert_eq!(
+        d.open,
+        vec!["198.19.1.10:22", "198.19.1.10:80", "198.19.1.10:443"]
+    );
     assert!(d.detector.contains("window:5m"), "{}", d.detector);
     // Escalating updates, not one per probe.
     let updates = ev.iter().filter(|e| e.phase == Phase::Update).count();
@@ -77,7 +86,18 @@ fn vertical_syn_scan_with_open_doors() {
 #[test]
 fn horizontal_and_block_shapes() {
     let s = addr("198.18.0.2");
-    let h: Vec<_> = (0..200).map(|i| att(i64::from(i) * 5000, s, host(i), 22, Outcome::Rejected, false)).collect();
+    let h: Vec<_> = (0..200)
+        .map(|i| {
+            att(
+                i64::from(i) * 5000,
+                s,
+                host(i),
+                22,
+                Outcome::Rejected,
+                false,
+            )
+        })
+        .collect();
     let (ev, _) = run(DetectConfig::default(), h);
     assert_eq!(ends(&ev)[0].kind, ScanKind::Horizontal);
     assert_eq!(ends(&ev)[0].dst_count, 200);
@@ -86,8 +106,19 @@ fn horizontal_and_block_shapes() {
     let mut b = Vec::new();
     for i in 0..40 {
         for (j, p) in ports.iter().enumerate() {
-            let o = if *p == 23 { Outcome::Rejected } else { Outcome::Answered };
-            b.push(att(i64::from(i) * 9000 + j as i64 * 1000, s, host(i), *p, o, false));
+            let o = if *p == 23 {
+                Outcome::Rejected
+            } else {
+                Outcome::Answered
+            };
+            b.push(att(
+                i64::from(i) * 9000 + j as i64 * 1000,
+                s,
+                host(i),
+                *p,
+                o,
+                false,
+            ));
         }
     }
     let (ev, _) = run(DetectConfig::default(), b);
@@ -104,12 +135,26 @@ fn busy_client_whose_connections_succeed_is_not_a_scanner() {
     let mut atts = Vec::new();
     for i in 0..40u32 {
         for k in 0..3 {
-            atts.push(att(i64::from(i * 3 + k) * 70_000, c, host(i), 80, Outcome::Answered, true));
+            atts.push(att(
+                i64::from(i * 3 + k) * 70_000,
+                c,
+                host(i),
+                80,
+                Outcome::Answered,
+                true,
+            ));
         }
     }
     // A few failures among them do not change that.
     for i in 40..44u32 {
-        atts.push(att(10 * SEC + i64::from(i), c, host(i), 80, Outcome::Unanswered, false));
+        atts.push(att(
+            10 * SEC + i64::from(i),
+            c,
+            host(i),
+            80,
+            Outcome::Unanswered,
+            false,
+        ));
     }
     let (ev, d) = run(DetectConfig::default(), atts);
     assert!(ev.is_empty(), "{ev:?}");
@@ -119,7 +164,18 @@ fn busy_client_whose_connections_succeed_is_not_a_scanner() {
 #[test]
 fn connect_sweep_that_finds_every_door_open_is_still_a_scan() {
     let s = addr("198.18.0.2");
-    let atts = (0..199).map(|i| att(i64::from(i) * 20_000, s, host(i), 8080, Outcome::Answered, false)).collect();
+    let atts = (0..199)
+        .map(|i| {
+            att(
+                i64::from(i) * 20_000,
+                s,
+                host(i),
+                8080,
+                Outcome::Answered,
+                false,
+            )
+        })
+        .collect();
     let (ev, _) = run(DetectConfig::default(), atts);
     let d = ends(&ev);
     assert_eq!(d.len(), 1);
@@ -132,7 +188,18 @@ fn trw_catches_a_slow_small_sweep() {
     // 9 targets on 445 over 100 minutes, nothing answers: below every window
     // threshold, but every first contact fails.
     let s = addr("176.192.150.3");
-    let atts = (0..9).map(|i| att(i64::from(i) * 700 * SEC, s, host(i), 445, Outcome::Unanswered, false)).collect();
+    let atts = (0..9)
+        .map(|i| {
+            att(
+                i64::from(i) * 700 * SEC,
+                s,
+                host(i),
+                445,
+                Outcome::Unanswered,
+                false,
+            )
+        })
+        .collect();
     let (ev, _) = run(DetectConfig::default(), atts);
     let d = ends(&ev);
     assert_eq!(d.len(), 1);
@@ -144,7 +211,18 @@ fn trw_catches_a_slow_small_sweep() {
 fn trw_needs_a_shape_and_respects_successes() {
     // Failures scattered over random ports of random hosts (a P2P client).
     let c = addr("10.0.0.5");
-    let atts = (0..30).map(|i| att(i64::from(i) * SEC, c, host(i), 6881 + i as u16 * 7, Outcome::Unanswered, false)).collect();
+    let atts = (0..30)
+        .map(|i| {
+            att(
+                i64::from(i) * SEC,
+                c,
+                host(i),
+                6881 + i as u16 * 7,
+                Outcome::Unanswered,
+                false,
+            )
+        })
+        .collect();
     let (ev, _) = run(DetectConfig::default(), atts);
     assert!(ev.is_empty(), "{ev:?}");
 }
@@ -154,7 +232,18 @@ fn slow_vertical_scan_is_caught_by_the_long_window() {
     let s = addr("198.18.0.2");
     let t = addr("198.19.1.21");
     // One probe every 30 s: 10 per 5 minutes, never 20.
-    let atts = (0..45u16).map(|i| att(i64::from(i) * 30 * SEC, s, t, 20 + i, Outcome::Rejected, false)).collect();
+    let atts = (0..45u16)
+        .map(|i| {
+            att(
+                i64::from(i) * 30 * SEC,
+                s,
+                t,
+                20 + i,
+                Outcome::Rejected,
+                false,
+            )
+        })
+        .collect();
     let (ev, _) = run(DetectConfig::default(), atts);
     let d = ends(&ev);
     assert_eq!(d.len(), 1);
@@ -169,7 +258,9 @@ fn allow_list_silences_a_scanner() {
         ..DetectConfig::default()
     };
     let s = addr("198.18.0.2");
-    let atts = (0..100u16).map(|p| att(i64::from(p), s, host(0), p, Outcome::Rejected, false)).collect();
+    let atts = (0..100u16)
+        .map(|p| att(i64::from(p), s, host(0), p, Outcome::Rejected, false))
+        .collect();
     let (ev, d) = run(cfg, atts);
     assert!(ev.is_empty());
     assert_eq!(d.stats.allowed, 100);
@@ -178,8 +269,28 @@ fn allow_list_silences_a_scanner() {
 #[test]
 fn scan_ends_after_idle_and_a_later_one_is_a_new_record() {
     let s = addr("198.18.0.2");
-    let mut atts: Vec<_> = (0..50u16).map(|p| att(i64::from(p) * 1000, s, host(0), p + 1, Outcome::Rejected, false)).collect();
-    atts.extend((0..50u16).map(|p| att(3600 * SEC + i64::from(p) * 1000, s, host(1), p + 1, Outcome::Rejected, false)));
+    let mut atts: Vec<_> = (0..50u16)
+        .map(|p| {
+            att(
+                i64::from(p) * 1000,
+                s,
+                host(0),
+                p + 1,
+                Outcome::Rejected,
+                false,
+            )
+        })
+        .collect();
+    atts.extend((0..50u16).map(|p| {
+        att(
+            3600 * SEC + i64::from(p) * 1000,
+            s,
+            host(1),
+            p + 1,
+            Outcome::Rejected,
+            false,
+        )
+    }));
     let (ev, _) = run(DetectConfig::default(), atts);
     let d = ends(&ev);
     assert_eq!(d.len(), 2);
@@ -198,16 +309,36 @@ fn source_cap_keeps_the_scanner_among_a_spoofed_flood() {
     let mut atts = Vec::new();
     for i in 0..20_000u32 {
         let spoofed = Addr::from_v4([100, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
-        atts.push(att(i64::from(i) * 100, spoofed, victim, 80, Outcome::Answered, false));
+        atts.push(att(
+            i64::from(i) * 100,
+            spoofed,
+            victim,
+            80,
+            Outcome::Answered,
+            false,
+        ));
         if i % 500 == 0 {
             let p = 1 + (i / 500) as u16;
-            atts.push(att(i64::from(i) * 100 + 1, scanner, victim, p, Outcome::Rejected, false));
+            atts.push(att(
+                i64::from(i) * 100 + 1,
+                scanner,
+                victim,
+                p,
+                Outcome::Rejected,
+                false,
+            ));
         }
     }
     let (ev, d) = run(cfg, atts);
     assert!(d.sizes().0 <= 1000);
     assert!(d.stats.sources_evicted > 0);
-    let found: Vec<_> = ends(&ev).into_iter().filter(|d| d.scanner == scanner).collect();
+    let found: Vec<_> = ends(&ev)
+        .into_iter()
+        .filter(|d| d.scanner == scanner)
+        .collect();
     assert_eq!(found.len(), 1, "the hidden scan survives eviction");
-    assert!(ends(&ev).iter().all(|d| d.scanner == scanner), "no spoofed source flagged");
+    assert!(
+        ends(&ev).iter().all(|d| d.scanner == scanner),
+        "no spoofed source flagged"
+    );
 }

@@ -90,9 +90,15 @@ pub struct FlowStats {
 enum Pending {
     None,
     /// Waiting for any answer.
-    Probe { probe: ProbeKind, since: Micros },
+    Probe {
+        probe: ProbeKind,
+        since: Micros,
+    },
     /// Answered (SYN-ACK); waiting to see whether the originator sends data.
-    AwaitData { probe_ts: Micros, answered_at: Micros },
+    AwaitData {
+        probe_ts: Micros,
+        answered_at: Micros,
+    },
 }
 
 struct Flow {
@@ -251,8 +257,8 @@ impl FlowTable {
     fn new_flow(&mut self, m: &PacketMeta, from_a: bool) -> Flow {
         // Zeek flips a flow whose first packet is a SYN-ACK: the receiver is
         // the originator that we missed.
-        let synack = m.kind == PacketKind::Tcp
-            && m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK);
+        let synack =
+            m.kind == PacketKind::Tcp && m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK);
         let rst_first = m.kind == PacketKind::Tcp && m.tcp_flags & tf::RST != 0;
         if synack || rst_first {
             self.stats.backscatter += 1;
@@ -324,7 +330,8 @@ impl FlowTable {
                 m.ts
             };
             self.stats.attempts += 1;
-            out.attempts.push(attempt(&key, f.orig_is_a, t, since, probe, outcome, false));
+            out.attempts
+                .push(attempt(&key, f.orig_is_a, t, since, probe, outcome, false));
         }
     }
 
@@ -485,7 +492,12 @@ fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
     match m.kind {
         PacketKind::Tcp => {
             let f = m.tcp_flags;
-            let (syn, ack, rst, fin) = (f & tf::SYN != 0, f & tf::ACK != 0, f & tf::RST != 0, f & tf::FIN != 0);
+            let (syn, ack, rst, fin) = (
+                f & tf::SYN != 0,
+                f & tf::ACK != 0,
+                f & tf::RST != 0,
+                f & tf::FIN != 0,
+            );
             if rst || (syn && ack) {
                 None // backscatter
             } else if syn {
@@ -538,7 +550,12 @@ fn update(f: &mut Flow, m: &PacketMeta, from_orig: bool) {
         PacketKind::Tcp => {
             let fl = m.tcp_flags;
             let h = &mut f.history;
-            let (syn, ack, rst, fin) = (fl & tf::SYN != 0, fl & tf::ACK != 0, fl & tf::RST != 0, fl & tf::FIN != 0);
+            let (syn, ack, rst, fin) = (
+                fl & tf::SYN != 0,
+                fl & tf::ACK != 0,
+                fl & tf::RST != 0,
+                fl & tf::FIN != 0,
+            );
             if syn && (fin || rst) {
                 h.add(b'Q', from_orig);
             }
@@ -575,7 +592,12 @@ fn update(f: &mut Flow, m: &PacketMeta, from_orig: bool) {
 }
 
 /// Resolves a pending probe from a packet of its own flow.
-fn resolve_on_packet(f: &mut Flow, key: &FlowKey, m: &PacketMeta, from_orig: bool) -> Option<Attempt> {
+fn resolve_on_packet(
+    f: &mut Flow,
+    key: &FlowKey,
+    m: &PacketMeta,
+    from_orig: bool,
+) -> Option<Attempt> {
     match f.pending {
         Pending::None => None,
         Pending::Probe { probe, since } => {
@@ -609,7 +631,15 @@ fn resolve_on_packet(f: &mut Flow, key: &FlowKey, m: &PacketMeta, from_orig: boo
                 _ => Outcome::Answered,
             };
             f.pending = Pending::None;
-            Some(attempt(key, f.orig_is_a, m.ts, since, probe, outcome, false))
+            Some(attempt(
+                key,
+                f.orig_is_a,
+                m.ts,
+                since,
+                probe,
+                outcome,
+                false,
+            ))
         }
         Pending::AwaitData {
             probe_ts,
@@ -677,7 +707,9 @@ fn idle_timeout(cfg: &FlowConfig, proto_: u8, f: &Flow) -> Micros {
                 || f.resp == Endpoint::Reset
             {
                 cfg.tcp_linger
-            } else if f.orig.is_established() || f.resp.is_established() || f.orig == Endpoint::Partial
+            } else if f.orig.is_established()
+                || f.resp.is_established()
+                || f.orig == Endpoint::Partial
             {
                 cfg.tcp_idle
             } else {
@@ -722,7 +754,14 @@ fn record(key: &FlowKey, f: &Flow) -> FlowRecord {
         orig_bytes: f.orig_bytes,
         resp_pkts: u64::from(f.resp_pkts),
         resp_bytes: f.resp_bytes,
-        conn_state: conn_state(key.proto, f.orig, f.resp, f.history.as_bytes(), f.orig_bytes, f.resp_bytes),
+        conn_state: conn_state(
+            key.proto,
+            f.orig,
+            f.resp,
+            f.history.as_bytes(),
+            f.orig_bytes,
+            f.resp_bytes,
+        ),
         history: f.history,
         vlan: f.vlan,
     }

@@ -8,7 +8,14 @@ use scanwatch_model::{Addr, ConnState, Quoted};
 const SCANNER: Addr = Addr::from_v4([198, 18, 0, 2]);
 const TARGET: Addr = Addr::from_v4([198, 19, 1, 10]);
 
-fn tcp(ts: Micros, from_scanner: bool, sport: u16, dport: u16, flags: u8, payload: u32) -> PacketMeta {
+fn tcp(
+    ts: Micros,
+    from_scanner: bool,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    payload: u32,
+) -> PacketMeta {
     let (src, dst, sp, dp) = if from_scanner {
         (SCANNER, TARGET, sport, dport)
     } else {
@@ -49,10 +56,16 @@ const PA: u8 = tf::PSH | tf::ACK;
 
 #[test]
 fn syn_to_closed_port_is_rejected_rej() {
-    let (out, _) = run(&[tcp(0, true, 40000, 23, S, 0), tcp(100, false, 40000, 23, RA, 0)]);
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 23, S, 0),
+        tcp(100, false, 40000, 23, RA, 0),
+    ]);
     assert_eq!(out.attempts.len(), 1);
     let a = out.attempts[0];
-    assert_eq!((a.outcome, a.probe, a.dport, a.time), (Outcome::Rejected, ProbeKind::Syn, 23, 100));
+    assert_eq!(
+        (a.outcome, a.probe, a.dport, a.time),
+        (Outcome::Rejected, ProbeKind::Syn, 23, 100)
+    );
     assert_eq!(a.src, SCANNER);
     assert_eq!(out.flows[0].conn_state, ConnState::REJ);
     assert_eq!(out.flows[0].history.as_str(), "Sr");
@@ -90,7 +103,10 @@ fn real_conversation_is_a_success_sf() {
     let f = out.flows[0];
     assert_eq!(f.conn_state, ConnState::SF);
     assert_eq!(f.history.as_str(), "ShADdFf");
-    assert_eq!((f.orig_pkts, f.resp_pkts, f.orig_bytes, f.resp_bytes), (5, 3, 120, 900));
+    assert_eq!(
+        (f.orig_pkts, f.resp_pkts, f.orig_bytes, f.resp_bytes),
+        (5, 3, 120, 900)
+    );
     assert_eq!(f.orig_h, SCANNER);
 }
 
@@ -148,7 +164,11 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
     let (out, t) = run(&[probe, err]);
     assert_eq!(out.attempts[0].outcome, Outcome::Rejected);
     assert_eq!(out.attempts[0].dport, 161);
-    assert_eq!(out.flows.len(), 1, "the ICMP error is counted in the UDP flow");
+    assert_eq!(
+        out.flows.len(),
+        1,
+        "the ICMP error is counted in the UDP flow"
+    );
     assert_eq!(out.flows[0].orig_pkts + out.flows[0].resp_pkts, 2);
     assert_eq!(out.flows[0].conn_state, ConnState::S0);
     assert_eq!(t.stats.icmp_matched, 1);
@@ -158,15 +178,24 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
 fn stealth_probes() {
     // FIN to a closed port: RST back.
     let (out, _) = run(&[tcp(0, true, 1, 25, tf::FIN, 0), tcp(5, false, 1, 25, RA, 0)]);
-    assert_eq!((out.attempts[0].probe, out.attempts[0].outcome), (ProbeKind::Fin, Outcome::Rejected));
+    assert_eq!(
+        (out.attempts[0].probe, out.attempts[0].outcome),
+        (ProbeKind::Fin, Outcome::Rejected)
+    );
     // NULL to an open port: silence.
     let (out, _) = run(&[tcp(0, true, 1, 80, 0, 0)]);
-    assert_eq!((out.attempts[0].probe, out.attempts[0].outcome), (ProbeKind::Null, Outcome::Unanswered));
+    assert_eq!(
+        (out.attempts[0].probe, out.attempts[0].outcome),
+        (ProbeKind::Null, Outcome::Unanswered)
+    );
     // Xmas and ACK shapes.
     let (out, _) = run(&[tcp(0, true, 1, 80, tf::FIN | tf::PSH | tf::URG, 0)]);
     assert_eq!(out.attempts[0].probe, ProbeKind::Xmas);
     let (out, _) = run(&[tcp(0, true, 1, 80, A, 0), tcp(9, false, 1, 80, R, 0)]);
-    assert_eq!((out.attempts[0].probe, out.attempts[0].outcome), (ProbeKind::Ack, Outcome::Rejected));
+    assert_eq!(
+        (out.attempts[0].probe, out.attempts[0].outcome),
+        (ProbeKind::Ack, Outcome::Rejected)
+    );
 }
 
 #[test]
@@ -178,17 +207,26 @@ fn midstream_flow_is_not_a_probe() {
     assert!(out.attempts.is_empty());
     assert_eq!(out.flows[0].conn_state, ConnState::OTH);
     // A bare ACK answered by ACK (not RST) is a flow we joined late.
-    let (out, _) = run(&[tcp(0, true, 5000, 443, A, 0), tcp(10, false, 5000, 443, PA, 100)]);
+    let (out, _) = run(&[
+        tcp(0, true, 5000, 443, A, 0),
+        tcp(10, false, 5000, 443, PA, 100),
+    ]);
     assert!(out.attempts.is_empty());
 }
 
 #[test]
 fn synack_first_is_backscatter_and_flipped() {
-    let (out, t) = run(&[tcp(0, false, 40000, 80, SA, 0), tcp(10, true, 40000, 80, R, 0)]);
+    let (out, t) = run(&[
+        tcp(0, false, 40000, 80, SA, 0),
+        tcp(10, true, 40000, 80, R, 0),
+    ]);
     assert!(out.attempts.is_empty());
     assert_eq!(t.stats.backscatter, 1);
     let f = out.flows[0];
-    assert_eq!(f.orig_h, SCANNER, "the receiver of the SYN-ACK is the originator");
+    assert_eq!(
+        f.orig_h, SCANNER,
+        "the receiver of the SYN-ACK is the originator"
+    );
     assert_eq!(f.history.as_str(), "^hR");
 }
 
@@ -223,7 +261,13 @@ fn table_cap_evicts_and_counts() {
 }
 
 fn arb_packet() -> impl Strategy<Value = (u8, bool, u16, u8, u32)> {
-    (0u8..50, any::<bool>(), 20u16..26, any::<u8>(), prop_oneof![Just(0u32), 1u32..1500])
+    (
+        0u8..50,
+        any::<bool>(),
+        20u16..26,
+        any::<u8>(),
+        prop_oneof![Just(0u32), 1u32..1500],
+    )
 }
 
 proptest! {

@@ -16,7 +16,9 @@ const V4_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 impl Addr {
     #[inline]
     pub const fn from_v4(o: [u8; 4]) -> Addr {
-        Addr([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3]])
+        Addr([
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, o[0], o[1], o[2], o[3],
+        ])
     }
 
     #[inline]
@@ -31,7 +33,9 @@ impl Addr {
 
     pub fn to_ip(&self) -> IpAddr {
         if self.is_v4() {
-            IpAddr::V4(Ipv4Addr::new(self.0[12], self.0[13], self.0[14], self.0[15]))
+            IpAddr::V4(Ipv4Addr::new(
+                self.0[12], self.0[13], self.0[14], self.0[15],
+            ))
         } else {
             IpAddr::V6(Ipv6Addr::from(self.0))
         }
@@ -121,9 +125,17 @@ mod tests {
 
     #[test]
     fn group_addresses_are_recognised() {
-        for s in ["239.255.255.250", "255.255.255.255", "ff02::1:ff00:1", "0.0.0.0"] {
+        for s in [
+            "239.255.255.250",
+            "255.255.255.255",
+            "ff02::1:ff00:1",
+            "0.0.0.0",
+        ] {
             assert!(s.parse::<Addr>().unwrap().is_group_or_unspecified(), "{s}");
         }
-        assert!(!"10.0.0.1".parse::<Addr>().unwrap().is_group_or_unspecified());
+        assert!(!"10.0.0.1"
+            .parse::<Addr>()
+            .unwrap()
+            .is_group_or_unspecified());
     }
 }

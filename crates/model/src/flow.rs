@@ -227,7 +227,13 @@ impl FlowRecord {
     /// Zeek-like unique id: `C` and 17 base-62 digits of a hash of the flow's
     /// first packet, so it is the same from run to run and at any thread count.
     pub fn uid(&self) -> String {
-        let (key, _) = FlowKey::new(self.orig_h, self.orig_p, self.resp_h, self.resp_p, self.proto);
+        let (key, _) = FlowKey::new(
+            self.orig_h,
+            self.orig_p,
+            self.resp_h,
+            self.resp_p,
+            self.proto,
+        );
         let mut v = key.shard_hash(self.ts as u64) ^ (self.ts as u64).rotate_left(17);
         const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         let mut s = String::with_capacity(18);
@@ -243,7 +249,13 @@ impl FlowRecord {
     }
 
     pub fn community_id(&self) -> String {
-        crate::community_id(self.orig_h, self.resp_h, self.orig_p, self.resp_p, self.proto)
+        crate::community_id(
+            self.orig_h,
+            self.resp_h,
+            self.orig_p,
+            self.resp_p,
+            self.proto,
+        )
     }
 }
 

@@ -57,7 +57,10 @@ mod tests {
     fn known_instants() {
         assert_eq!(eve_timestamp(0), "1970-01-01T00:00:00.000000+0000");
         // 2016-02-29T12:34:56.789Z, a leap day.
-        assert_eq!(eve_timestamp(1_456_749_296_789_000), "2016-02-29T12:34:56.789000+0000");
+        assert_eq!(
+            eve_timestamp(1_456_749_296_789_000),
+            "2016-02-29T12:34:56.789000+0000"
+        );
         assert_eq!(eve_timestamp(-1), "1969-12-31T23:59:59.999999+0000");
         let c = civil(1_795_996_800_000_000); // 2026-11-30T00:00:00Z
         assert_eq!((c.year, c.month, c.day, c.hour), (2026, 11, 30, 0));

@@ -26,7 +26,10 @@ fn ts_type() -> DataType {
 fn metadata(table: &str) -> HashMap<String, String> {
     HashMap::from([
         ("scanwatch.table".to_string(), table.to_string()),
-        ("scanwatch.schema_version".to_string(), SCHEMA_VERSION.to_string()),
+        (
+            "scanwatch.schema_version".to_string(),
+            SCHEMA_VERSION.to_string(),
+        ),
     ])
 }
 
@@ -371,7 +374,10 @@ mod tests {
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema().metadata()["scanwatch.table"], "flows");
-        let cs = batch.column_by_name("conn_state").unwrap().as_string::<i32>();
+        let cs = batch
+            .column_by_name("conn_state")
+            .unwrap()
+            .as_string::<i32>();
         assert_eq!(cs.value(0), "REJ");
         let id = batch.column_by_name("id").unwrap().as_struct();
         assert_eq!(id.column(2).as_string::<i32>().value(0), "2001:db8::1");
@@ -404,7 +410,10 @@ mod tests {
         b.append(&d);
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 1);
-        let probes = batch.column_by_name("probes").unwrap().as_primitive::<UInt64Type>();
+        let probes = batch
+            .column_by_name("probes")
+            .unwrap()
+            .as_primitive::<UInt64Type>();
         assert_eq!(probes.value(0), 3);
         let ports = batch.column_by_name("ports").unwrap().as_list::<i32>();
         assert_eq!(ports.value(0).len(), 3);

@@ -107,7 +107,12 @@ impl Reader {
 
     fn u32_at(&self, at: usize, swapped: bool) -> u32 {
         let i = self.start + at;
-        let b = [self.buf[i], self.buf[i + 1], self.buf[i + 2], self.buf[i + 3]];
+        let b = [
+            self.buf[i],
+            self.buf[i + 1],
+            self.buf[i + 2],
+            self.buf[i + 3],
+        ];
         if swapped {
             u32::from_be_bytes(b)
         } else {
@@ -375,7 +380,13 @@ impl Reader {
                     let at = self.start + 28;
                     self.consume(len as usize);
                     self.packets += 1;
-                    return Ok(Some((ts, wire.max(caplen), iface.link_type, at, caplen as usize)));
+                    return Ok(Some((
+                        ts,
+                        wire.max(caplen),
+                        iface.link_type,
+                        at,
+                        caplen as usize,
+                    )));
                 }
                 3 => {
                     // Simple packet block: interface 0, no timestamp.
@@ -410,9 +421,10 @@ impl Reader {
 
     fn iface(&self, id: u32) -> Result<Iface, CaptureError> {
         match &self.state {
-            State::Pcapng { ifaces, .. } => ifaces.get(id as usize).copied().ok_or_else(|| {
-                self.corrupt(format!("packet refers to undeclared interface {id}"))
-            }),
+            State::Pcapng { ifaces, .. } => ifaces
+                .get(id as usize)
+                .copied()
+                .ok_or_else(|| self.corrupt(format!("packet refers to undeclared interface {id}"))),
             State::Pcap { .. } => Err(self.corrupt("pcapng block in a pcap file".into())),
         }
     }
@@ -469,8 +481,8 @@ fn iface_ts(iface: &Iface, units: u64) -> Micros {
     } else {
         (units as i128) * 1_000_000 / iface.units_per_sec as i128
     };
-    (us + i128::from(iface.offset_sec) * 1_000_000).clamp(i128::from(i64::MIN), i128::from(i64::MAX))
-        as i64
+    (us + i128::from(iface.offset_sec) * 1_000_000)
+        .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 struct Counting<R> {
@@ -592,7 +604,11 @@ impl FileSource {
         };
         // libpcap's dead handles take DLT_ values; LINKTYPE_RAW (101) is
         // DLT_RAW (12) on Linux, the other supported types are equal.
-        let dlt = if link_type == 101 { 12 } else { link_type as i32 };
+        let dlt = if link_type == 101 {
+            12
+        } else {
+            link_type as i32
+        };
         let dead = pcap::Capture::dead(pcap::Linktype(dlt)).map_err(bad)?;
         let prog = dead.compile(expr, true).map_err(bad)?;
         self.programs.push((link_type, Bpf(prog)));

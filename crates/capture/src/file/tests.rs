@@ -12,8 +12,20 @@ fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn pcap(swapped: bool, nanos: bool, link: u32, recs: &[(u32, u32, &[u8])]) -> Vec<u8> {
-    let w32 = |v: u32| if swapped { v.to_be_bytes() } else { v.to_le_bytes() };
-    let w16 = |v: u16| if swapped { v.to_be_bytes() } else { v.to_le_bytes() };
+    let w32 = |v: u32| {
+        if swapped {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if swapped {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
     let mut out = Vec::new();
     out.extend(w32(if nanos { PCAP_MAGIC_NS } else { PCAP_MAGIC_US }));
     out.extend(w16(2));

@@ -1,0 +1,441 @@
+//! `scanwatch run`: tcpdump's habits (`-i`, `-r`, `-w`, `-s`, `-p`, `-F`,
+//! a filter as trailing words), a progress bar on files, periodic stats on
+//! live capture, Ctrl-C/SIGTERM to stop cleanly, SIGHUP to start new files.
+
+use crate::config;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use scanwatch_capture::{FileSource, LiveOptions, LiveSource, PacketSource};
+use scanwatch_detect::Window;
+use scanwatch_model::{proto, Detection};
+use scanwatch_pipeline::{Counters, PipelineConfig, Summary};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Capture live from this interface (repeatable; `any` for all).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Read packets from a pcap/pcapng file (gzip allowed), a directory
+    /// (its capture files in name order) or `-` for stdin. Repeatable.
+    #[arg(short = 'r', long = "read", value_name = "FILE|DIR|-")]
+    pub read: Vec<PathBuf>,
+    /// Output folder for flows/, detections/ and alerts.jsonl.
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "DIR",
+        default_value = "scanwatch-out"
+    )]
+    pub out: PathBuf,
+    /// Read the BPF filter from this file.
+    #[arg(short = 'F', value_name = "FILE")]
+    pub filter_file: Option<PathBuf>,
+    /// Snap length for live capture, bytes.
+    #[arg(short = 's', long = "snaplen", default_value_t = 262_144)]
+    pub snaplen: i32,
+    /// Do not put the interface into promiscuous mode.
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    pub no_promisc: bool,
+    /// Kernel capture buffer, MiB.
+    #[arg(short = 'B', long = "buffer-size", default_value_t = 64)]
+    pub buffer_mib: i32,
+    /// Flow worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Detector shards (default: threads / 4, at least 1).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// TOML config file ([flow] and [detect] tables; flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Alerts as JSON lines to this file, or `-` for stdout
+    /// (default: DIR/alerts.jsonl).
+    #[arg(long, value_name = "FILE|-")]
+    pub alerts: Option<PathBuf>,
+    /// Do not write the flows table (detections and alerts only).
+    #[arg(long)]
+    pub no_flows: bool,
+    /// Print nothing but errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// On live capture, print counters every SECS seconds (and append them to
+    /// DIR/stats.jsonl).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub stats_every: u64,
+    /// A detection window, `SECS:HORIZONTAL:VERTICAL` (repeatable; replaces
+    /// the defaults 300:20:20, 3600:40:40, 86400:100:100).
+    #[arg(long = "window", value_name = "SECS:H:V")]
+    pub windows: Vec<String>,
+    /// Turn the threshold random walk detector off.
+    #[arg(long)]
+    pub no_trw: bool,
+    /// Never flag these sources (CIDR; repeatable).
+    #[arg(long = "allow-scanner", value_name = "CIDR")]
+    pub allow_scanners: Vec<String>,
+    /// Ignore contacts to these services (`CIDR[:port[/proto]]`; repeatable).
+    #[arg(long = "allow-service", value_name = "SPEC")]
+    pub allow_services: Vec<String>,
+    /// A scan ends after this many seconds without a probe.
+    #[arg(long, value_name = "SECS")]
+    pub scan_idle: Option<u64>,
+    /// Unanswered probes resolve after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub attempt_timeout: Option<f64>,
+    /// Most flows tracked at once, all workers together.
+    #[arg(long)]
+    pub max_flows: Option<usize>,
+    /// Most sources tracked per detector shard.
+    #[arg(long)]
+    pub max_sources: Option<usize>,
+    /// BPF filter expression (as tcpdump's trailing arguments).
+    #[arg(trailing_var_arg = true, value_name = "EXPRESSION")]
+    pub filter: Vec<String>,
+}
+
+/// Builds the pipeline configuration from flags and config file.
+pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
+    let file = config::load(a.config.as_deref())?;
+    let mut fs = file.flow.clone();
+    if let Some(t) = a.attempt_timeout {
+        fs.attempt_timeout_secs = t;
+    }
+    if let Some(m) = a.max_flows {
+        fs.max_flows = m;
+    }
+    let mut detect = file.detect.clone();
+    if !a.windows.is_empty() {
+        detect.windows = a
+            .windows
+            .iter()
+            .map(|w| parse_window(w))
+            .collect::<Result<_>>()?;
+    }
+    if a.no_trw {
+        detect.trw = false;
+    }
+    detect
+        .allow_scanners
+        .extend(a.allow_scanners.iter().cloned());
+    detect
+        .allow_services
+        .extend(a.allow_services.iter().cloned());
+    if let Some(s) = a.scan_idle {
+        detect.scan_idle_secs = s;
+    }
+    if let Some(m) = a.max_sources {
+        detect.max_sources = m;
+    }
+    detect.validate().map_err(anyhow::Error::msg)?;
+    let mut cfg = PipelineConfig {
+        flow: fs.to_config()?,
+        detect,
+        ..PipelineConfig::default()
+    };
+    if let Some(t) = a.threads {
+        anyhow::ensure!(
+            (1..=256).contains(&t),
+            "--threads must be between 1 and 256"
+        );
+        cfg.threads = t;
+        cfg.shards = (t / 4).max(1);
+    }
+    if let Some(s) = a.shards {
+        anyhow::ensure!((1..=64).contains(&s), "--shards must be between 1 and 64");
+        cfg.shards = s;
+    }
+    Ok(cfg)
+}
+
+fn parse_window(s: &str) -> Result<Window> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bad =
+        || anyhow::anyhow!("--window {s:?}: expected SECS:HORIZONTAL:VERTICAL, e.g. 300:20:20");
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    Ok(Window {
+        seconds: parts[0].parse().map_err(|_| bad())?,
+        horizontal: parts[1].parse().map_err(|_| bad())?,
+        vertical: parts[2].parse().map_err(|_| bad())?,
+    })
+}
+
+fn bpf_filter(a: &RunArgs) -> Result<Option<String>> {
+    if let Some(f) = &a.filter_file {
+        let text = std::fs::read_to_string(f).with_context(|| format!("{}", f.display()))?;
+        // tcpdump ignores comments in -F files.
+        let expr: String = text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Ok(Some(expr.trim().to_string()).filter(|s| !s.is_empty()));
+    }
+    Ok(Some(a.filter.join(" ")).filter(|s| !s.trim().is_empty()))
+}
+
+/// Opens the inputs named by `-r` and `-i`.
+pub fn open_sources(a: &RunArgs) -> Result<Vec<Box<dyn PacketSource>>> {
+    if a.interfaces.is_empty() && a.read.is_empty() {
+        bail!("nothing to read: give -r FILE|DIR|- or -i IFACE (see scanwatch run --help)");
+    }
+    if !a.interfaces.is_empty() && !a.read.is_empty() {
+        bail!("-r and -i cannot be mixed in one run");
+    }
+    let filter = bpf_filter(a)?;
+    let mut sources: Vec<Box<dyn PacketSource>> = Vec::new();
+    if !a.read.is_empty() {
+        sources.push(Box::new(FileSource::open(&a.read, filter.clone())?));
+    }
+    for iface in &a.interfaces {
+        let opts = LiveOptions {
+            snaplen: a.snaplen,
+            promisc: !a.no_promisc,
+            buffer_size: a.buffer_mib.saturating_mul(1 << 20),
+            filter: filter.clone(),
+            ..LiveOptions::default()
+        };
+        sources.push(Box::new(LiveSource::open(iface, &opts)?));
+    }
+    Ok(sources)
+}
+
+pub fn main(a: RunArgs) -> Result<ExitCode> {
+    let mut cfg = pipeline_config(&a)?;
+    let sources = open_sources(&a)?;
+    let live = !a.interfaces.is_empty();
+    cfg.out_dir = Some(a.out.clone());
+    cfg.write_flows = !a.no_flows;
+    cfg.alerts = Some(
+        a.alerts
+            .clone()
+            .unwrap_or_else(|| a.out.join("alerts.jsonl")),
+    );
+    cfg.collect = !a.quiet;
+    signals(&cfg)?;
+    let counters = Arc::new(Counters::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = {
+        let counters = counters.clone();
+        let done = done.clone();
+        let show_bar = !a.quiet && !live && std::io::stderr().is_terminal();
+        let stats_every = if live && a.stats_every > 0 {
+            Some(Duration::from_secs(a.stats_every))
+        } else {
+            None
+        };
+        let stats_path = a.out.join("stats.jsonl");
+        let quiet = a.quiet;
+        std::thread::spawn(move || {
+            report_loop(&counters, &done, show_bar, stats_every, &stats_path, quiet)
+        })
+    };
+    let result = scanwatch_pipeline::run(sources, cfg, counters.clone());
+    done.store(true, Relaxed);
+    let _ = reporter.join();
+    let summary = result?;
+    if !a.quiet {
+        for d in &summary.detections {
+            println!("{}", detection_line(d));
+        }
+        print_summary(&summary, live);
+    }
+    if live {
+        append_stats(&a.out.join("stats.jsonl"), &counters, "exit");
+    }
+    if let Some(e) = &summary.capture_error {
+        eprintln!(
+            "scanwatch: warning: {e}; everything before that point was processed and written"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn signals(cfg: &PipelineConfig) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::flag;
+    for sig in [SIGINT, SIGTERM] {
+        // A second signal while shutting down exits at once.
+        flag::register_conditional_shutdown(sig, 130, cfg.shutdown.clone())?;
+        flag::register(sig, cfg.shutdown.clone())?;
+    }
+    flag::register(SIGHUP, cfg.rotate.clone())?;
+    Ok(())
+}
+
+fn report_loop(
+    c: &Counters,
+    done: &AtomicBool,
+    bar: bool,
+    stats_every: Option<Duration>,
+    stats_path: &std::path::Path,
+    quiet: bool,
+) {
+    let start = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut drew = false;
+    while !done.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        if bar {
+            let (r, t) = (c.input_read.load(Relaxed), c.input_total.load(Relaxed));
+            let pk = c.packets.load(Relaxed);
+            let secs = start.elapsed().as_secs_f64().max(1e-6);
+            let pct = if t > 0 {
+                (r as f64 / t as f64 * 100.0).min(100.0)
+            } else {
+                0.0
+            };
+            let width = 30usize;
+            let filled = (pct / 100.0 * width as f64) as usize;
+            eprint!(
+                "\r[{}{}] {:5.1}%  {} packets  {:.0} pkt/s  {} scans ",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                pct,
+                pk,
+                pk as f64 / secs,
+                c.scans_started.load(Relaxed)
+            );
+            let _ = std::io::stderr().flush();
+            drew = true;
+        }
+        if let Some(every) = stats_every {
+            if last_stats.elapsed() >= every {
+                last_stats = Instant::now();
+                if !quiet {
+                    eprintln!("{}", stats_line(c));
+                }
+                append_stats(stats_path, c, "periodic");
+            }
+        }
+    }
+    if drew {
+        eprint!("\r{}\r", " ".repeat(90));
+    }
+}
+
+fn stats_line(c: &Counters) -> String {
+    format!(
+        "scanwatch: received {} (kernel {}), dropped by kernel {}, by interface {}, by us {} packets; {} flows, {} active scans, {} detections",
+        c.packets.load(Relaxed),
+        c.kernel_received.load(Relaxed),
+        c.kernel_dropped.load(Relaxed),
+        c.if_dropped.load(Relaxed),
+        c.queue_drop_packets.load(Relaxed),
+        c.flows.load(Relaxed),
+        c.active_scans.len(),
+        c.detections.load(Relaxed),
+    )
+}
+
+fn append_stats(path: &std::path::Path, c: &Counters, kind: &str) {
+    let line = serde_json::json!({
+        "timestamp": scanwatch_model::eve_timestamp(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0)
+        ),
+        "event_type": "stats",
+        "kind": kind,
+        "received": c.packets.load(Relaxed),
+        "kernel_received": c.kernel_received.load(Relaxed),
+        "kernel_dropped": c.kernel_dropped.load(Relaxed),
+        "if_dropped": c.if_dropped.load(Relaxed),
+        "queue_drops": c.queue_drop_packets.load(Relaxed),
+        "flows": c.flows.load(Relaxed),
+        "flows_evicted": c.flows_evicted.load(Relaxed),
+        "sources_evicted": c.sources_evicted.load(Relaxed),
+        "active_scans": c.active_scans.len(),
+        "detections": c.detections.load(Relaxed),
+    });
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+/// One line per detection, as a defender wants to read it.
+pub fn detection_line(d: &Detection) -> String {
+    let ports = if d.ports.len() <= 8 {
+        d.ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        format!(
+            "{}..{} ({} ports)",
+            d.ports[0],
+            d.ports[d.ports.len() - 1],
+            d.ports.len()
+        )
+    };
+    let open = if d.open.is_empty() {
+        "every door locked".to_string()
+    } else if d.open.len() <= 6 {
+        format!("OPEN: {}", d.open.join(" "))
+    } else {
+        format!(
+            "OPEN: {} ... ({} open)",
+            d.open[..6].join(" "),
+            d.open.len()
+        )
+    };
+    format!(
+        "{} {} {} scan: {} targets, {} ports [{}], {} probes ({} answered, {} rejected, {} unanswered) by {}; {}",
+        d.scanner,
+        d.kind.name(),
+        proto::name(d.proto),
+        d.dst_count,
+        d.port_count,
+        ports,
+        d.probes,
+        d.answered,
+        d.rejected,
+        d.unanswered,
+        d.detector,
+        open
+    )
+}
+
+fn print_summary(s: &Summary, live: bool) {
+    let rate = s.packets as f64 / s.seconds.max(1e-9);
+    eprintln!(
+        "scanwatch: {} packets ({} IP, {} not IP, {} undecodable), {:.1} MB in {:.2} s ({:.0} packets/s); {} flows; {} scans detected; {} alerts",
+        s.packets,
+        s.ip_packets,
+        s.not_ip,
+        s.decode_errors,
+        s.bytes as f64 / 1e6,
+        s.seconds,
+        rate,
+        s.flows.max(s.flow_stats.flows_ended),
+        s.detection_count,
+        s.alerts,
+    );
+    if s.flow_stats.evicted > 0 || s.detect_stats.sources_evicted > 0 {
+        eprintln!(
+            "scanwatch: caps reached: {} flows and {} sources evicted (raise --max-flows / --max-sources)",
+            s.flow_stats.evicted, s.detect_stats.sources_evicted
+        );
+    }
+    if live {
+        if let Some(l) = s.live {
+            eprintln!(
+                "scanwatch: kernel received {}, dropped {}, interface dropped {}; our queue dropped {} packets",
+                l.received, l.kernel_dropped, l.if_dropped, s.queue_drop_packets
+            );
+        }
+    }
+}
