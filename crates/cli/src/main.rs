@@ -7,6 +7,7 @@
 
 mod config;
 mod eval;
+mod gen;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -30,16 +31,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Capture or read packets, track flows, detect scans, write results.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Score detections against a truth file (the format of truth.csv).
     Eval(eval::EvalArgs),
+    /// Write a synthetic capture (benign mix, scans, floods) and its truth file.
+    Gen(gen::GenArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Run(a) => run::main(a),
+        Cmd::Run(a) => run::main(*a),
         Cmd::Eval(a) => eval::main(a),
+        Cmd::Gen(a) => gen::main(a),
     };
     match result {
         Ok(code) => code,

@@ -520,6 +520,10 @@ fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
                 Some(ProbeKind::Xmas)
             }
         }
+        // From a service port to an ephemeral one is a reply whose request
+        // we did not see (a multi-homed or anycast server answering from
+        // another address), not a probe: scanners aim at service ports.
+        PacketKind::Udp if m.sport < 1024 && m.dport >= 1024 => None,
         PacketKind::Udp => Some(ProbeKind::Udp),
         PacketKind::IcmpQuery => match (m.proto, m.icmp_type) {
             (proto::ICMP, 8) | (proto::ICMP6, 128) => Some(ProbeKind::IcmpEcho),

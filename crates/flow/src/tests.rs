@@ -215,6 +215,31 @@ fn midstream_flow_is_not_a_probe() {
 }
 
 #[test]
+fn udp_reply_from_a_service_port_is_not_a_probe() {
+    let reply = PacketMeta {
+        ts: 0,
+        src: TARGET,
+        dst: SCANNER,
+        sport: 53,
+        dport: 41234,
+        proto: proto::UDP,
+        kind: PacketKind::Udp,
+        payload_len: 100,
+        ..PacketMeta::default()
+    };
+    let (out, _) = run(&[reply]);
+    assert!(out.attempts.is_empty());
+    // A probe to a service port from a low source port (nmap -g 53) still is.
+    let probe = PacketMeta {
+        sport: 53,
+        dport: 161,
+        ..reply
+    };
+    let (out, _) = run(&[probe]);
+    assert_eq!(out.attempts.len(), 1);
+}
+
+#[test]
 fn synack_first_is_backscatter_and_flipped() {
     let (out, t) = run(&[
         tcp(0, false, 40000, 80, SA, 0),

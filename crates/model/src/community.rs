@@ -47,7 +47,8 @@ pub fn community_id(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) 
         }
     }
     let ports = has_ports || ip_proto == proto::ICMP || ip_proto == proto::ICMP6;
-    if !one_way && !(sa < da || (sa == da && sp < dp)) {
+    let ordered = sa < da || (sa == da && sp < dp);
+    if !(one_way || ordered) {
         std::mem::swap(&mut sa, &mut da);
         std::mem::swap(&mut sp, &mut dp);
     }

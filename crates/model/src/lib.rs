@@ -331,7 +331,7 @@ mod tests {
         a.time = 5;
         b.time = 3;
         b.dport = 9999;
-        let mut v = vec![a, b];
+        let mut v = [a, b];
         v.sort();
         assert_eq!(v[0].time, 3);
     }

@@ -677,7 +677,7 @@ fn worker_loop(
                 o.flows.clear();
             }
         }
-        if batches % 64 == 0 {
+        if batches.is_multiple_of(64) {
             peak_mem = peak_mem.max(table.memory_bytes() as u64);
         }
     }

@@ -54,6 +54,15 @@ enum State {
     },
 }
 
+/// Where one record's packet sits in the reader's buffer.
+struct Rec {
+    ts: Micros,
+    wire: u32,
+    link_type: u32,
+    at: usize,
+    len: usize,
+}
+
 struct Reader {
     path: PathBuf,
     input: Box<dyn Read + Send>,
@@ -248,9 +257,9 @@ impl Reader {
         Ok(())
     }
 
-    /// The next packet as (ts, wire_len, link_type, data start, data len),
-    /// its bytes at `buf[start..start+len]` until the next call.
-    fn next(&mut self) -> Result<Option<(Micros, u32, u32, usize, usize)>, CaptureError> {
+    /// The next packet; its bytes stay at `buf[at..at + len]` until the
+    /// next call.
+    fn next(&mut self) -> Result<Option<Rec>, CaptureError> {
         match self.state {
             State::Pcap {
                 swapped,
@@ -266,7 +275,7 @@ impl Reader {
         swapped: bool,
         nanos: bool,
         link_type: u32,
-    ) -> Result<Option<(Micros, u32, u32, usize, usize)>, CaptureError> {
+    ) -> Result<Option<Rec>, CaptureError> {
         if !self.fill(16)? {
             if self.end == self.start {
                 return Ok(None);
@@ -290,10 +299,16 @@ impl Reader {
         let at = self.start + 16;
         self.consume(need);
         self.packets += 1;
-        Ok(Some((ts, wire.max(caplen), link_type, at, caplen as usize)))
+        Ok(Some(Rec {
+            ts,
+            wire: wire.max(caplen),
+            link_type,
+            at,
+            len: caplen as usize,
+        }))
     }
 
-    fn next_pcapng(&mut self) -> Result<Option<(Micros, u32, u32, usize, usize)>, CaptureError> {
+    fn next_pcapng(&mut self) -> Result<Option<Rec>, CaptureError> {
         loop {
             if !self.fill(12)? {
                 if self.end == self.start {
@@ -380,13 +395,13 @@ impl Reader {
                     let at = self.start + 28;
                     self.consume(len as usize);
                     self.packets += 1;
-                    return Ok(Some((
+                    return Ok(Some(Rec {
                         ts,
-                        wire.max(caplen),
-                        iface.link_type,
+                        wire: wire.max(caplen),
+                        link_type: iface.link_type,
                         at,
-                        caplen as usize,
-                    )));
+                        len: caplen as usize,
+                    }));
                 }
                 3 => {
                     // Simple packet block: interface 0, no timestamp.
@@ -402,7 +417,13 @@ impl Reader {
                     let at = self.start + 12;
                     self.consume(len as usize);
                     self.packets += 1;
-                    return Ok(Some((0, wire, iface.link_type, at, caplen as usize)));
+                    return Ok(Some(Rec {
+                        ts: 0,
+                        wire,
+                        link_type: iface.link_type,
+                        at,
+                        len: caplen as usize,
+                    }));
                 }
                 _ => {
                     // Name resolution, statistics, custom and unknown blocks.
@@ -413,7 +434,7 @@ impl Reader {
     }
 
     fn check_block_len(&self, len: u32) -> Result<(), CaptureError> {
-        if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
+        if len < 12 || !len.is_multiple_of(4) || len > MAX_BLOCK {
             return Err(self.corrupt(format!("invalid pcapng block length {len}")));
         }
         Ok(())
@@ -639,7 +660,13 @@ impl PacketSource for FileSource {
                 return Ok(Next::End);
             };
             match r.next()? {
-                Some((ts, wire, lt, at, len)) => {
+                Some(Rec {
+                    ts,
+                    wire,
+                    link_type: lt,
+                    at,
+                    len,
+                }) => {
                     if self.filter.is_some() {
                         self.ensure_program(lt)?;
                         let Some(r) = self.cur.as_ref() else {

@@ -89,7 +89,9 @@ fn epb(iface: u32, ts: u64, data: &[u8]) -> Vec<u8> {
     block(6, &b)
 }
 
-fn read_all(p: &Path) -> (Vec<(Micros, u32, Vec<u8>)>, Option<CaptureError>) {
+type Packets = Vec<(Micros, u32, Vec<u8>)>;
+
+fn read_all(p: &Path) -> (Packets, Option<CaptureError>) {
     let mut src = match FileSource::open(&[p.to_path_buf()], None) {
         Ok(s) => s,
         Err(e) => return (vec![], Some(e)),
@@ -199,7 +201,7 @@ fn directory_is_read_in_name_order_skipping_non_captures() {
     std::fs::write(dir.join("b.pcap"), pcap(false, false, 1, &[(2, 0, b"b")])).unwrap();
     std::fs::write(dir.join("a.pcap"), pcap(false, false, 1, &[(1, 0, b"a")])).unwrap();
     std::fs::write(dir.join("notes.txt"), b"not a capture").unwrap();
-    let mut src = FileSource::open(&[dir.clone()], None).unwrap();
+    let mut src = FileSource::open(std::slice::from_ref(&dir), None).unwrap();
     let mut got = Vec::new();
     while let Ok(Next::Packet(p)) = src.next_packet() {
         got.push(p.data.to_vec());

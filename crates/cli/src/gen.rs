@@ -1,0 +1,860 @@
+//! `scanwatch gen`: writes synthetic captures fast and deterministically (by
+//! `--seed`), with a truth file in the format of the corpus's `truth.csv`.
+//!
+//! A capture is a merge, by time, of independent packet streams: a benign
+//! mix (TCP sessions with handshake, request, response and teardown; DNS-like
+//! UDP request/reply; ICMP echo) over a chosen number of flows with a chosen
+//! number active at once, and one stream per injected scan (horizontal SYN,
+//! vertical SYN, block, FIN, UDP sweep with ICMP port-unreachable replies,
+//! ICMP echo sweep, connect sweep of an open port, and a slow vertical scan
+//! at one probe every 15 s). The `flood` profile adds a SYN flood from
+//! millions of spoofed sources with the victim's SYN-ACKs, and hides a real
+//! scan inside it.
+//!
+//! Packets are written straight into a buffered pcap (Ethernet, µs) from
+//! header templates; nothing is allocated per packet.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug, Clone)]
+pub struct GenArgs {
+    /// Output pcap file.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Truth file (default: the output with `.truth.csv`).
+    #[arg(long, value_name = "CSV")]
+    pub truth: Option<PathBuf>,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Benign flows in all.
+    #[arg(long, default_value_t = 100_000)]
+    pub flows: u64,
+    /// Benign flows open at any moment.
+    #[arg(long, default_value_t = 1000)]
+    pub active: usize,
+    /// Benign flows started per second of capture time.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// `mixed` (benign plus scans), `benign`, or `flood` (spoofed SYN flood
+    /// with a scan hidden in it).
+    #[arg(long, default_value = "mixed")]
+    pub profile: String,
+    /// Spoofed sources in the flood profile.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub flood_sources: u64,
+    /// Capture start, Unix seconds.
+    #[arg(long, default_value_t = 1_790_000_000)]
+    pub start: u64,
+}
+
+/// xorshift64*: small, fast, and the same everywhere.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    /// Exponential with mean `m` (µs).
+    fn exp(&mut self, m: f64) -> i64 {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        (-(1.0 - u).ln() * m) as i64
+    }
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const RST: u8 = 0x04;
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+
+/// One packet to write.
+#[derive(Clone, Copy)]
+enum Pkt {
+    Tcp {
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        dp: u16,
+        flags: u8,
+        payload: u16,
+    },
+    Udp {
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        dp: u16,
+        payload: u16,
+    },
+    Icmp {
+        src: [u8; 4],
+        dst: [u8; 4],
+        ty: u8,
+        code: u8,
+        /// The UDP probe an unreachable quotes.
+        quote: Option<([u8; 4], [u8; 4], u16, u16)>,
+    },
+}
+
+/// A stream of packets in time order.
+trait Stream {
+    /// The next packet and its time (µs), or None when done.
+    fn next(&mut self) -> Option<(i64, Pkt)>;
+}
+
+struct PcapOut {
+    w: BufWriter<File>,
+    buf: Vec<u8>,
+    packets: u64,
+    bytes: u64,
+}
+
+impl PcapOut {
+    fn new(path: &PathBuf) -> Result<PcapOut> {
+        let f = File::create(path).with_context(|| format!("{}", path.display()))?;
+        let mut w = BufWriter::with_capacity(4 << 20, f);
+        let mut h = Vec::with_capacity(24);
+        h.extend(0xa1b2_c3d4u32.to_le_bytes());
+        h.extend(2u16.to_le_bytes());
+        h.extend(4u16.to_le_bytes());
+        h.extend(0u32.to_le_bytes());
+        h.extend(0u32.to_le_bytes());
+        h.extend(65535u32.to_le_bytes());
+        h.extend(1u32.to_le_bytes());
+        w.write_all(&h)?;
+        Ok(PcapOut {
+            w,
+            buf: Vec::with_capacity(256),
+            packets: 0,
+            bytes: 24,
+        })
+    }
+
+    fn ipv4(&mut self, src: [u8; 4], dst: [u8; 4], proto: u8, l4_len: usize) {
+        let total = (20 + l4_len) as u16;
+        let b = &mut self.buf;
+        b.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        let start = b.len();
+        b.extend_from_slice(&[0x45, 0]);
+        b.extend_from_slice(&total.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+        b.extend_from_slice(&src);
+        b.extend_from_slice(&dst);
+        let mut sum = 0u32;
+        for c in b[start..start + 20].chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let ck = !(sum as u16);
+        b[start + 10..start + 12].copy_from_slice(&ck.to_be_bytes());
+    }
+
+    /// Writes one packet; payload bytes are declared in the headers but only
+    /// the first 64 are stored (as a snaplen-cut capture would).
+    fn write(&mut self, ts: i64, p: &Pkt) -> Result<()> {
+        self.buf.clear();
+        let wire;
+        match *p {
+            Pkt::Tcp {
+                src,
+                dst,
+                sp,
+                dp,
+                flags,
+                payload,
+            } => {
+                self.ipv4(src, dst, 6, 20 + usize::from(payload));
+                let b = &mut self.buf;
+                b.extend_from_slice(&sp.to_be_bytes());
+                b.extend_from_slice(&dp.to_be_bytes());
+                b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, if flags & ACK != 0 { 1 } else { 0 }]);
+                b.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+                wire = 54 + usize::from(payload);
+                let keep = usize::from(payload).min(64);
+                b.resize(b.len() + keep, 0x61);
+            }
+            Pkt::Udp {
+                src,
+                dst,
+                sp,
+                dp,
+                payload,
+            } => {
+                self.ipv4(src, dst, 17, 8 + usize::from(payload));
+                let b = &mut self.buf;
+                b.extend_from_slice(&sp.to_be_bytes());
+                b.extend_from_slice(&dp.to_be_bytes());
+                b.extend_from_slice(&(8 + payload).to_be_bytes());
+                b.extend_from_slice(&[0, 0]);
+                wire = 42 + usize::from(payload);
+                let keep = usize::from(payload).min(64);
+                b.resize(b.len() + keep, 0x62);
+            }
+            Pkt::Icmp {
+                src,
+                dst,
+                ty,
+                code,
+                quote,
+            } => {
+                let body = if quote.is_some() { 28 } else { 32 };
+                self.ipv4(src, dst, 1, 8 + body);
+                let b = &mut self.buf;
+                b.extend_from_slice(&[ty, code, 0, 0, 0, 1, 0, 1]);
+                match quote {
+                    Some((qs, qd, qsp, qdp)) => {
+                        b.extend_from_slice(&[0x45, 0, 0, 36, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+                        b.extend_from_slice(&qs);
+                        b.extend_from_slice(&qd);
+                        b.extend_from_slice(&qsp.to_be_bytes());
+                        b.extend_from_slice(&qdp.to_be_bytes());
+                        b.extend_from_slice(&[0, 16, 0, 0]);
+                    }
+                    None => b.resize(b.len() + 32, 0x63),
+                }
+                wire = self.buf.len();
+            }
+        }
+        let cap = self.buf.len() as u32;
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
+        rec[4..8].copy_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
+        rec[8..12].copy_from_slice(&cap.to_le_bytes());
+        rec[12..16].copy_from_slice(&(wire as u32).max(cap).to_le_bytes());
+        self.w.write_all(&rec)?;
+        self.w.write_all(&self.buf)?;
+        self.packets += 1;
+        self.bytes += 16 + u64::from(cap);
+        Ok(())
+    }
+}
+
+fn client(i: u64) -> [u8; 4] {
+    [10, (i >> 16) as u8 % 64, (i >> 8) as u8, i as u8]
+}
+
+fn server(i: u64) -> [u8; 4] {
+    [172, 16 + ((i >> 16) as u8 % 16), (i >> 8) as u8, i as u8]
+}
+
+/// The benign mix: sessions opened at `rate` per second, at most `active`
+/// at once, each a small script of packets.
+struct Benign {
+    rng: Rng,
+    t: i64,
+    started: u64,
+    total: u64,
+    gap: f64,
+    active: usize,
+    /// (next packet time, session) min-heap.
+    heap: BinaryHeap<std::cmp::Reverse<(i64, u64, u32)>>,
+    sessions: Vec<Session>,
+    free: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Session {
+    kind: u8,
+    step: u8,
+    c: [u8; 4],
+    s: [u8; 4],
+    cp: u16,
+    sp: u16,
+    rounds: u8,
+}
+
+impl Benign {
+    fn new(seed: u64, start: i64, total: u64, active: usize, rate: f64) -> Benign {
+        Benign {
+            rng: Rng::new(seed ^ 0xbe),
+            t: start,
+            started: 0,
+            total,
+            gap: 1e6 / rate.max(1e-3),
+            active: active.max(1),
+            heap: BinaryHeap::new(),
+            sessions: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn open(&mut self) {
+        let r = &mut self.rng;
+        let kind = match r.below(10) {
+            0..=6 => 0, // TCP web/TLS session
+            7 | 8 => 1, // DNS
+            _ => 2,     // ping
+        };
+        let s = Session {
+            kind,
+            step: 0,
+            c: client(r.below(20_000)),
+            s: server(r.below(if kind == 1 { 4 } else { 500 })),
+            cp: 20_000 + r.below(40_000) as u16,
+            sp: match kind {
+                0 => [80u16, 443, 443, 443, 8080, 22][r.below(6) as usize],
+                1 => 53,
+                _ => 0,
+            },
+            rounds: 1 + r.below(4) as u8,
+        };
+        let id = match self.free.pop() {
+            Some(i) => {
+                self.sessions[i as usize] = s;
+                i
+            }
+            None => {
+                self.sessions.push(s);
+                (self.sessions.len() - 1) as u32
+            }
+        };
+        self.started += 1;
+        self.heap
+            .push(std::cmp::Reverse((self.t, self.started, id)));
+    }
+}
+
+impl Stream for Benign {
+    fn next(&mut self) -> Option<(i64, Pkt)> {
+        // Keep `active` sessions open while flows remain to start.
+        while self.heap.len() < self.active && self.started < self.total {
+            self.t += self.rng.exp(self.gap);
+            self.open();
+        }
+        let std::cmp::Reverse((t, order, id)) = self.heap.pop()?;
+        let rtt = 200 + self.rng.below(20_000) as i64;
+        let s = &mut self.sessions[id as usize];
+        let (c, sv, cp, sp) = (s.c, s.s, s.cp, s.sp);
+        let tcp = |fwd: bool, flags: u8, payload: u16| {
+            if fwd {
+                Pkt::Tcp {
+                    src: c,
+                    dst: sv,
+                    sp: cp,
+                    dp: sp,
+                    flags,
+                    payload,
+                }
+            } else {
+                Pkt::Tcp {
+                    src: sv,
+                    dst: c,
+                    sp,
+                    dp: cp,
+                    flags,
+                    payload,
+                }
+            }
+        };
+        let (pkt, done) = match s.kind {
+            0 => {
+                // S, SA, A, (req, resp)*rounds, F, FA, A
+                let n = 3 + 2 * usize::from(s.rounds) + 3;
+                let st = usize::from(s.step);
+                let p = match st {
+                    0 => tcp(true, SYN, 0),
+                    1 => tcp(false, SYN | ACK, 0),
+                    2 => tcp(true, ACK, 0),
+                    x if x < n - 3 => {
+                        if (x - 3).is_multiple_of(2) {
+                            tcp(true, PSH | ACK, 300)
+                        } else {
+                            tcp(false, PSH | ACK, 1400)
+                        }
+                    }
+                    x if x == n - 3 => tcp(true, FIN | ACK, 0),
+                    x if x == n - 2 => tcp(false, FIN | ACK, 0),
+                    _ => tcp(true, ACK, 0),
+                };
+                (p, st + 1 >= n)
+            }
+            1 => {
+                let p = if s.step == 0 {
+                    Pkt::Udp {
+                        src: c,
+                        dst: sv,
+                        sp: cp,
+                        dp: 53,
+                        payload: 40,
+                    }
+                } else {
+                    Pkt::Udp {
+                        src: sv,
+                        dst: c,
+                        sp: 53,
+                        dp: cp,
+                        payload: 120,
+                    }
+                };
+                (p, s.step >= 1)
+            }
+            _ => {
+                let p = if s.step == 0 {
+                    Pkt::Icmp {
+                        src: c,
+                        dst: sv,
+                        ty: 8,
+                        code: 0,
+                        quote: None,
+                    }
+                } else {
+                    Pkt::Icmp {
+                        src: sv,
+                        dst: c,
+                        ty: 0,
+                        code: 0,
+                        quote: None,
+                    }
+                };
+                (p, s.step >= 1)
+            }
+        };
+        s.step += 1;
+        if done {
+            self.free.push(id);
+        } else {
+            self.heap.push(std::cmp::Reverse((t + rtt, order, id)));
+        }
+        Some((t, pkt))
+    }
+}
+
+/// A scan: probes at a fixed pace, each followed by the target's answer.
+struct Scan {
+    scanner: [u8; 4],
+    targets: Vec<[u8; 4]>,
+    ports: Vec<u16>,
+    kind: ScanShape,
+    t: i64,
+    gap: i64,
+    i: usize,
+    pending: Option<(i64, Pkt)>,
+    rng: Rng,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ScanShape {
+    Syn,
+    Fin,
+    Connect,
+    Udp,
+    Echo,
+}
+
+/// Which (target, port) answer: a fixed pattern so the truth is known.
+fn is_open(t: [u8; 4], port: u16) -> bool {
+    matches!(port, 22 | 80 | 443) && !t[3].is_multiple_of(3)
+}
+
+fn is_dead(t: [u8; 4]) -> bool {
+    t[3] >= 200
+}
+
+impl Stream for Scan {
+    fn next(&mut self) -> Option<(i64, Pkt)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        let n = self.targets.len() * self.ports.len();
+        if self.i >= n {
+            return None;
+        }
+        let (ti, pi) = (self.i / self.ports.len(), self.i % self.ports.len());
+        let (dst, port) = (self.targets[ti], self.ports[pi]);
+        self.i += 1;
+        let t = self.t;
+        self.t += self.gap;
+        let sp = 40_000 + (self.i % 20_000) as u16;
+        let rtt = 100 + self.rng.below(900) as i64;
+        let s = self.scanner;
+        let (probe, answer) = match self.kind {
+            ScanShape::Syn | ScanShape::Connect => (
+                Pkt::Tcp {
+                    src: s,
+                    dst,
+                    sp,
+                    dp: port,
+                    flags: SYN,
+                    payload: 0,
+                },
+                if is_dead(dst) {
+                    None
+                } else if is_open(dst, port) || self.kind == ScanShape::Connect {
+                    Some(Pkt::Tcp {
+                        src: dst,
+                        dst: s,
+                        sp: port,
+                        dp: sp,
+                        flags: SYN | ACK,
+                        payload: 0,
+                    })
+                } else {
+                    Some(Pkt::Tcp {
+                        src: dst,
+                        dst: s,
+                        sp: port,
+                        dp: sp,
+                        flags: RST | ACK,
+                        payload: 0,
+                    })
+                },
+            ),
+            ScanShape::Fin => (
+                Pkt::Tcp {
+                    src: s,
+                    dst,
+                    sp,
+                    dp: port,
+                    flags: FIN,
+                    payload: 0,
+                },
+                if is_dead(dst) || is_open(dst, port) {
+                    None
+                } else {
+                    Some(Pkt::Tcp {
+                        src: dst,
+                        dst: s,
+                        sp: port,
+                        dp: sp,
+                        flags: RST | ACK,
+                        payload: 0,
+                    })
+                },
+            ),
+            ScanShape::Udp => (
+                Pkt::Udp {
+                    src: s,
+                    dst,
+                    sp,
+                    dp: port,
+                    payload: 0,
+                },
+                (!is_dead(dst)).then_some(Pkt::Icmp {
+                    src: dst,
+                    dst: s,
+                    ty: 3,
+                    code: 3,
+                    quote: Some((s, dst, sp, port)),
+                }),
+            ),
+            ScanShape::Echo => (
+                Pkt::Icmp {
+                    src: s,
+                    dst,
+                    ty: 8,
+                    code: 0,
+                    quote: None,
+                },
+                (!is_dead(dst)).then_some(Pkt::Icmp {
+                    src: dst,
+                    dst: s,
+                    ty: 0,
+                    code: 0,
+                    quote: None,
+                }),
+            ),
+        };
+        if let Some(a) = answer {
+            self.pending = Some((t + rtt.min(self.gap.max(2) - 1), a));
+        }
+        Some((t, probe))
+    }
+}
+
+/// SYN flood from spoofed sources at a victim, which answers SYN-ACK.
+struct Flood {
+    rng: Rng,
+    t: i64,
+    n: u64,
+    total: u64,
+    gap: f64,
+    victim: [u8; 4],
+    pending: Option<(i64, Pkt)>,
+}
+
+impl Stream for Flood {
+    fn next(&mut self) -> Option<(i64, Pkt)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        if self.n >= self.total {
+            return None;
+        }
+        self.n += 1;
+        self.t += self.rng.exp(self.gap).max(1);
+        let x = self.rng.next();
+        let src = [
+            100 + (x % 100) as u8,
+            (x >> 8) as u8,
+            (x >> 16) as u8,
+            (x >> 24) as u8,
+        ];
+        let sp = (x >> 32) as u16 | 1024;
+        self.pending = Some((
+            self.t + 1,
+            Pkt::Tcp {
+                src: self.victim,
+                dst: src,
+                sp: 80,
+                dp: sp,
+                flags: SYN | ACK,
+                payload: 0,
+            },
+        ));
+        Some((
+            self.t,
+            Pkt::Tcp {
+                src,
+                dst: self.victim,
+                sp,
+                dp: 80,
+                flags: SYN,
+                payload: 0,
+            },
+        ))
+    }
+}
+
+fn hosts(net: [u8; 3], range: std::ops::RangeInclusive<u8>) -> Vec<[u8; 4]> {
+    range.map(|i| [net[0], net[1], net[2], i]).collect()
+}
+
+struct Planned {
+    stream: Box<dyn Stream>,
+    truth: Option<String>,
+}
+
+/// A scan stream and its truth row (the row's text after the address).
+#[allow(clippy::too_many_arguments)]
+fn scan(
+    seed: u64,
+    scanner: [u8; 4],
+    targets: Vec<[u8; 4]>,
+    ports: Vec<u16>,
+    kind: ScanShape,
+    start: i64,
+    gap: i64,
+    truth: &str,
+) -> Planned {
+    let ip = format!(
+        "{}.{}.{}.{}",
+        scanner[0], scanner[1], scanner[2], scanner[3]
+    );
+    Planned {
+        stream: Box::new(Scan {
+            scanner,
+            targets,
+            ports,
+            kind,
+            t: start,
+            gap,
+            i: 0,
+            pending: None,
+            rng: Rng::new(seed ^ u64::from(u32::from_be_bytes(scanner))),
+        }),
+        truth: Some(format!("{ip},{truth}")),
+    }
+}
+
+pub fn main(a: GenArgs) -> Result<ExitCode> {
+    let start = a.start as i64 * 1_000_000;
+    let mut planned: Vec<Planned> = Vec::new();
+    let benign_flows = a.flows;
+    planned.push(Planned {
+        stream: Box::new(Benign::new(a.seed, start, benign_flows, a.active, a.rate)),
+        truth: None,
+    });
+    let span = (benign_flows as f64 / a.rate.max(1e-3) * 1e6) as i64;
+    let at = |frac: f64| start + (span as f64 * frac) as i64;
+    let s = a.seed;
+    match a.profile.as_str() {
+        "benign" => {}
+        "mixed" => {
+            let net = [172, 20, 1];
+            planned.push(scan(
+                s,
+                [203, 0, 113, 1],
+                hosts(net, 1..=254),
+                vec![22],
+                ScanShape::Syn,
+                at(0.1),
+                2_000,
+                "horizontal,tcp,172.20.1.1-254,22,gen,syn sweep",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 2],
+                hosts(net, 10..=10),
+                (1..=1000).collect(),
+                ScanShape::Syn,
+                at(0.2),
+                500,
+                "vertical,tcp,172.20.1.10,1-1000,gen,syn vertical",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 3],
+                hosts([172, 20, 2], 1..=20),
+                vec![21, 22, 23, 25, 80, 443, 445, 3389, 8080, 3306],
+                ScanShape::Syn,
+                at(0.3),
+                1_000,
+                "block,tcp,172.20.2.1-20,10 ports,gen,syn block",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 4],
+                hosts(net, 12..=12),
+                (1..=300).collect(),
+                ScanShape::Fin,
+                at(0.4),
+                1_000,
+                "vertical,tcp,172.20.1.12,1-300,gen,fin vertical",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 5],
+                hosts([172, 20, 3], 1..=120),
+                vec![161],
+                ScanShape::Udp,
+                at(0.5),
+                5_000,
+                "horizontal,udp,172.20.3.1-120,161,gen,udp sweep",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 6],
+                hosts([172, 20, 4], 1..=254),
+                vec![0],
+                ScanShape::Echo,
+                at(0.6),
+                3_000,
+                "horizontal,icmp,172.20.4.0/24,-,gen,echo sweep",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 7],
+                hosts([172, 20, 5], 1..=100),
+                vec![8080],
+                ScanShape::Connect,
+                at(0.7),
+                4_000,
+                "horizontal,tcp,172.20.5.1-100,8080,gen,connect sweep all open",
+            ));
+            planned.push(scan(
+                s,
+                [203, 0, 113, 8],
+                hosts(net, 21..=21),
+                (20..=59).collect(),
+                ScanShape::Syn,
+                at(0.0),
+                15_000_000,
+                "vertical,tcp,172.20.1.21,20-59,gen,slow vertical one probe per 15 s",
+            ));
+        }
+        "flood" => {
+            let victim = [172, 20, 9, 80];
+            let flood_span = span.max(10_000_000);
+            planned.push(Planned {
+                stream: Box::new(Flood {
+                    rng: Rng::new(s ^ 0xf100d),
+                    t: start,
+                    n: 0,
+                    total: a.flood_sources,
+                    gap: flood_span as f64 / a.flood_sources.max(1) as f64,
+                    victim,
+                    pending: None,
+                }),
+                truth: None,
+            });
+            planned.push(scan(
+                s,
+                [203, 0, 113, 66],
+                hosts([172, 20, 9], 80..=80),
+                (1..=500).collect(),
+                ScanShape::Syn,
+                start + flood_span / 3,
+                2_000,
+                "vertical,tcp,172.20.9.80,1-500,gen,syn vertical hidden in a flood",
+            ));
+        }
+        p => anyhow::bail!("--profile {p:?}: expected mixed, benign or flood"),
+    }
+    let mut out = PcapOut::new(&a.out)?;
+    let mut truth = String::from("pcap,scanner_ip,scan_type,protocol,targets,ports,tool,command\n");
+    let name = a
+        .out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    truth.push_str(&format!(
+        "{name},10.0.0.0,none,tcp+udp+icmp,172.16.0.0/12,-,gen,benign mix\n"
+    ));
+    let mut streams: Vec<Box<dyn Stream>> = Vec::new();
+    for p in planned {
+        if let Some(t) = p.truth {
+            truth.push_str(&format!("{name},{t}\n"));
+        }
+        streams.push(p.stream);
+    }
+    // k-way merge by time (ties by stream index: deterministic).
+    let mut heads: BinaryHeap<std::cmp::Reverse<(i64, usize)>> = BinaryHeap::new();
+    let mut next: Vec<Option<Pkt>> = vec![None; streams.len()];
+    for (i, s) in streams.iter_mut().enumerate() {
+        if let Some((t, p)) = s.next() {
+            next[i] = Some(p);
+            heads.push(std::cmp::Reverse((t, i)));
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut last = i64::MIN;
+    while let Some(std::cmp::Reverse((t, i))) = heads.pop() {
+        if let Some(p) = next[i].take() {
+            let t = t.max(last);
+            last = t;
+            out.write(t, &p)?;
+        }
+        if let Some((t2, p2)) = streams[i].next() {
+            next[i] = Some(p2);
+            heads.push(std::cmp::Reverse((t2, i)));
+        }
+    }
+    out.w.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    let truth_path = a.truth.clone().unwrap_or_else(|| {
+        let mut p = a.out.clone().into_os_string();
+        p.push(".truth.csv");
+        PathBuf::from(p)
+    });
+    std::fs::write(&truth_path, truth).with_context(|| format!("{}", truth_path.display()))?;
+    eprintln!(
+        "scanwatch gen: {} packets, {:.1} MB in {:.2} s ({:.0} MB/s) -> {}; truth -> {}",
+        out.packets,
+        out.bytes as f64 / 1e6,
+        secs,
+        out.bytes as f64 / 1e6 / secs.max(1e-9),
+        a.out.display(),
+        truth_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,312 @@
+//! End-to-end tests of the `scanwatch` binary on real captures: the
+//! project's own `pcaps/` and, when it is there, the shared corpus.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pcaps() -> PathBuf {
+    root().join("pcaps")
+}
+
+fn shared() -> Option<PathBuf> {
+    let p = root().join("../shared/pcaps");
+    p.join("truth.csv").exists().then_some(p)
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scanwatch-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn eval_total(dir: &Path) -> (String, [u32; 4]) {
+    let o = bin()
+        .args(["eval", "--strict", "--json", "--truth"])
+        .arg(dir.join("truth.csv"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    let out = text(&o);
+    let json_line = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&json_line).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let t = &v["total"];
+    let g = |k: &str| t[k].as_u64().unwrap_or(u64::MAX) as u32;
+    assert!(o.status.success(), "eval --strict failed:\n{out}");
+    (
+        out,
+        [
+            g("scanners"),
+            g("found"),
+            g("right_kind"),
+            g("false_alarms"),
+        ],
+    )
+}
+
+#[test]
+fn own_pcaps_every_scanner_found_with_right_kind_no_false_alarm() {
+    let (out, [scanners, found, right, fa]) = eval_total(&pcaps());
+    assert!(scanners >= 9, "{out}");
+    assert_eq!((found, right, fa), (scanners, scanners, 0), "{out}");
+}
+
+#[test]
+fn shared_corpus_every_scanner_found_with_right_kind_no_false_alarm() {
+    let Some(dir) = shared() else {
+        eprintln!("../shared/pcaps not present: nothing to check here");
+        return;
+    };
+    let (out, [scanners, found, right, fa]) = eval_total(&dir);
+    assert_eq!(scanners, 26, "{out}");
+    assert_eq!((found, right, fa), (26, 26, 0), "{out}");
+}
+
+/// (scanner, kind, proto, dst_count, port_count, probes, answered, rejected,
+/// unanswered, open) for each detection, sorted.
+fn detections(file: &Path, threads: u32) -> Vec<String> {
+    let out = tmpdir(&format!(
+        "det{threads}-{}",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    let o = bin()
+        .args(["run", "-q", "--threads", &threads.to_string(), "-r"])
+        .arg(file)
+        .arg("-w")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let alerts = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap_or_default();
+    let mut v: Vec<String> = alerts
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["scan"]["phase"] == "end")
+        .map(|a| {
+            let s = &a["scan"];
+            format!(
+                "{} {} {} {} {} {} {} {} {} {}",
+                a["src_ip"],
+                s["kind"],
+                s["proto"],
+                s["dst_count"],
+                s["port_count"],
+                s["probes"],
+                s["answered"],
+                s["rejected"],
+                s["unanswered"],
+                s["open"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn same_detections_with_one_and_four_threads() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    if let Some(s) = shared() {
+        for name in [
+            "mixed_busy_webserver_plus_vertical_scan.pcap",
+            "nmap_syn_block_40hosts_9ports.pcap",
+            "hping3_syn_horizontal_p445_randdest.pcap",
+        ] {
+            files.push(s.join(name));
+        }
+    }
+    files.sort();
+    assert!(!files.is_empty());
+    for f in files {
+        let one = detections(&f, 1);
+        let four = detections(&f, 4);
+        assert!(
+            !one.is_empty() || f.to_string_lossy().contains("benign"),
+            "{}",
+            f.display()
+        );
+        assert_eq!(one, four, "{}", f.display());
+        // And from run to run.
+        assert_eq!(one, detections(&f, 4), "{}", f.display());
+    }
+}
+
+fn one_line_error(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "{}", text(o));
+    assert_eq!(err.trim().lines().count(), 1, "{}", text(o));
+    assert!(!err.contains("panicked"), "{}", text(o));
+    err
+}
+
+#[test]
+fn bad_inputs_give_one_clear_line() {
+    let d = tmpdir("bad");
+    let o = bin()
+        .args(["run", "-r", "/nonexistent/x.pcap", "-w"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("No such file"));
+
+    let junk = d.join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").unwrap();
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(&junk)
+        .arg("-w")
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("not a capture file"));
+
+    let empty = d.join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(&empty)
+        .arg("-w")
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("empty"));
+
+    let src = pcaps().join("nmap_syn_vertical_1-1000.pcap");
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(&src)
+        .args(["-w", "/proc/cannot-write-here"])
+        .output()
+        .unwrap();
+    assert!(one_line_error(&o).contains("/proc/cannot-write-here"));
+
+    let o = bin()
+        .args(["run", "-i", "nosuchif0", "-w"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let e = one_line_error(&o);
+    assert!(e.contains("nosuchif0"), "{e}");
+}
+
+#[test]
+fn truncated_file_keeps_what_came_before_and_exits_non_zero() {
+    let d = tmpdir("trunc");
+    let src = std::fs::read(pcaps().join("nmap_syn_vertical_1-1000.pcap")).unwrap();
+    let cut = d.join("cut.pcap");
+    std::fs::write(&cut, &src[..src.len() * 2 / 3 + 7]).unwrap();
+    let out = d.join("out");
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(&cut)
+        .arg("-w")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(err.contains("truncated at byte"), "{err}");
+    // The scan before the cut was still found and written.
+    let alerts = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap();
+    assert!(alerts.contains("\"kind\":\"vertical\""), "{alerts}");
+    let parts: Vec<_> = walk(&out.join("flows"));
+    assert!(!parts.is_empty());
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.extension().is_some_and(|e| e == "arrow")),
+        "{parts:?}"
+    );
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                v.extend(walk(&p));
+            } else {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn directory_input_and_gzip_and_filter() {
+    let d = tmpdir("dir");
+    let src = pcaps().join("nmap_syn_vertical_1-1000.pcap");
+    // gzip the file with flate2-compatible gzip from the system if present,
+    // otherwise skip only this part.
+    let gz = d.join("in/a.pcap.gz");
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -c '{}' > '{}'", src.display(), gz.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(d.join("in"))
+        .arg("-w")
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("198.18.0.2 vertical tcp"),
+        "{}",
+        text(&o)
+    );
+    // A BPF filter that removes the scanner's packets removes the detection.
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(&src)
+        .arg("-w")
+        .arg(d.join("out2"))
+        .args(["not", "host", "198.18.0.2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("198.18.0.2"),
+        "{}",
+        text(&o)
+    );
+}

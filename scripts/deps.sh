@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what scanwatch needs on Debian 12 (as root): libpcap for capture,
+# jq, tcpdump and Python with pyarrow/dpkt/pytest for the output tests.
+# Idempotent: does nothing that is already there.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for p in libpcap-dev jq tcpdump iproute2 python3 python3-venv gzip; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "scanwatch needs Rust >= 1.88 (cargo); install it with rustup (https://rustup.rs) and run again" >&2
+  exit 1
+fi

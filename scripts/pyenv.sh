@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates target/pyenv with the Python packages the tests and the report use.
+# Prints the path of its python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=target/pyenv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" >&2
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check pyarrow dpkt pytest >&2
+echo "$VENV/bin/python"
