@@ -233,7 +233,7 @@ pub fn main(a: EvalArgs) -> Result<ExitCode> {
     })
 }
 
-fn blank_run_args() -> RunArgs {
+pub fn blank_run_args() -> RunArgs {
     use clap::Parser;
     #[derive(Parser)]
     struct Wrap {

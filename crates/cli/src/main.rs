@@ -5,6 +5,7 @@
 //! error into one line on stderr and a non-zero exit. Everything else lives in
 //! the library crates.
 
+mod bench;
 mod config;
 mod eval;
 mod gen;
@@ -36,6 +37,8 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// Write a synthetic capture (benign mix, scans, floods) and its truth file.
     Gen(gen::GenArgs),
+    /// Measure throughput on a file: plain read against the full pipeline.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run::main(*a),
         Cmd::Eval(a) => eval::main(a),
         Cmd::Gen(a) => gen::main(a),
+        Cmd::Bench(a) => bench::main(a),
     };
     match result {
         Ok(code) => code,
