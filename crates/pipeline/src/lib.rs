@@ -441,6 +441,7 @@ fn capture_loop(
     let mut since_flush = 0usize;
     let flush_every = batch * n;
     let mut last_stats = Instant::now();
+    let mut last_flush = Instant::now();
     let mut born = Instant::now();
 
     let send = |w: usize, metas: Vec<PacketMeta>, wm: Micros, born: Instant| {
@@ -518,7 +519,14 @@ fn capture_loop(
                 break;
             }
         }
-        if since_flush >= flush_every || idle {
+        // Live traffic may trickle: flush at least every 50 ms of wall time
+        // so that a slow scan is seen within the same second.
+        let stale = live
+            && since_flush > 0
+            && since_flush.is_multiple_of(16)
+            && last_flush.elapsed() >= Duration::from_millis(50);
+        if since_flush >= flush_every || idle || stale {
+            last_flush = Instant::now();
             if idle && live {
                 // An idle link: packet time moves with the wall clock (live
                 // timestamps are the kernel's), less a margin for packets
