@@ -4,7 +4,8 @@
 # (tcprewrite --seed=N) and times shifted (editcap -t), merged by time
 # (mergecap):
 #   bulk.pcap  — 400 copies of the benign and mixed captures (~8 M packets)
-#   scans.pcap — 150 copies of the scan captures (~3.3 M packets)
+#   scans.pcap — 150 copies of the scan captures recorded for the corpus
+#                (the non-public ones: ~3.3 M packets)
 # Needs Debian's tcpreplay and wireshark-common. Usage:
 #   scripts/make-reference.sh [CORPUS] [OUTDIR]
 set -euo pipefail
@@ -29,7 +30,7 @@ prep() {
 bulk_in=(); scan_in=()
 for f in "$CORPUS"/benign_*.pcap "$CORPUS"/mixed_*.pcap; do bulk_in+=("$(prep "$f")"); done
 for f in "$CORPUS"/*.pcap*; do
-  case $(basename "$f") in benign_*|mixed_*|pub_*benign*) continue ;; esac
+  case $(basename "$f") in benign_*|mixed_*|pub_*) continue ;; esac
   scan_in+=("$(prep "$f")")
 done
 
@@ -37,6 +38,7 @@ done
 # seed and shifted by copy*SPACING, then all merged by time.
 make() {
   local name=$1 copies=$2 spacing=$3; shift 3
+  if [ -s "$OUT/$name.pcap" ]; then echo "$OUT/$name.pcap exists"; return; fi
   local parts=() i f j=0
   for i in $(seq 1 "$copies"); do
     for f in "$@"; do

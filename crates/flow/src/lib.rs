@@ -186,72 +186,30 @@ impl FlowTable {
             }
         }
         let (key, from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
-        // A flow whose idle deadline has passed (its timer slot has not fired
-        // yet) ends here, before this packet, exactly as if the timer had
-        // fired: the result must not depend on batch boundaries.
-        if let Some(f) = self.map.get(&key) {
+        // Hot path: one lookup for a packet of a live flow.
+        if let Some(f) = self.map.get_mut(&key) {
+            // A flow whose idle deadline has passed (its timer slot has not
+            // fired yet) ends here, before this packet, exactly as if the
+            // timer had fired: the result must not depend on batch
+            // boundaries. A new SYN on a closed flow starts a new one.
             let expired = idle_deadline(&self.cfg, key.proto, f) <= m.ts;
-            let restart = !expired && is_new_syn(m) && f.orig.is_done() | f.resp.is_done();
-            if expired || restart {
-                self.end_flow(key, if expired { None } else { Some(m.ts) }, out);
+            let restart = !expired && is_new_syn(m) && (f.orig.is_done() || f.resp.is_done());
+            if !expired && !restart {
+                on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
+                return;
             }
+            self.end_flow(key, if expired { None } else { Some(m.ts) }, out);
         }
-        if !self.map.contains_key(&key) {
-            if self.map.len() >= self.cfg.max_flows {
-                self.evict_one(out);
-            }
-            let mut flow = self.new_flow(m, from_a);
-            self.stats.flows_created += 1;
-            flow.slot = self
-                .wheel
-                .schedule(key, next_deadline(&self.cfg, key.proto, &flow));
-            self.map.insert(key, flow);
+        if self.map.len() >= self.cfg.max_flows {
+            self.evict_one(out);
         }
-        let Some(f) = self.map.get_mut(&key) else {
-            return;
-        };
-        let from_orig = from_a == f.orig_is_a;
-        // A probe whose timeout passed before this packet resolves first.
-        if let Pending::Probe { probe, since } = f.pending {
-            if since + self.cfg.attempt_timeout <= m.ts {
-                f.pending = Pending::None;
-                let a = attempt(
-                    &key,
-                    f.orig_is_a,
-                    since + self.cfg.attempt_timeout,
-                    since,
-                    probe,
-                    Outcome::Unanswered,
-                    false,
-                );
-                self.stats.attempts += 1;
-                out.attempts.push(a);
-            }
-        } else if let Pending::AwaitData {
-            probe_ts,
-            answered_at,
-        } = f.pending
-        {
-            if answered_at + self.cfg.data_wait <= m.ts {
-                f.pending = Pending::None;
-                let a = attempt(
-                    &key,
-                    f.orig_is_a,
-                    answered_at + self.cfg.data_wait,
-                    probe_ts,
-                    ProbeKind::Syn,
-                    Outcome::Answered,
-                    false,
-                );
-                self.stats.attempts += 1;
-                out.attempts.push(a);
-            }
-        }
-        update(f, m, from_orig);
-        if let Some(a) = resolve_on_packet(f, &key, m, from_orig) {
-            self.stats.attempts += 1;
-            out.attempts.push(a);
-        }
+        let mut flow = self.new_flow(m, from_a);
+        self.stats.flows_created += 1;
+        flow.slot = self
+            .wheel
+            .schedule(key, next_deadline(&self.cfg, key.proto, &flow));
+        let f = self.map.entry(key).insert(flow).into_mut();
+        on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
     }
 
     fn new_flow(&mut self, m: &PacketMeta, from_a: bool) -> Flow {
@@ -480,6 +438,57 @@ impl FlowTable {
         for k in keys {
             self.end_flow(k, None, out);
         }
+    }
+}
+
+/// One packet of a flow that exists: a timed-out probe resolves first, then
+/// counters, history and states move, then the packet may resolve a probe.
+fn on_packet(
+    cfg: &FlowConfig,
+    stats: &mut FlowStats,
+    f: &mut Flow,
+    key: &FlowKey,
+    m: &PacketMeta,
+    from_a: bool,
+    out: &mut Output,
+) {
+    let from_orig = from_a == f.orig_is_a;
+    match f.pending {
+        Pending::Probe { probe, since } if since + cfg.attempt_timeout <= m.ts => {
+            f.pending = Pending::None;
+            stats.attempts += 1;
+            out.attempts.push(attempt(
+                key,
+                f.orig_is_a,
+                since + cfg.attempt_timeout,
+                since,
+                probe,
+                Outcome::Unanswered,
+                false,
+            ));
+        }
+        Pending::AwaitData {
+            probe_ts,
+            answered_at,
+        } if answered_at + cfg.data_wait <= m.ts => {
+            f.pending = Pending::None;
+            stats.attempts += 1;
+            out.attempts.push(attempt(
+                key,
+                f.orig_is_a,
+                answered_at + cfg.data_wait,
+                probe_ts,
+                ProbeKind::Syn,
+                Outcome::Answered,
+                false,
+            ));
+        }
+        _ => {}
+    }
+    update(f, m, from_orig);
+    if let Some(a) = resolve_on_packet(f, key, m, from_orig) {
+        stats.attempts += 1;
+        out.attempts.push(a);
     }
 }
 

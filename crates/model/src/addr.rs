@@ -72,6 +72,40 @@ impl Addr {
     }
 }
 
+impl Addr {
+    /// Writes the canonical text form into `buf` (46 bytes is enough for
+    /// any address) and returns it, with no allocation; IPv4 is formatted
+    /// by hand, the hot case.
+    pub fn write_text<'a>(&self, buf: &'a mut [u8; 46]) -> &'a str {
+        let n = if self.is_v4() {
+            let mut n = 0;
+            for (i, &o) in self.0[12..].iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if o >= 100 {
+                    buf[n] = b'0' + o / 100;
+                    n += 1;
+                }
+                if o >= 10 {
+                    buf[n] = b'0' + (o / 10) % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + o % 10;
+                n += 1;
+            }
+            n
+        } else {
+            use std::io::Write;
+            let mut cur = std::io::Cursor::new(&mut buf[..]);
+            let _ = write!(cur, "{}", self.to_ip());
+            cur.position() as usize
+        };
+        std::str::from_utf8(&buf[..n]).unwrap_or("")
+    }
+}
+
 impl From<IpAddr> for Addr {
     fn from(ip: IpAddr) -> Addr {
         match ip {
@@ -112,6 +146,23 @@ mod tests {
         let b: Addr = "2001:db8:5::2".parse().unwrap();
         assert!(!b.is_v4());
         assert_eq!(b.to_string(), "2001:db8:5::2");
+    }
+
+    #[test]
+    fn write_text_matches_display() {
+        let mut buf = [0u8; 46];
+        for s in [
+            "0.0.0.0",
+            "10.0.0.1",
+            "198.19.100.255",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::1",
+            "fe80::200:86ff:fe05:80da",
+        ] {
+            let a: Addr = s.parse().unwrap();
+            assert_eq!(a.write_text(&mut buf), s);
+        }
     }
 
     #[test]

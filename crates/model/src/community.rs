@@ -28,6 +28,13 @@ fn icmp_pair(ip_proto: u8, ty: u8) -> Option<u8> {
 /// `dport` the code; the pairing of types is applied here. Protocols without
 /// ports pass 0 for both.
 pub fn community_id(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) -> String {
+    let b = community_id_bytes(src, dst, sport, dport, ip_proto);
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// [`community_id`] as its 30 ASCII bytes (`1:` and 28 base64 characters),
+/// with no allocation.
+pub fn community_id_bytes(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) -> [u8; 30] {
     let (mut sa, mut da) = (addr_bytes(&src), addr_bytes(&dst));
     let (mut sp, mut dp) = (sport, dport);
     let mut one_way = false;
@@ -62,9 +69,11 @@ pub fn community_id(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) 
         h.update(&dp.to_be_bytes());
     }
     let digest = h.digest().bytes();
-    let mut out = String::with_capacity(30);
-    out.push_str("1:");
-    base64::engine::general_purpose::STANDARD.encode_string(digest, &mut out);
+    let mut out = [0u8; 30];
+    out[0] = b'1';
+    out[1] = b':';
+    // 20 bytes always encode to 28 characters: this cannot fail.
+    let _ = base64::engine::general_purpose::STANDARD.encode_slice(digest, &mut out[2..]);
     out
 }
 

@@ -227,6 +227,11 @@ impl FlowRecord {
     /// Zeek-like unique id: `C` and 17 base-62 digits of a hash of the flow's
     /// first packet, so it is the same from run to run and at any thread count.
     pub fn uid(&self) -> String {
+        String::from_utf8_lossy(&self.uid_bytes()).into_owned()
+    }
+
+    /// [`FlowRecord::uid`] as 18 ASCII bytes, with no allocation.
+    pub fn uid_bytes(&self) -> [u8; 18] {
         let (key, _) = FlowKey::new(
             self.orig_h,
             self.orig_p,
@@ -234,22 +239,37 @@ impl FlowRecord {
             self.resp_p,
             self.proto,
         );
-        let mut v = key.shard_hash(self.ts as u64) ^ (self.ts as u64).rotate_left(17);
+        let h1 = key.shard_hash(self.ts as u64);
+        let h2 = mix(h1 ^ (self.ts as u64).rotate_left(17));
         const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let mut s = String::with_capacity(18);
-        s.push('C');
-        for _ in 0..17 {
-            s.push(DIGITS[(v % 62) as usize] as char);
-            v /= 62;
-            if v == 0 {
-                v = mix(self.ts as u64 ^ 0x5bd1_e995);
-            }
+        // 17 base-62 characters from 6-bit chunks of two 64-bit hashes (no
+        // division; the two values above 61 fold back, a negligible bias).
+        let mut out = [b'C'; 18];
+        for (i, c) in out.iter_mut().skip(1).enumerate() {
+            let bits = if i < 10 {
+                h1 >> (i * 6)
+            } else {
+                h2 >> ((i - 10) * 6)
+            };
+            let v = (bits & 63) as usize;
+            *c = DIGITS[if v >= 62 { v - 62 } else { v }];
         }
-        s
+        out
     }
 
     pub fn community_id(&self) -> String {
         crate::community_id(
+            self.orig_h,
+            self.resp_h,
+            self.orig_p,
+            self.resp_p,
+            self.proto,
+        )
+    }
+
+    /// [`FlowRecord::community_id`] as 30 ASCII bytes, with no allocation.
+    pub fn community_id_bytes(&self) -> [u8; 30] {
+        crate::community_id_bytes(
             self.orig_h,
             self.resp_h,
             self.orig_p,

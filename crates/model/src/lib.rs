@@ -16,7 +16,7 @@ mod flow;
 mod time;
 
 pub use addr::Addr;
-pub use community::community_id;
+pub use community::{community_id, community_id_bytes};
 pub use flow::{ConnState, FlowKey, FlowRecord, History};
 pub use time::{civil, eve_timestamp, Civil};
 

@@ -37,7 +37,8 @@ use scanwatch_model::{
     Addr, Attempt, Detection, FlowKey, FlowRecord, Micros, PacketKind, PacketMeta,
 };
 use scanwatch_sink::{
-    AlertWriter, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError, SinkOptions,
+    AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError,
+    SinkOptions, TableBuilder,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -107,6 +108,8 @@ pub struct Counters {
     pub queue_drops: AtomicU64,
     pub queue_drop_packets: AtomicU64,
     pub flows: AtomicU64,
+    /// Packets counted in finished flow records.
+    pub flow_packets: AtomicU64,
     pub attempts: AtomicU64,
     pub scans_started: AtomicU64,
     pub detections: AtomicU64,
@@ -183,8 +186,51 @@ enum ShardMsg {
 }
 
 enum OutMsg {
-    Flows(Vec<FlowRecord>),
+    /// Flow records of one hour (packet time), built into a batch by the
+    /// worker that ended them.
+    Flows {
+        hour: i64,
+        batch: Batch,
+    },
     Events(Vec<ScanEvent>),
+}
+
+/// Per-hour flow batch builders of one worker: the Arrow work for flows is
+/// spread over the workers; the output thread only writes.
+struct FlowBatches {
+    builders: Vec<(i64, FlowBatchBuilder)>,
+    rows: usize,
+}
+
+impl FlowBatches {
+    fn add(&mut self, r: &FlowRecord, out: &Sender<OutMsg>) {
+        let hour = r.ts.div_euclid(3_600_000_000);
+        let i = match self.builders.iter().position(|(h, _)| *h == hour) {
+            Some(i) => i,
+            None => {
+                self.builders.push((hour, FlowBatchBuilder::default()));
+                self.builders.len() - 1
+            }
+        };
+        let b = &mut self.builders[i].1;
+        b.append(r);
+        if b.len() >= self.rows {
+            if let Ok(batch) = b.finish() {
+                let _ = out.send(OutMsg::Flows { hour, batch });
+            }
+            self.builders.swap_remove(i);
+        }
+    }
+
+    fn flush(&mut self, out: &Sender<OutMsg>) {
+        for (hour, mut b) in self.builders.drain(..) {
+            if let Ok(batch) = b.finish() {
+                if batch.num_rows() > 0 {
+                    let _ = out.send(OutMsg::Flows { hour, batch });
+                }
+            }
+        }
+    }
 }
 
 /// Runs the pipeline over `sources` until they end or shutdown is asked.
@@ -353,8 +399,7 @@ pub fn run(
         summary.detection_count = out.detection_count;
         summary.alerts = out.alerts;
         summary.files = out.files;
-        summary.flows = out.flows;
-        summary.flow_packets = out.flow_packets;
+
         summary.latency_us = hist;
         Ok(summary)
     })
@@ -367,6 +412,8 @@ pub fn run(
         s.queue_drops = counters.queue_drops.load(Relaxed);
         s.queue_drop_packets = counters.queue_drop_packets.load(Relaxed);
         s.attempts = s.flow_stats.attempts;
+        s.flows = counters.flows.load(Relaxed);
+        s.flow_packets = counters.flow_packets.load(Relaxed);
         s.seconds = started.elapsed().as_secs_f64();
         if let Ok(mut g) = capture_error.lock() {
             if let Some((msg, trunc)) = g.take() {
@@ -617,7 +664,11 @@ fn worker_loop(
     let mut table = FlowTable::new(cfg);
     let mut o = Output::default();
     let mut per_shard: Vec<Vec<Attempt>> = (0..m).map(|_| Vec::new()).collect();
-    let mut flows_buf: Vec<FlowRecord> = Vec::new();
+    let mut batches_out = FlowBatches {
+        builders: Vec::new(),
+        rows: 16_384,
+    };
+    let mut flow_packets = 0u64;
     let mut src_wm = vec![Micros::MIN; n_sources];
     let mut last_ts = Micros::MIN;
     let mut sent_wm = Micros::MIN;
@@ -638,6 +689,8 @@ fn worker_loop(
             per_shard[s].push(a);
         }
         for (s, v) in per_shard.iter_mut().enumerate() {
+            // Sorted here, in parallel across workers; the shard only merges.
+            v.sort_unstable();
             let attempts = std::mem::take(v);
             let _ = shards[s].send(ShardMsg::Attempts {
                 worker: id,
@@ -651,14 +704,14 @@ fn worker_loop(
 
     for b in rx.iter() {
         batches += 1;
-        for meta in &b.metas {
-            let mut meta = *meta;
+        let mut b = b;
+        for meta in b.metas.iter_mut() {
             if meta.ts < last_ts {
                 meta.ts = last_ts; // several live inputs interleave
             } else {
                 last_ts = meta.ts;
             }
-            table.process(&meta, &mut o);
+            table.process(meta, &mut o);
         }
         src_wm[b.source] = src_wm[b.source].max(b.watermark);
         let input_wm = src_wm.iter().copied().min().unwrap_or(Micros::MIN);
@@ -676,13 +729,11 @@ fn worker_loop(
         );
         if !o.flows.is_empty() {
             counters.flows.fetch_add(o.flows.len() as u64, Relaxed);
-            if write_flows {
-                flows_buf.append(&mut o.flows);
-                if flows_buf.len() >= 4096 {
-                    let _ = out.send(OutMsg::Flows(std::mem::take(&mut flows_buf)));
+            for r in o.flows.drain(..) {
+                flow_packets += r.orig_pkts + r.resp_pkts;
+                if write_flows {
+                    batches_out.add(&r, &out);
                 }
-            } else {
-                o.flows.clear();
             }
         }
         if batches.is_multiple_of(64) {
@@ -700,12 +751,14 @@ fn worker_loop(
         &mut sent_wm,
     );
     counters.flows.fetch_add(o.flows.len() as u64, Relaxed);
-    if write_flows {
-        flows_buf.append(&mut o.flows);
-        if !flows_buf.is_empty() {
-            let _ = out.send(OutMsg::Flows(flows_buf));
+    for r in o.flows.drain(..) {
+        flow_packets += r.orig_pkts + r.resp_pkts;
+        if write_flows {
+            batches_out.add(&r, &out);
         }
     }
+    batches_out.flush(&out);
+    counters.flow_packets.fetch_add(flow_packets, Relaxed);
     counters
         .flows_evicted
         .fetch_add(table.stats.evicted, Relaxed);
@@ -741,6 +794,7 @@ fn shard_loop(
     };
     let mut wms = vec![Micros::MIN; workers];
     let mut pending: Vec<Attempt> = Vec::new();
+    let mut scratch: Vec<Attempt> = Vec::new();
     let mut released = Micros::MIN;
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
@@ -751,7 +805,7 @@ fn shard_loop(
             watermark,
             born,
         } = msg;
-        pending.append(&mut attempts);
+        merge_sorted(&mut pending, &mut attempts, &mut scratch);
         if let Some(b) = born {
             borns.push(b);
         }
@@ -760,7 +814,6 @@ fn shard_loop(
         if low > released {
             // Release every attempt below the lowest watermark, in (time,
             // content) order: the same order at any thread count.
-            pending.sort_unstable();
             let cut = pending.partition_point(|a| a.time < low);
             for a in pending.drain(..cut) {
                 det.on_attempt(&a, &mut events);
@@ -783,8 +836,7 @@ fn shard_loop(
             let _ = out.send(OutMsg::Events(std::mem::take(&mut events)));
         }
     }
-    // All workers are done: everything left is released.
-    pending.sort_unstable();
+    // All workers are done: everything left is released, in order.
     for a in pending.drain(..) {
         det.on_attempt(&a, &mut events);
     }
@@ -798,13 +850,43 @@ fn shard_loop(
     (det.stats, hist)
 }
 
+/// Merges the sorted run `incoming` into the sorted `pending` (stable and
+/// linear; `scratch` is reused between calls).
+fn merge_sorted(
+    pending: &mut Vec<Attempt>,
+    incoming: &mut Vec<Attempt>,
+    scratch: &mut Vec<Attempt>,
+) {
+    if incoming.is_empty() {
+        return;
+    }
+    if pending.last().is_none_or(|l| l <= &incoming[0]) {
+        pending.append(incoming);
+        return;
+    }
+    scratch.clear();
+    scratch.reserve(pending.len() + incoming.len());
+    let (mut i, mut j) = (0, 0);
+    while i < pending.len() && j < incoming.len() {
+        if incoming[j] < pending[i] {
+            scratch.push(incoming[j]);
+            j += 1;
+        } else {
+            scratch.push(pending[i]);
+            i += 1;
+        }
+    }
+    scratch.extend_from_slice(&pending[i..]);
+    scratch.extend_from_slice(&incoming[j..]);
+    incoming.clear();
+    std::mem::swap(pending, scratch);
+}
+
 struct OutResult {
     detections: Vec<Detection>,
     detection_count: u64,
     alerts: u64,
     files: Vec<PathBuf>,
-    flows: u64,
-    flow_packets: u64,
 }
 
 fn output_loop(
@@ -820,8 +902,6 @@ fn output_loop(
         detection_count: 0,
         alerts: 0,
         files: Vec::new(),
-        flows: 0,
-        flow_packets: 0,
     };
     let mut first_err: Option<SinkError> = None;
     let mut last_clock_hour = i64::MIN;
@@ -862,15 +942,10 @@ fn output_loop(
             continue;
         }
         match msg {
-            OutMsg::Flows(v) => {
-                res.flows += v.len() as u64;
-                for r in &v {
-                    res.flow_packets += r.orig_pkts + r.resp_pkts;
-                    if let Some(w) = flows_w.as_mut() {
-                        if let Err(e) = w.push(r, r.ts) {
-                            first_err = Some(e);
-                            break;
-                        }
+            OutMsg::Flows { hour, batch } => {
+                if let Some(w) = flows_w.as_mut() {
+                    if let Err(e) = w.push_batch(hour, &batch) {
+                        first_err = Some(e);
                     }
                 }
             }

@@ -132,8 +132,6 @@ pub struct FlowBatchBuilder {
     history: StringBuilder,
     community_id: StringBuilder,
     vlan: UInt16Builder,
-    /// Scratch for address text, reused across rows.
-    scratch: String,
 }
 
 impl Default for FlowBatchBuilder {
@@ -155,7 +153,6 @@ impl Default for FlowBatchBuilder {
             history: StringBuilder::new(),
             community_id: StringBuilder::new(),
             vlan: UInt16Builder::new(),
-            scratch: String::new(),
         }
     }
 }
@@ -164,16 +161,14 @@ impl TableBuilder for FlowBatchBuilder {
     type Row = FlowRecord;
 
     fn append(&mut self, r: &FlowRecord) {
-        use std::fmt::Write;
+        let mut buf = [0u8; 46];
         self.ts.append_value(r.ts);
-        self.uid.append_value(r.uid());
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{}", r.orig_h);
-        self.orig_h.append_value(&self.scratch);
+        let uid = r.uid_bytes();
+        self.uid
+            .append_value(std::str::from_utf8(&uid).unwrap_or(""));
+        self.orig_h.append_value(r.orig_h.write_text(&mut buf));
         self.orig_p.append_value(r.orig_p);
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{}", r.resp_h);
-        self.resp_h.append_value(&self.scratch);
+        self.resp_h.append_value(r.resp_h.write_text(&mut buf));
         self.resp_p.append_value(r.resp_p);
         self.proto.append_value(zeek_proto(r.proto));
         self.duration.push((r.last_ts - r.ts) as f64 / 1e6);
@@ -183,7 +178,9 @@ impl TableBuilder for FlowBatchBuilder {
         self.resp_bytes.append_value(r.resp_bytes);
         self.conn_state.append_value(r.conn_state.as_str());
         self.history.append_value(r.history.as_str());
-        self.community_id.append_value(r.community_id());
+        let cid = r.community_id_bytes();
+        self.community_id
+            .append_value(std::str::from_utf8(&cid).unwrap_or(""));
         if r.vlan == 0 {
             self.vlan.append_null();
         } else {

@@ -12,15 +12,17 @@
 //! field names (`timestamp`, `event_type`, `src_ip`, `dest_ip`, `dest_port`,
 //! `proto`) and a `scan` object, flushed at once so a tail sees it live.
 
+use arrow_array::RecordBatch;
 use arrow_ipc::writer::FileWriter;
 use scanwatch_model::{civil, eve_timestamp, proto, Detection, Micros, ScanKind};
-use scanwatch_schema::TableBuilder;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+pub use arrow_array::RecordBatch as Batch;
 pub use scanwatch_schema::{
-    detection_schema, flow_schema, DetectionBatchBuilder, FlowBatchBuilder, SCHEMA_VERSION,
+    detection_schema, flow_schema, DetectionBatchBuilder, FlowBatchBuilder, TableBuilder,
+    SCHEMA_VERSION,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -101,28 +103,32 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         })
     }
 
+    /// The open part for `hour`, opening one (and closing the oldest open
+    /// one past `max_open`) if needed.
+    fn part_for(&mut self, hour: i64) -> Result<usize, SinkError> {
+        if let Some(i) = self.open.iter().position(|p| p.hour == hour) {
+            return Ok(i);
+        }
+        if self.open.len() >= self.opts.max_open {
+            // Close the oldest hour.
+            let oldest = self
+                .open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, p)| p.hour)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            let p = self.open.swap_remove(oldest);
+            self.close_part(p)?;
+        }
+        let part = self.new_part(hour)?;
+        self.open.push(part);
+        Ok(self.open.len() - 1)
+    }
+
+    /// Adds one row, partitioned by its packet time `ts`.
     pub fn push(&mut self, row: &B::Row, ts: Micros) -> Result<(), SinkError> {
-        let hour = ts.div_euclid(3_600_000_000);
-        let idx = match self.open.iter().position(|p| p.hour == hour) {
-            Some(i) => i,
-            None => {
-                if self.open.len() >= self.opts.max_open {
-                    // Close the partition written least recently (the oldest hour).
-                    let oldest = self
-                        .open
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, p)| p.hour)
-                        .map(|(i, _)| i)
-                        .unwrap_or(0);
-                    let p = self.open.swap_remove(oldest);
-                    self.close_part(p)?;
-                }
-                let part = self.new_part(hour)?;
-                self.open.push(part);
-                self.open.len() - 1
-            }
-        };
+        let idx = self.part_for(ts.div_euclid(3_600_000_000))?;
         let part = &mut self.open[idx];
         part.builder.append(row);
         part.rows += 1;
@@ -130,6 +136,22 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         if part.builder.len() >= self.opts.batch_rows {
             flush_batch(part)?;
         }
+        if part.rows >= self.opts.max_part_rows {
+            let p = self.open.swap_remove(idx);
+            self.close_part(p)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a batch built elsewhere (a flow worker), all of whose rows
+    /// belong to `hour` (µs since the epoch / 3.6e9).
+    pub fn push_batch(&mut self, hour: i64, batch: &RecordBatch) -> Result<(), SinkError> {
+        let idx = self.part_for(hour)?;
+        let part = &mut self.open[idx];
+        flush_batch(part)?;
+        write_batch(part, batch)?;
+        part.rows += batch.num_rows() as u64;
+        self.rows += batch.num_rows() as u64;
         if part.rows >= self.opts.max_part_rows {
             let p = self.open.swap_remove(idx);
             self.close_part(p)?;
@@ -229,6 +251,10 @@ fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>) -> Result<(), SinkError> {
         path: p.tmp.clone(),
         source: e,
     })?;
+    write_batch(p, &batch)
+}
+
+fn write_batch<B>(p: &mut OpenPart<B>, batch: &RecordBatch) -> Result<(), SinkError> {
     if p.writer.is_none() {
         let f = File::create(&p.tmp).map_err(io_err(&p.tmp))?;
         let w = FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), &batch.schema())
@@ -239,7 +265,7 @@ fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>) -> Result<(), SinkError> {
         p.writer = Some(w);
     }
     if let Some(w) = p.writer.as_mut() {
-        w.write(&batch).map_err(|e| SinkError::Arrow {
+        w.write(batch).map_err(|e| SinkError::Arrow {
             path: p.tmp.clone(),
             source: e,
         })?;
