@@ -44,6 +44,8 @@ pub enum Next<'a> {
     /// A live source's read timeout expired with no packet: a chance to
     /// flush batches and advance the clock.
     Idle,
+    /// A live source's ring ran empty: nothing to do but ask again.
+    Again,
     /// No more packets.
     End,
 }

@@ -1,9 +1,14 @@
 //! Live capture through libpcap (the `pcap` crate).
 //!
-//! The read timeout is short (100 ms) but not zero: with TPACKET_V3 a zero
-//! timeout would let an idle ring block forever, and immediate mode would give
-//! up the kernel's block batching. On timeout the source says [`Next::Idle`]
-//! so that the pipeline can flush partial batches and advance its clock.
+//! The handle is non-blocking and we wait on its file descriptor with
+//! `poll(2)` ourselves. With TPACKET_V3, libpcap's own read timeout only
+//! retires a *partly filled* block: on a link with no traffic at all,
+//! `pcap_next_ex` blocks forever, so neither the packet clock nor Ctrl-C
+//! would get through. `poll` returns after `timeout_ms` on a silent link
+//! (the source then says [`Next::Idle`] so that the pipeline flushes partial
+//! batches and advances its clock) and is never restarted after a signal.
+//! The kernel block timeout (the same `timeout_ms`) still bounds how long a
+//! packet waits in a partly filled block, so the ring keeps its batching.
 
 use crate::{CaptureError, LiveStats, Next, PacketSource, RawPacket};
 
@@ -34,6 +39,9 @@ pub struct LiveSource {
     iface: String,
     cap: pcap::Capture<pcap::Active>,
     link_type: u32,
+    timeout_ms: i32,
+    /// `poll` said the ring has packets; read until it runs dry.
+    ready: bool,
 }
 
 fn classify(iface: &str, e: pcap::Error) -> CaptureError {
@@ -77,16 +85,40 @@ impl LiveSource {
             })?;
         }
         let link_type = cap.get_datalink().0 as u32;
+        let cap = cap.setnonblock().map_err(|e| classify(iface, e))?;
         Ok(LiveSource {
             iface: iface.into(),
             cap,
             link_type,
+            timeout_ms: opts.timeout_ms.max(1),
+            ready: false,
         })
     }
 }
 
 impl PacketSource for LiveSource {
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
+        if !self.ready {
+            use std::os::fd::AsRawFd;
+            let mut pfd = libc::pollfd {
+                fd: self.cap.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, the count says so.
+            let n = unsafe { libc::poll(&mut pfd, 1, self.timeout_ms) };
+            if n <= 0 {
+                // Timeout, or a signal (EINTR): let the caller look around.
+                return Ok(Next::Idle);
+            }
+            if pfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+                return Err(CaptureError::Live {
+                    iface: self.iface.clone(),
+                    reason: "the interface went away (poll error)".into(),
+                });
+            }
+            self.ready = true;
+        }
         match self.cap.next_packet() {
             Ok(p) => {
                 let ts = p.header.ts.tv_sec * 1_000_000 + p.header.ts.tv_usec;
@@ -97,7 +129,10 @@ impl PacketSource for LiveSource {
                     data: p.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(Next::Idle),
+            Err(pcap::Error::TimeoutExpired) => {
+                self.ready = false;
+                Ok(Next::Again)
+            }
             Err(pcap::Error::NoMorePackets) => Ok(Next::End),
             Err(e) => Err(classify(&self.iface, e)),
         }

@@ -55,7 +55,7 @@ fn plain_read(file: &PathBuf) -> Result<Plain> {
                 // Touch the bytes a decoder would, so the read is not free.
                 touch = touch.wrapping_add(u64::from(p.data.get(12).copied().unwrap_or(0)));
             }
-            Next::Idle => {}
+            Next::Idle | Next::Again => {}
             Next::End => break,
         }
     }

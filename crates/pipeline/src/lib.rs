@@ -529,6 +529,7 @@ fn capture_loop(
         }
         let next = src.next_packet();
         let mut idle = false;
+        let mut drained = false;
         match next {
             Ok(Next::Packet(p)) => {
                 pk += 1;
@@ -558,6 +559,7 @@ fn capture_loop(
                 since_flush += 1;
             }
             Ok(Next::Idle) => idle = true,
+            Ok(Next::Again) => drained = true,
             Ok(Next::End) => break,
             Err(e) => {
                 if let Ok(mut g) = err.lock() {
@@ -570,7 +572,7 @@ fn capture_loop(
         // so that a slow scan is seen within the same second.
         let stale = live
             && since_flush > 0
-            && since_flush.is_multiple_of(16)
+            && (drained || since_flush.is_multiple_of(16))
             && last_flush.elapsed() >= Duration::from_millis(50);
         if since_flush >= flush_every || idle || stale {
             last_flush = Instant::now();
