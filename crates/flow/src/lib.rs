@@ -196,6 +196,7 @@ impl FlowTable {
             let restart = !expired && is_new_syn(m) && (f.orig.is_done() || f.resp.is_done());
             if !expired && !restart {
                 on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
+                closing_reschedule(&self.cfg, &mut self.wheel, f, &key, m);
                 return;
             }
             self.end_flow(key, if expired { None } else { Some(m.ts) }, out);
@@ -210,6 +211,7 @@ impl FlowTable {
             .schedule(key, next_deadline(&self.cfg, key.proto, &flow));
         let f = self.map.entry(key).insert(flow).into_mut();
         on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
+        closing_reschedule(&self.cfg, &mut self.wheel, f, &key, m);
     }
 
     fn new_flow(&mut self, m: &PacketMeta, from_a: bool) -> Flow {
@@ -709,6 +711,26 @@ fn attempt(
         probe,
         outcome,
         data,
+    }
+}
+
+/// Deadlines only move later on most packets (the wheel's lazy entries
+/// handle that), but a FIN or RST brings a TCP flow's end closer (the
+/// linger time): it gets a new, earlier entry so that the record is written
+/// when it is due, not at the older, later deadline.
+#[inline]
+fn closing_reschedule(
+    cfg: &FlowConfig,
+    wheel: &mut Wheel,
+    f: &mut Flow,
+    key: &FlowKey,
+    m: &PacketMeta,
+) {
+    if m.kind == PacketKind::Tcp && m.tcp_flags & (tf::FIN | tf::RST) != 0 {
+        let d = next_deadline(cfg, key.proto, f);
+        if Wheel::slot_of(d) < f.slot {
+            f.slot = wheel.schedule(*key, d);
+        }
     }
 }
 

@@ -344,3 +344,20 @@ proptest! {
         prop_assert_eq!(&results[0], &results[1]);
     }
 }
+
+#[test]
+fn rejected_probe_is_written_after_the_linger_time_not_the_attempt_timeout() {
+    // The SYN schedules the flow at its attempt deadline (5 s); the RST
+    // brings its end to 2 s of linger. The record must come out once the
+    // clock passes that, without waiting for the older, later timer.
+    let t0 = 1_700_000_000_000_000;
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut out = Output::default();
+    t.process(&tcp(t0, true, 40000, 23, S, 0), &mut out);
+    t.process(&tcp(t0 + 100, false, 40000, 23, RA, 0), &mut out);
+    t.advance(t0 + 1_500_000, &mut out);
+    assert!(out.flows.is_empty(), "still lingering at 1.5 s");
+    t.advance(t0 + 2_600_000, &mut out);
+    assert_eq!(out.flows.len(), 1, "written between 2 s and 2.6 s");
+    assert_eq!(out.flows[0].conn_state, ConnState::REJ);
+}
