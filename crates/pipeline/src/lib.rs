@@ -200,10 +200,29 @@ enum OutMsg {
 struct FlowBatches {
     builders: Vec<(i64, FlowBatchBuilder)>,
     rows: usize,
+    /// Wall time of the oldest row not yet handed to the output thread: on a
+    /// quiet live link rows must not wait for a full batch (a SIGHUP rotation
+    /// or a crash would otherwise find them still in memory).
+    oldest: Option<Instant>,
 }
 
+/// Longest a finished flow waits on its worker before it goes to the writer.
+const FLOW_BATCH_MAX_WAIT: Duration = Duration::from_secs(1);
+
 impl FlowBatches {
+    fn flush_if_old(&mut self, out: &Sender<OutMsg>) {
+        if self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= FLOW_BATCH_MAX_WAIT)
+        {
+            self.flush(out);
+        }
+    }
+
     fn add(&mut self, r: &FlowRecord, out: &Sender<OutMsg>) {
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
         let hour = r.ts.div_euclid(3_600_000_000);
         let i = match self.builders.iter().position(|(h, _)| *h == hour) {
             Some(i) => i,
@@ -223,6 +242,7 @@ impl FlowBatches {
     }
 
     fn flush(&mut self, out: &Sender<OutMsg>) {
+        self.oldest = None;
         for (hour, mut b) in self.builders.drain(..) {
             if let Ok(batch) = b.finish() {
                 if batch.num_rows() > 0 {
@@ -669,6 +689,7 @@ fn worker_loop(
     let mut batches_out = FlowBatches {
         builders: Vec::new(),
         rows: 16_384,
+        oldest: None,
     };
     let mut flow_packets = 0u64;
     let mut src_wm = vec![Micros::MIN; n_sources];
@@ -738,6 +759,7 @@ fn worker_loop(
                 }
             }
         }
+        batches_out.flush_if_old(&out);
         if batches.is_multiple_of(64) {
             peak_mem = peak_mem.max(table.memory_bytes() as u64);
         }
