@@ -93,6 +93,11 @@ pub struct RunArgs {
     /// Most sources tracked per detector shard.
     #[arg(long)]
     pub max_sources: Option<usize>,
+    /// After the interfaces are open, drop root privileges and run as this
+    /// user (and its groups), as tcpdump's `-Z`. The output folder must be
+    /// writable by that user.
+    #[arg(short = 'Z', long = "user", value_name = "NAME")]
+    pub user: Option<String>,
     /// BPF filter expression (as tcpdump's trailing arguments).
     #[arg(trailing_var_arg = true, value_name = "EXPRESSION")]
     pub filter: Vec<String>,
@@ -209,6 +214,9 @@ pub fn open_sources(a: &RunArgs) -> Result<Vec<Box<dyn PacketSource>>> {
 pub fn main(a: RunArgs) -> Result<ExitCode> {
     let mut cfg = pipeline_config(&a)?;
     let sources = open_sources(&a)?;
+    if let Some(user) = &a.user {
+        drop_privileges(user)?;
+    }
     let live = !a.interfaces.is_empty();
     cfg.out_dir = Some(a.out.clone());
     cfg.write_flows = !a.no_flows;
@@ -256,6 +264,55 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Becomes `user` for good: its supplementary groups, its group, then its
+/// uid (in that order: after setuid we could no longer change groups).
+fn drop_privileges(user: &str) -> Result<()> {
+    use std::ffi::CString;
+    let name = CString::new(user).context("--user: a user name has no NUL byte")?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; buf outlives pw's strings.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            name.as_ptr(),
+            &mut pw,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() {
+        bail!("--user {user}: no such user");
+    }
+    let (uid, gid) = (pw.pw_uid, pw.pw_gid);
+    // SAFETY: plain system calls on values we own.
+    unsafe {
+        if libc::initgroups(name.as_ptr(), gid) != 0 {
+            bail!(
+                "--user {user}: cannot set its groups: {} (dropping privileges needs root)",
+                std::io::Error::last_os_error()
+            );
+        }
+        if libc::setgid(gid) != 0 {
+            bail!(
+                "--user {user}: setgid failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if libc::setuid(uid) != 0 {
+            bail!(
+                "--user {user}: setuid failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        if uid != 0 && (libc::setuid(0) == 0 || libc::geteuid() == 0) {
+            bail!("--user {user}: root privileges could not be given up");
+        }
+    }
+    Ok(())
 }
 
 fn signals(cfg: &PipelineConfig) -> Result<()> {
