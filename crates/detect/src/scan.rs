@@ -130,9 +130,10 @@ impl Scan {
     }
 
     /// The kind the record's shape says: enough targets each probed on
-    /// many ports is a block scan; some target probed on many ports, with
-    /// too few other targets to make a sweep of their own, is vertical; the
-    /// rest (many targets, few ports each) is horizontal.
+    /// many ports is a block scan, and so is the mix of a vertical part and
+    /// a sweep (enough other targets to be one on their own); some target
+    /// probed on many ports with too few other targets is vertical; the rest
+    /// (many targets, few ports each) is horizontal.
     pub fn reclassify(&mut self, cfg: &DetectConfig) {
         let many = self
             .dsts
@@ -145,9 +146,13 @@ impl Scan {
             .map(|w| w.horizontal)
             .fold(f64::MAX, f64::min);
         let others = self.dst_count() - many;
-        self.kind = if many >= u64::from(cfg.block_hosts) {
+        // A vertical part and a sweep of its own from one source (many
+        // ports on a host, and many other hosts): many destinations and many
+        // ports in all, which is what a block scan is.
+        let mixed = many >= 1 && (others as f64) >= sweep_min;
+        self.kind = if many >= u64::from(cfg.block_hosts) || mixed {
             ScanKind::Block
-        } else if many >= 1 && (others as f64) < sweep_min {
+        } else if many >= 1 {
             ScanKind::Vertical
         } else {
             ScanKind::Horizontal
