@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what scanwatch needs on Debian 12 (as root): libpcap for capture,
-# jq, tcpdump and Python with pyarrow/dpkt/pytest for the output tests.
+# jq, tcpdump, iproute2 and nmap for the live tests, Python with
+# pyarrow/dpkt/pytest for the output tests.
 # Idempotent: does nothing that is already there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in libpcap-dev jq tcpdump iproute2 python3 python3-venv gzip; do
+for p in libpcap-dev jq tcpdump iproute2 nmap python3 python3-venv gzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
