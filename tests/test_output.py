@@ -156,3 +156,22 @@ def test_detections_with_pyarrow_and_alerts_with_jq(outdir):
     for line in open(alerts):
         ev = json.loads(line)
         assert {"timestamp", "event_type", "src_ip", "dest_ip", "dest_port", "proto", "scan"} <= ev.keys()
+
+
+BROKEN_KEPT = {  # file -> flow packets kept before the damage (pcaps/broken/README.md)
+    "truncated_record.pcap": 3,
+    "caplen_over_256k.pcap": 2,
+    "pcapng_bad_block_length.pcapng": 2,
+    "ipv4_ihl0.pcap": 2,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_KEPT))
+def test_broken_file_keeps_what_came_before_readable_by_pyarrow(name, tmp_path):
+    p = subprocess.run([BIN, "run", "-q", "-r", os.path.join(ROOT, "pcaps", "broken", name),
+                        "-w", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode in (0, 1), p.stderr
+    parts = glob.glob(str(tmp_path / "flows" / "**" / "*.arrow"), recursive=True)
+    assert len(parts) == 1 and not glob.glob(str(tmp_path / "**" / "*.tmp"), recursive=True)
+    t = ipc.open_file(parts[0]).read_all()
+    assert sum(t.column("orig_pkts").to_pylist()) + sum(t.column("resp_pkts").to_pylist()) == BROKEN_KEPT[name]
