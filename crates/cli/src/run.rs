@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// Most sources tracked per detector shard.
     #[arg(long)]
     pub max_sources: Option<usize>,
+    /// Close an output file and start the next one after this many rows
+    /// (files also rotate every hour of packet time and on SIGHUP).
+    #[arg(long, value_name = "ROWS", default_value_t = 5_000_000)]
+    pub max_part_rows: u64,
     /// After the interfaces are open, drop root privileges and run as this
     /// user (and its groups), as tcpdump's `-Z`. The output folder must be
     /// writable by that user.
@@ -220,6 +224,7 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     let live = !a.interfaces.is_empty();
     cfg.out_dir = Some(a.out.clone());
     cfg.write_flows = !a.no_flows;
+    cfg.sink.max_part_rows = a.max_part_rows.max(1);
     cfg.alerts = Some(
         a.alerts
             .clone()

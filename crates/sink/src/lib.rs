@@ -36,6 +36,21 @@ pub enum SinkError {
     },
 }
 
+/// An Arrow error; an I/O error inside it (disk full, folder gone) is
+/// reported as the plain I/O error it is.
+fn arrow_err(path: &Path) -> impl FnOnce(arrow_schema::ArrowError) -> SinkError + '_ {
+    move |e| match e {
+        arrow_schema::ArrowError::IoError(_, source) => SinkError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        source => SinkError::Arrow {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SinkError + '_ {
     move |source| SinkError::Io {
         path: path.to_path_buf(),
@@ -167,6 +182,18 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         }
         dir.push(format!("date={:04}-{:02}-{:02}", c.year, c.month, c.day));
         dir.push(format!("hour={:02}", c.hour));
+        // The output folder itself is made once, at the start; if it is gone
+        // now, someone removed it (or unmounted it): stop, do not quietly
+        // write a new tree where no one expects it.
+        if !self.root.is_dir() {
+            return Err(SinkError::Io {
+                path: self.root.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "No such file or directory (the output folder was removed while scanwatch ran)",
+                ),
+            });
+        }
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         // Next free part number in this partition (earlier runs may have
         // written some).
@@ -196,20 +223,24 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         })
     }
 
-    fn close_part(&mut self, mut p: OpenPart<B>) -> Result<(), SinkError> {
+    fn close_part(&mut self, p: OpenPart<B>) -> Result<(), SinkError> {
+        let tmp = p.tmp.clone();
+        let r = self.finish_part(p);
+        if r.is_err() {
+            // A part that cannot be finished is garbage: free its space.
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    fn finish_part(&mut self, mut p: OpenPart<B>) -> Result<(), SinkError> {
         flush_batch(&mut p)?;
         let Some(mut w) = p.writer.take() else {
             let _ = fs::remove_file(&p.tmp);
             return Ok(());
         };
-        w.finish().map_err(|e| SinkError::Arrow {
-            path: p.tmp.clone(),
-            source: e,
-        })?;
-        let buf = w.into_inner().map_err(|e| SinkError::Arrow {
-            path: p.tmp.clone(),
-            source: e,
-        })?;
+        w.finish().map_err(arrow_err(&p.tmp))?;
+        let buf = w.into_inner().map_err(arrow_err(&p.tmp))?;
         let file = buf.into_inner().map_err(|e| SinkError::Io {
             path: p.tmp.clone(),
             source: e.into_error(),
@@ -247,10 +278,7 @@ fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>) -> Result<(), SinkError> {
     if p.builder.is_empty() {
         return Ok(());
     }
-    let batch = p.builder.finish().map_err(|e| SinkError::Arrow {
-        path: p.tmp.clone(),
-        source: e,
-    })?;
+    let batch = p.builder.finish().map_err(arrow_err(&p.tmp))?;
     write_batch(p, &batch)
 }
 
@@ -258,17 +286,11 @@ fn write_batch<B>(p: &mut OpenPart<B>, batch: &RecordBatch) -> Result<(), SinkEr
     if p.writer.is_none() {
         let f = File::create(&p.tmp).map_err(io_err(&p.tmp))?;
         let w = FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), &batch.schema())
-            .map_err(|e| SinkError::Arrow {
-                path: p.tmp.clone(),
-                source: e,
-            })?;
+            .map_err(arrow_err(&p.tmp))?;
         p.writer = Some(w);
     }
     if let Some(w) = p.writer.as_mut() {
-        w.write(batch).map_err(|e| SinkError::Arrow {
-            path: p.tmp.clone(),
-            source: e,
-        })?;
+        w.write(batch).map_err(arrow_err(&p.tmp))?;
     }
     Ok(())
 }
