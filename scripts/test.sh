@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: formatting, clippy, the Rust tests (unit,
 # proptest, integration over pcaps/ and ../shared/pcaps when present) and
-# the Python output tests (pyarrow, dpkt, jq).
+# the Python output tests (pyarrow, dpkt, jq), the live tests in network
+# namespaces (nmap, as root), output failures on a tmpfs, and the fuzzers
+# for a bounded time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -12,3 +14,5 @@ cargo clippy --release --locked --all-targets -- -D warnings
 cargo build --release --locked
 cargo test --release --locked
 "$PY" -m pytest -q tests/
+# Fuzz each target for a bounded time (FUZZ_SECS, default 60) on stable.
+bash scripts/fuzz.sh "${FUZZ_SECS:-60}"

@@ -174,6 +174,10 @@ impl Reader {
                 n: read_bytes,
             })
         };
+        Reader::from_input(path, raw)
+    }
+
+    fn from_input(path: &Path, raw: Box<dyn Read + Send>) -> Result<Reader, CaptureError> {
         let mut r = Reader {
             path: path.to_path_buf(),
             input: raw,
@@ -590,6 +594,24 @@ impl FileSource {
         // before any thread starts.
         src.advance()?;
         Ok(src)
+    }
+
+    /// One capture held in memory (tests and fuzzing): the same parser as
+    /// for files, gzip included. `name` is used in messages.
+    pub fn from_bytes(name: &str, data: Vec<u8>) -> Result<FileSource, CaptureError> {
+        let total_bytes = data.len() as u64;
+        let path = PathBuf::from(name);
+        let reader = Reader::from_input(&path, Box::new(io::Cursor::new(data)))?;
+        Ok(FileSource {
+            files: vec![path],
+            next_file: 1,
+            cur: Some(reader),
+            read_bytes: Arc::new(AtomicU64::new(0)),
+            total_bytes,
+            filter: None,
+            programs: Vec::new(),
+            filtered: 0,
+        })
     }
 
     /// The container of the file being read.
