@@ -48,6 +48,10 @@ pub struct DetectConfig {
     pub max_sources: usize,
     /// Most distinct (target, protocol, port) contacts kept per source.
     pub max_contacts: usize,
+    /// Most contacts kept per shard, all sources together: many sources
+    /// each with many contacts cannot add up past this (the least
+    /// suspicious sources are evicted first).
+    pub max_contacts_total: usize,
     /// Most distinct targets and open doors kept per scan record (counts stay
     /// exact up to this, then are lower bounds).
     pub max_scan_targets: usize,
@@ -91,6 +95,7 @@ impl Default for DetectConfig {
             scan_idle_secs: 600,
             max_sources: 500_000,
             max_contacts: 4096,
+            max_contacts_total: 4_000_000,
             max_scan_targets: 65_536,
             allow_scanners: Vec::new(),
             allow_services: Vec::new(),
@@ -220,7 +225,11 @@ impl DetectConfig {
                 "detect: TRW needs 0 < theta1 < theta0 < 1 and 0 < alpha < beta < 1".into(),
             );
         }
-        if self.max_sources == 0 || self.max_contacts < 16 || self.max_scan_targets == 0 {
+        if self.max_sources == 0
+            || self.max_contacts < 16
+            || self.max_contacts_total < 16
+            || self.max_scan_targets == 0
+        {
             return Err(
                 "detect: max_sources, max_contacts (>= 16) and max_scan_targets must be positive"
                     .into(),

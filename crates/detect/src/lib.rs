@@ -32,7 +32,9 @@
 //! Memory is bounded: at most [`DetectConfig::max_sources`] sources per shard
 //! (when full, the quarter with the least failed contacts and the oldest
 //! activity is evicted and counted), at most [`DetectConfig::max_contacts`]
-//! contacts per source (oldest first out), and at most
+//! contacts per source (oldest first out), at most
+//! [`DetectConfig::max_contacts_total`] contacts per shard (sources evicted as
+//! above until under it), and at most
 //! [`DetectConfig::max_scan_targets`] targets and open doors per scan record.
 
 mod config;
@@ -137,6 +139,9 @@ pub struct Detector {
     allow_scanners: Vec<Cidr>,
     allow_services: Vec<Service>,
     sources: HashMap<Addr, Source, RandomState>,
+    /// Contacts held by all sources (kept in step with every insert and
+    /// removal; recounted at each sweep).
+    contacts_total: usize,
     scans: HashMap<(Addr, u8), Scan, RandomState>,
     now: Micros,
     last_sweep: Micros,
@@ -159,6 +164,7 @@ impl Detector {
             allow_scanners,
             allow_services,
             sources: HashMap::default(),
+            contacts_total: 0,
             scans: HashMap::default(),
             now: Micros::MIN,
             last_sweep: Micros::MIN,
@@ -172,6 +178,11 @@ impl Detector {
 
     pub fn config(&self) -> &DetectConfig {
         &self.cfg
+    }
+
+    /// Contacts currently held, all sources together.
+    pub fn contacts_held(&self) -> usize {
+        self.contacts_total
     }
 
     /// Sources and scans currently held.
@@ -226,6 +237,9 @@ impl Detector {
         if !self.sources.contains_key(&a.src) && self.sources.len() >= self.cfg.max_sources {
             self.evict_sources();
         }
+        while self.contacts_total >= self.cfg.max_contacts_total && !self.sources.is_empty() {
+            self.evict_sources();
+        }
         let cfg = &self.cfg;
         let src = self.sources.entry(a.src).or_insert_with(|| {
             self.stats.sources += 1;
@@ -239,10 +253,12 @@ impl Detector {
         };
         let first_to_dst = !src.per_dst.contains_key(&a.dst);
         if !src.contacts.contains_key(&key) && src.contacts.len() >= cfg.max_contacts {
-            self.stats.contacts_evicted +=
-                trim_contacts(src, cfg.max_contacts, cfg.answered_weight);
+            let dropped = trim_contacts(src, cfg.max_contacts, cfg.answered_weight);
+            self.stats.contacts_evicted += dropped;
+            self.contacts_total -= dropped as usize;
         }
         let is_new = !src.contacts.contains_key(&key);
+        self.contacts_total += usize::from(is_new);
         let info = src.contacts.entry(key).or_insert(ContactInfo {
             first: a.probe_ts,
             last: a.time,
@@ -398,7 +414,9 @@ impl Detector {
         moved.sort_by_key(|(c, i)| (i.first, *c));
         for (c, info) in &moved {
             scan.add_contact(c.dst, c.port, info, &self.cfg);
-            src.contacts.remove(c);
+            if src.contacts.remove(c).is_some() {
+                self.contacts_total -= 1;
+            }
             src.score -= info.weight(self.cfg.answered_weight);
             if let Some(n) = src.per_dst.get_mut(&c.dst) {
                 *n = n.saturating_sub(1);
@@ -435,6 +453,7 @@ impl Detector {
             self.last_sweep = self.now;
             let horizon = self.now - self.longest_window();
             let aw = self.cfg.answered_weight;
+            let mut total = 0usize;
             self.sources.retain(|_, s| {
                 if s.last < horizon {
                     return false;
@@ -448,8 +467,10 @@ impl Detector {
                         *s.per_dst.entry(c.dst).or_insert(0) += 1;
                     }
                 }
+                total += s.contacts.len();
                 true
             });
+            self.contacts_total = total;
         }
     }
 
@@ -484,7 +505,9 @@ impl Detector {
             .collect();
         ranked.select_nth_unstable(k - 1);
         for (_, _, a) in &ranked[..k] {
-            self.sources.remove(a);
+            if let Some(s) = self.sources.remove(a) {
+                self.contacts_total -= s.contacts.len();
+            }
         }
         self.stats.sources_evicted += k as u64;
     }

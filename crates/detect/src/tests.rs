@@ -342,3 +342,41 @@ fn source_cap_keeps_the_scanner_among_a_spoofed_flood() {
         "no spoofed source flagged"
     );
 }
+
+#[test]
+fn contact_cap_bounds_many_sources_with_many_contacts_and_keeps_the_scanner() {
+    // 400 sources, each making 100 answered contacts (busy clients), and
+    // one scanner whose probes fail: 40k contacts against a cap of 5000.
+    let cfg = DetectConfig {
+        max_contacts_total: 5000,
+        ..DetectConfig::default()
+    };
+    let scanner = addr("203.0.113.9");
+    let target = addr("198.19.1.80");
+    let mut atts = Vec::new();
+    let mut t = 0i64;
+    for round in 0..100u16 {
+        for s in 0..400u32 {
+            let client = Addr::from_v4([100, 64, (s >> 8) as u8, s as u8]);
+            let server = Addr::from_v4([198, 19, 2, (round % 250) as u8]);
+            t += 10;
+            atts.push(att(
+                t,
+                client,
+                server,
+                1000 + round,
+                Outcome::Answered,
+                false,
+            ));
+        }
+        t += 10;
+        atts.push(att(t, scanner, target, 1 + round, Outcome::Rejected, false));
+    }
+    let (ev, d) = run(cfg, atts);
+    assert!(d.contacts_held() <= 5000, "{}", d.contacts_held());
+    assert!(d.stats.sources_evicted > 0);
+    let found = ends(&ev);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].scanner, scanner);
+    assert_eq!(found[0].kind, ScanKind::Vertical);
+}

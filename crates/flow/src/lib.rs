@@ -171,6 +171,7 @@ impl FlowTable {
     /// guarantees it).
     pub fn process(&mut self, m: &PacketMeta, out: &mut Output) {
         self.stats.packets += 1;
+
         if m.ts > self.now {
             self.now = m.ts;
         }
@@ -435,10 +436,24 @@ impl FlowTable {
     /// Ends every flow (end of input or shutdown), resolving pending attempts
     /// as their timers would have.
     pub fn drain(&mut self, out: &mut Output) {
+        self.drain_with(out, usize::MAX, |_| {});
+    }
+
+    /// As [`FlowTable::drain`], handing `out` to `take` after every `chunk`
+    /// flows so that a full table never becomes a million records at once.
+    pub fn drain_with(
+        &mut self,
+        out: &mut Output,
+        chunk: usize,
+        mut take: impl FnMut(&mut Output),
+    ) {
         let mut keys: Vec<FlowKey> = self.map.keys().copied().collect();
         keys.sort_unstable();
-        for k in keys {
-            self.end_flow(k, None, out);
+        for ks in keys.chunks(chunk.max(1)) {
+            for &k in ks {
+                self.end_flow(k, None, out);
+            }
+            take(out);
         }
     }
 }

@@ -11,6 +11,8 @@ use scanwatch_model::{FlowKey, Micros};
 pub const SLOT_SHIFT: u32 = 18;
 pub const SLOTS: usize = 4096;
 const MASK: i64 = SLOTS as i64 - 1;
+/// Largest slot vector kept for reuse after its slot fired.
+const KEEP_CAPACITY: usize = 256;
 
 pub struct Wheel {
     slots: Vec<Vec<FlowKey>>,
@@ -80,6 +82,10 @@ impl Wheel {
                 self.len -= v.len();
                 return Some((v, slot));
             }
+            if self.slots[idx].capacity() > KEEP_CAPACITY {
+                // Emptied by evictions before it came due: free the burst.
+                self.slots[idx] = Vec::new();
+            }
             if self.len == 0 {
                 // Nothing scheduled: jump straight to now.
                 self.cursor = self.cursor.max(Self::slot_of(now));
@@ -90,6 +96,12 @@ impl Wheel {
 
     pub fn give_back(&mut self, mut v: Vec<FlowKey>) {
         v.clear();
+        // Keep a modest allocation for reuse, never a burst's: 4096 slots
+        // each holding on to the largest vector it ever had would add up to
+        // far more than the flows themselves.
+        if v.capacity() > KEEP_CAPACITY {
+            return;
+        }
         let idx = ((self.cursor - 1) & MASK) as usize;
         if self.slots[idx].is_empty() && self.slots[idx].capacity() < v.capacity() {
             self.slots[idx] = v;
