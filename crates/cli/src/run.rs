@@ -97,6 +97,12 @@ pub struct RunArgs {
     /// (files also rotate every hour of packet time and on SIGHUP).
     #[arg(long, value_name = "ROWS", default_value_t = 5_000_000)]
     pub max_part_rows: u64,
+    /// Memory for the state tables, MiB: sets the caps on flows, detector
+    /// sources and contacts that are not given explicitly (--max-flows,
+    /// --max-sources, or the config file). 45% goes to flows, 25% to
+    /// sources, 15% to contacts; the rest is left for buffers and output.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_memory: u64,
     /// After the interfaces are open, drop root privileges and run as this
     /// user (and its groups), as tcpdump's `-Z`. The output folder must be
     /// writable by that user.
@@ -158,7 +164,60 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
         anyhow::ensure!((1..=64).contains(&s), "--shards must be between 1 and 64");
         cfg.shards = s;
     }
+    anyhow::ensure!(
+        a.max_memory >= 256,
+        "--max-memory must be at least 256 MiB (below that, fixed buffers dominate)"
+    );
+    let caps = MemoryCaps::for_budget(a.max_memory, cfg.shards);
+    let (flow_default, detect_default) = (
+        config::FlowSettings::default(),
+        scanwatch_detect::DetectConfig::default(),
+    );
+    if a.max_flows.is_none() && file.flow.max_flows == flow_default.max_flows {
+        cfg.flow.max_flows = caps.max_flows;
+    }
+    if a.max_sources.is_none() && file.detect.max_sources == detect_default.max_sources {
+        cfg.detect.max_sources = caps.max_sources_per_shard;
+    }
+    if file.detect.max_contacts_total == detect_default.max_contacts_total {
+        cfg.detect.max_contacts_total = caps.max_contacts_per_shard;
+    }
     Ok(cfg)
+}
+
+/// Table caps that fit a memory budget, from each table's worst-case bytes
+/// per entry (a hash table just grown is at 7/16 load: 16/7 of the entry
+/// size per entry, plus its control byte).
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryCaps {
+    pub max_flows: usize,
+    pub max_sources_per_shard: usize,
+    pub max_contacts_per_shard: usize,
+}
+
+/// Worst-case bytes per tracked flow: table entry and control byte at 7/16
+/// load, its timer-wheel entries (one live, up to one stale), and its record
+/// and attempt while they are on their way out (measured: ~450 B per flow
+/// on a spoofed SYN flood at the cap).
+pub const FLOW_WORST_BYTES: usize =
+    (scanwatch_flow::FlowTable::ENTRY_BYTES + 1) * 16 / 7 + 2 * 38 + 64;
+/// A detector source with its first contact: its entry in the source table
+/// and the smallest allocations of its two per-source tables (measured:
+/// ~890 B per source on the flood).
+pub const SOURCE_WORST_BYTES: usize = 960;
+/// Each further contact: its entry and its per-target count, at 7/16 load.
+pub const CONTACT_WORST_BYTES: usize = 192;
+
+impl MemoryCaps {
+    pub fn for_budget(mib: u64, shards: usize) -> MemoryCaps {
+        let bytes = mib.saturating_mul(1 << 20) as usize;
+        let shards = shards.max(1);
+        MemoryCaps {
+            max_flows: (bytes / 100 * 45 / FLOW_WORST_BYTES).max(1024),
+            max_sources_per_shard: (bytes / 4 / SOURCE_WORST_BYTES / shards).max(1024),
+            max_contacts_per_shard: (bytes / 100 * 15 / CONTACT_WORST_BYTES / shards).max(4096),
+        }
+    }
 }
 
 fn parse_window(s: &str) -> Result<Window> {
@@ -488,7 +547,7 @@ fn print_summary(s: &Summary, live: bool) {
     );
     if s.flow_stats.evicted > 0 || s.detect_stats.sources_evicted > 0 {
         eprintln!(
-            "scanwatch: caps reached: {} flows and {} sources evicted (raise --max-flows / --max-sources)",
+            "scanwatch: caps reached: {} flows and {} sources evicted (raise --max-memory, or --max-flows / --max-sources)",
             s.flow_stats.evicted, s.detect_stats.sources_evicted
         );
     }

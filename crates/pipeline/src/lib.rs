@@ -290,7 +290,9 @@ pub fn run(
     let per_worker_flows = (cfg.flow.max_flows / n).max(1024);
     let shard_seed = random_seed();
 
-    let (out_tx, out_rx) = bounded::<OutMsg>(cfg.queue_depth * 4);
+    // Flow batches are large (16k rows, a few MB each): a short queue keeps
+    // what waits for the writer to a few of them per worker.
+    let (out_tx, out_rx) = bounded::<OutMsg>(2 * (n + cfg.shards));
     let mut worker_tx = Vec::new();
     let mut worker_rx = Vec::new();
     for _ in 0..n {
@@ -760,12 +762,33 @@ fn worker_loop(
             }
         }
         batches_out.flush_if_old(&out);
+        // A burst of expiries (a flood's flows timing out together) must not
+        // leave its peak allocation behind.
+        if o.flows.capacity() > 65_536 {
+            o.flows.shrink_to(4096);
+        }
+        if o.attempts.capacity() > 65_536 {
+            o.attempts.shrink_to(4096);
+        }
         if batches.is_multiple_of(64) {
             peak_mem = peak_mem.max(table.memory_bytes() as u64);
         }
     }
     peak_mem = peak_mem.max(table.memory_bytes() as u64);
-    table.drain(&mut o);
+    // What is left ends now, a chunk at a time: records go out as they are
+    // made; attempts wait (in key order) for the final watermark.
+    let mut left_attempts: Vec<Attempt> = Vec::new();
+    table.drain_with(&mut o, 16_384, |o| {
+        left_attempts.append(&mut o.attempts);
+        counters.flows.fetch_add(o.flows.len() as u64, Relaxed);
+        for r in o.flows.drain(..) {
+            flow_packets += r.orig_pkts + r.resp_pkts;
+            if write_flows {
+                batches_out.add(&r, &out);
+            }
+        }
+    });
+    o.attempts = left_attempts;
     flush_attempts(
         &mut o,
         &mut per_shard,
@@ -774,13 +797,6 @@ fn worker_loop(
         true,
         &mut sent_wm,
     );
-    counters.flows.fetch_add(o.flows.len() as u64, Relaxed);
-    for r in o.flows.drain(..) {
-        flow_packets += r.orig_pkts + r.resp_pkts;
-        if write_flows {
-            batches_out.add(&r, &out);
-        }
-    }
     batches_out.flush(&out);
     counters.flow_packets.fetch_add(flow_packets, Relaxed);
     counters
