@@ -1,0 +1,97 @@
+//! Inputs for the criterion benches: real packets from the project's own
+//! captures, and synthetic flows and attempts at sizes a capture cannot
+//! reach (a million concurrent flows).
+
+use scanwatch_capture::{FileSource, Next, PacketSource};
+use scanwatch_model::{
+    proto, tcp_flags, Addr, Attempt, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
+};
+use std::path::{Path, PathBuf};
+
+/// One captured frame: link type, time, bytes.
+pub struct Frame {
+    pub link_type: u32,
+    pub ts: Micros,
+    pub data: Vec<u8>,
+}
+
+fn pcaps_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps")
+}
+
+/// Every frame of every capture in `pcaps/` (about 30 000).
+pub fn own_frames() -> Vec<Frame> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps_dir())
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "pcap"));
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(mut src) = FileSource::open(&[f], None) else {
+            continue;
+        };
+        while let Ok(Next::Packet(p)) = src.next_packet() {
+            out.push(Frame {
+                link_type: p.link_type,
+                ts: p.ts,
+                data: p.data.to_vec(),
+            });
+        }
+    }
+    out
+}
+
+/// `n` distinct TCP flows, one SYN each, from many clients to a few servers,
+/// in time order (1 µs apart).
+pub fn syn_flows(n: u32) -> Vec<PacketMeta> {
+    (0..n)
+        .map(|i| PacketMeta {
+            ts: 1_790_000_000_000_000 + i64::from(i),
+            src: Addr::from_v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+            dst: Addr::from_v4([172, 16, 0, (i % 7) as u8]),
+            sport: 1024 + (i % 60_000) as u16,
+            dport: 443,
+            proto: proto::TCP,
+            kind: PacketKind::Tcp,
+            tcp_flags: tcp_flags::SYN,
+            wire_len: 60,
+            ..PacketMeta::default()
+        })
+        .collect()
+}
+
+/// Attempts of a busy mix: many benign sources with answered contacts and a
+/// few scanners with rejected ones, in time order.
+pub fn attempts(n: u32) -> Vec<Attempt> {
+    (0..n)
+        .map(|i| {
+            let scanner = i % 10 == 0;
+            let src = if scanner {
+                Addr::from_v4([203, 0, 113, (i % 7) as u8])
+            } else {
+                Addr::from_v4([10, 1, (i >> 8) as u8 % 64, i as u8])
+            };
+            Attempt {
+                time: 1_790_000_000_000_000 + i64::from(i) * 50,
+                src,
+                dst: Addr::from_v4([172, 16, (i >> 10) as u8, (i >> 3) as u8]),
+                proto: proto::TCP,
+                dport: if scanner {
+                    (i / 10 % 4096) as u16 + 1
+                } else {
+                    443
+                },
+                sport: 40_000,
+                probe_ts: 1_790_000_000_000_000 + i64::from(i) * 50,
+                probe: ProbeKind::Syn,
+                outcome: if scanner {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Answered
+                },
+                data: !scanner,
+            }
+        })
+        .collect()
+}
