@@ -7,6 +7,7 @@
 
 mod bench;
 mod config;
+mod convert;
 mod eval;
 mod gen;
 mod run;
@@ -39,6 +40,8 @@ enum Cmd {
     Gen(gen::GenArgs),
     /// Measure throughput on a file: plain read against the full pipeline.
     Bench(bench::BenchArgs),
+    /// Turn an output tree of Arrow IPC files into the same tree of Parquet files.
+    Convert(convert::ConvertArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => eval::main(a),
         Cmd::Gen(a) => gen::main(a),
         Cmd::Bench(a) => bench::main(a),
+        Cmd::Convert(a) => convert::main(a),
     };
     match result {
         Ok(code) => code,

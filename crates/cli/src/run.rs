@@ -93,6 +93,14 @@ pub struct RunArgs {
     /// Most sources tracked per detector shard.
     #[arg(long)]
     pub max_sources: Option<usize>,
+    /// Table file format: `arrow` (Arrow IPC files) or `parquet`.
+    #[arg(long, value_name = "FORMAT", default_value = "arrow", value_parser = ["arrow", "parquet"])]
+    pub format: String,
+    /// Sensor name: adds a `sensor=NAME` level to the output layout
+    /// (DIR/flows/sensor=NAME/date=…/hour=…), so many sensors' outputs can
+    /// share one tree and be read as one Hive-partitioned dataset.
+    #[arg(long, value_name = "NAME")]
+    pub sensor: Option<String>,
     /// Close an output file and start the next one after this many rows
     /// (files also rotate every hour of packet time and on SIGHUP).
     #[arg(long, value_name = "ROWS", default_value_t = 5_000_000)]
@@ -284,6 +292,22 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     cfg.out_dir = Some(a.out.clone());
     cfg.write_flows = !a.no_flows;
     cfg.sink.max_part_rows = a.max_part_rows.max(1);
+    cfg.sink.format = if a.format == "parquet" {
+        scanwatch_sink::Format::Parquet
+    } else {
+        scanwatch_sink::Format::Arrow
+    };
+    if let Some(name) = &a.sensor {
+        anyhow::ensure!(
+            !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
+            "--sensor {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        );
+        cfg.sink.prefix = vec![format!("sensor={name}")];
+    }
     cfg.alerts = Some(
         a.alerts
             .clone()

@@ -2,8 +2,10 @@
 //! JSON-lines alerts.
 //!
 //! [`PartitionedWriter`] writes one table (`flows` or `detections`) under
-//! `ROOT/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN.arrow`, the partition
-//! chosen by each row's packet time. A part is written as `….arrow.tmp` and
+//! `ROOT/<table>/[sensor=NAME/]date=YYYY-MM-DD/hour=HH/part-NNNNN.arrow` (or
+//! `.parquet`), the partition chosen by each row's packet time. Both formats
+//! carry the table's schema version in their file metadata
+//! (`scanwatch.schema_version`). A part is written as `….arrow.tmp` and
 //! renamed only after its footer is written and the file synced, so a file
 //! under its final name is always complete, even after `kill -9`. Parts
 //! rotate at the hour (packet time), at a row cap, and on request (SIGHUP).
@@ -14,6 +16,10 @@
 
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::FileWriter;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 use scanwatch_model::{civil, eve_timestamp, proto, Detection, Micros, ScanKind};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -34,6 +40,113 @@ pub enum SinkError {
         path: PathBuf,
         source: arrow_schema::ArrowError,
     },
+    #[error("{path}: writing Parquet: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+}
+
+/// The file format of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Arrow IPC file format (`.arrow`): fastest to write, memory-mapped reads.
+    #[default]
+    Arrow,
+    /// Parquet (`.parquet`, Snappy): what Spark, Trino and DuckDB read best.
+    Parquet,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Arrow => "arrow",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+/// Parquet properties for our tables: Snappy, row groups of 128k rows, and
+/// the schema's own metadata (table name, schema version) as file metadata.
+pub fn parquet_properties(schema: &arrow_schema::Schema) -> WriterProperties {
+    let kv: Vec<KeyValue> = schema
+        .metadata()
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_key_value_metadata(Some(kv))
+        .build()
+}
+
+fn parquet_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> SinkError + '_ {
+    move |e| match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<io::Error>() {
+            Ok(source) => SinkError::Io {
+                path: path.to_path_buf(),
+                source: *source,
+            },
+            Err(inner) => SinkError::Parquet {
+                path: path.to_path_buf(),
+                source: parquet::errors::ParquetError::External(inner),
+            },
+        },
+        source => SinkError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        },
+    }
+}
+
+/// An open part's writer, in either format.
+enum PartWriter {
+    Arrow(FileWriter<BufWriter<File>>),
+    Parquet(ArrowWriter<File>),
+}
+
+impl PartWriter {
+    fn create(
+        format: Format,
+        path: &Path,
+        schema: &arrow_schema::SchemaRef,
+    ) -> Result<PartWriter, SinkError> {
+        let f = File::create(path).map_err(io_err(path))?;
+        Ok(match format {
+            Format::Arrow => PartWriter::Arrow(
+                FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), schema)
+                    .map_err(arrow_err(path))?,
+            ),
+            Format::Parquet => PartWriter::Parquet(
+                ArrowWriter::try_new(f, schema.clone(), Some(parquet_properties(schema)))
+                    .map_err(parquet_err(path))?,
+            ),
+        })
+    }
+
+    fn write(&mut self, path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
+        match self {
+            PartWriter::Arrow(w) => w.write(batch).map_err(arrow_err(path)),
+            PartWriter::Parquet(w) => w.write(batch).map_err(parquet_err(path)),
+        }
+    }
+
+    /// Writes the footer and returns the file, not yet synced.
+    fn finish(self, path: &Path) -> Result<File, SinkError> {
+        match self {
+            PartWriter::Arrow(mut w) => {
+                w.finish().map_err(arrow_err(path))?;
+                let buf = w.into_inner().map_err(arrow_err(path))?;
+                buf.into_inner().map_err(|e| SinkError::Io {
+                    path: path.to_path_buf(),
+                    source: e.into_error(),
+                })
+            }
+            // into_inner writes the footer, then hands the file back.
+            PartWriter::Parquet(w) => w.into_inner().map_err(parquet_err(path)),
+        }
+    }
 }
 
 /// An Arrow error; an I/O error inside it (disk full, folder gone) is
@@ -69,6 +182,7 @@ pub struct SinkOptions {
     pub max_open: usize,
     /// Extra Hive levels before `date=` (e.g. `sensor=NAME`).
     pub prefix: Vec<String>,
+    pub format: Format,
 }
 
 impl Default for SinkOptions {
@@ -78,6 +192,7 @@ impl Default for SinkOptions {
             max_part_rows: 5_000_000,
             max_open: 4,
             prefix: Vec::new(),
+            format: Format::Arrow,
         }
     }
 }
@@ -85,7 +200,7 @@ impl Default for SinkOptions {
 struct OpenPart<B> {
     hour: i64,
     builder: B,
-    writer: Option<FileWriter<BufWriter<File>>>,
+    writer: Option<PartWriter>,
     tmp: PathBuf,
     path: PathBuf,
     rows: u64,
@@ -149,7 +264,7 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         part.rows += 1;
         self.rows += 1;
         if part.builder.len() >= self.opts.batch_rows {
-            flush_batch(part)?;
+            flush_batch(part, self.opts.format)?;
         }
         if part.rows >= self.opts.max_part_rows {
             let p = self.open.swap_remove(idx);
@@ -163,8 +278,8 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
     pub fn push_batch(&mut self, hour: i64, batch: &RecordBatch) -> Result<(), SinkError> {
         let idx = self.part_for(hour)?;
         let part = &mut self.open[idx];
-        flush_batch(part)?;
-        write_batch(part, batch)?;
+        flush_batch(part, self.opts.format)?;
+        write_batch(part, batch, self.opts.format)?;
         part.rows += batch.num_rows() as u64;
         self.rows += batch.num_rows() as u64;
         if part.rows >= self.opts.max_part_rows {
@@ -209,8 +324,9 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
                 n = n.max(num + 1);
             }
         }
-        let path = dir.join(format!("part-{n:05}.arrow"));
-        let tmp = dir.join(format!("part-{n:05}.arrow.tmp"));
+        let ext = self.opts.format.extension();
+        let path = dir.join(format!("part-{n:05}.{ext}"));
+        let tmp = dir.join(format!("part-{n:05}.{ext}.tmp"));
         // Reserve the name now so two parts of one run never collide.
         File::create(&tmp).map_err(io_err(&tmp))?;
         Ok(OpenPart {
@@ -234,17 +350,12 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
     }
 
     fn finish_part(&mut self, mut p: OpenPart<B>) -> Result<(), SinkError> {
-        flush_batch(&mut p)?;
-        let Some(mut w) = p.writer.take() else {
+        flush_batch(&mut p, self.opts.format)?;
+        let Some(w) = p.writer.take() else {
             let _ = fs::remove_file(&p.tmp);
             return Ok(());
         };
-        w.finish().map_err(arrow_err(&p.tmp))?;
-        let buf = w.into_inner().map_err(arrow_err(&p.tmp))?;
-        let file = buf.into_inner().map_err(|e| SinkError::Io {
-            path: p.tmp.clone(),
-            source: e.into_error(),
-        })?;
+        let file = w.finish(&p.tmp)?;
         file.sync_all().map_err(io_err(&p.tmp))?;
         fs::rename(&p.tmp, &p.path).map_err(io_err(&p.path))?;
         self.finished.push(p.path);
@@ -274,23 +385,24 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
     }
 }
 
-fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>) -> Result<(), SinkError> {
+fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>, format: Format) -> Result<(), SinkError> {
     if p.builder.is_empty() {
         return Ok(());
     }
     let batch = p.builder.finish().map_err(arrow_err(&p.tmp))?;
-    write_batch(p, &batch)
+    write_batch(p, &batch, format)
 }
 
-fn write_batch<B>(p: &mut OpenPart<B>, batch: &RecordBatch) -> Result<(), SinkError> {
+fn write_batch<B>(
+    p: &mut OpenPart<B>,
+    batch: &RecordBatch,
+    format: Format,
+) -> Result<(), SinkError> {
     if p.writer.is_none() {
-        let f = File::create(&p.tmp).map_err(io_err(&p.tmp))?;
-        let w = FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), &batch.schema())
-            .map_err(arrow_err(&p.tmp))?;
-        p.writer = Some(w);
+        p.writer = Some(PartWriter::create(format, &p.tmp, &batch.schema())?);
     }
     if let Some(w) = p.writer.as_mut() {
-        w.write(batch).map_err(arrow_err(&p.tmp))?;
+        w.write(&p.tmp, batch)?;
     }
     Ok(())
 }
