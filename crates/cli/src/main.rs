@@ -11,6 +11,7 @@ mod convert;
 mod eval;
 mod gen;
 mod run;
+mod share;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Turn an output tree of Arrow IPC files into the same tree of Parquet files.
     Convert(convert::ConvertArgs),
+    /// Share what was seen: a STIX 2.1 bundle or CSV of the scanners.
+    Share(share::ShareArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Cmd::Gen(a) => gen::main(a),
         Cmd::Bench(a) => bench::main(a),
         Cmd::Convert(a) => convert::main(a),
+        Cmd::Share(a) => share::main(a),
     };
     match result {
         Ok(code) => code,
