@@ -9,6 +9,8 @@ need=()
 for p in libpcap-dev jq tcpdump iproute2 nmap python3 python3-venv gzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+# Java for the Spark SQL check of scripts/sql (PySpark comes from PyPI).
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
