@@ -334,6 +334,7 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     };
     let result = scanwatch_pipeline::run(sources, cfg, counters.clone());
     done.store(true, Relaxed);
+    reporter.thread().unpark();
     let _ = reporter.join();
     let summary = result?;
     if !a.quiet {
@@ -427,7 +428,12 @@ fn report_loop(
     let mut last_stats = Instant::now();
     let mut drew = false;
     while !done.load(Relaxed) {
-        std::thread::sleep(Duration::from_millis(200));
+        // Woken early by unpark() at the end, so the run does not wait out
+        // the rest of a tick.
+        std::thread::park_timeout(Duration::from_millis(200));
+        if done.load(Relaxed) {
+            break;
+        }
         if bar {
             let (r, t) = (c.input_read.load(Relaxed), c.input_total.load(Relaxed));
             let pk = c.packets.load(Relaxed);

@@ -86,10 +86,17 @@ impl Reader {
 
     /// Makes at least `n` bytes available from `start`; false at end of
     /// input with fewer.
+    #[inline]
     fn fill(&mut self, n: usize) -> Result<bool, CaptureError> {
         if self.end - self.start >= n {
             return Ok(true);
         }
+        self.fill_slow(n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fill_slow(&mut self, n: usize) -> Result<bool, CaptureError> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -114,6 +121,7 @@ impl Reader {
         self.offset += n as u64;
     }
 
+    #[inline]
     fn u32_at(&self, at: usize, swapped: bool) -> u32 {
         let i = self.start + at;
         let b = [
@@ -129,6 +137,7 @@ impl Reader {
         }
     }
 
+    #[inline]
     fn u16_at(&self, at: usize, swapped: bool) -> u16 {
         let i = self.start + at;
         let b = [self.buf[i], self.buf[i + 1]];
@@ -263,6 +272,7 @@ impl Reader {
 
     /// The next packet; its bytes stay at `buf[at..at + len]` until the
     /// next call.
+    #[inline]
     fn next(&mut self) -> Result<Option<Rec>, CaptureError> {
         match self.state {
             State::Pcap {
@@ -286,10 +296,23 @@ impl Reader {
             }
             return Err(self.truncated("record header"));
         }
-        let sec = i64::from(self.u32_at(0, swapped));
-        let frac = i64::from(self.u32_at(4, swapped));
-        let caplen = self.u32_at(8, swapped);
-        let wire = self.u32_at(12, swapped);
+        // One bounds check for the whole record header.
+        let h: [u8; 16] = match self.buf[self.start..self.start + 16].try_into() {
+            Ok(h) => h,
+            Err(_) => return Err(self.truncated("record header")),
+        };
+        let word = |i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if swapped {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let sec = i64::from(word(0));
+        let frac = i64::from(word(4));
+        let caplen = word(8);
+        let wire = word(12);
         if caplen > MAX_CAPLEN {
             return Err(self.corrupt(format!(
                 "record claims {caplen} captured bytes (more than {MAX_CAPLEN})"
