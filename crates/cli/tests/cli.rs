@@ -122,11 +122,48 @@ fn detections(file: &Path, threads: u32) -> Vec<String> {
         })
         .collect();
     v.sort();
+    v.extend(flow_rows(&out));
     v
 }
 
+/// Every flow record (uid, packets, state, history), sorted: the flows must
+/// not depend on the thread count either.
+fn flow_rows(out: &Path) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    let mut rows = Vec::new();
+    for f in walk(&out.join("flows")) {
+        let r = arrow_ipc::reader::FileReader::try_new(std::fs::File::open(&f).unwrap(), None)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for b in r {
+            let b = b.unwrap();
+            let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let u = |n: &str| {
+                b.column_by_name(n)
+                    .unwrap()
+                    .as_primitive::<UInt64Type>()
+                    .clone()
+            };
+            let (uid, state, hist) = (s("uid"), s("conn_state"), s("history"));
+            let (op, rp) = (u("orig_pkts"), u("resp_pkts"));
+            for i in 0..b.num_rows() {
+                rows.push(format!(
+                    "flow {} {} {} {} {}",
+                    uid.value(i),
+                    op.value(i),
+                    rp.value(i),
+                    state.value(i),
+                    hist.value(i)
+                ));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
 #[test]
-fn same_detections_with_one_and_four_threads() {
+fn same_detections_and_flows_with_one_and_four_threads() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(pcaps())
         .unwrap()
         .flatten()
@@ -138,6 +175,10 @@ fn same_detections_with_one_and_four_threads() {
             "mixed_busy_webserver_plus_vertical_scan.pcap",
             "nmap_syn_block_40hosts_9ports.pcap",
             "hping3_syn_horizontal_p445_randdest.pcap",
+            // ICMP port unreachables for UDP probes: the errors' own flows
+            // must come out the same whatever worker saw the probe.
+            "nmap_udp_vertical_top50.pcap",
+            "hping3_udp_horizontal_loopback_p161.pcap",
         ] {
             files.push(s.join(name));
         }
@@ -309,4 +350,29 @@ fn directory_input_and_gzip_and_filter() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn unmatched_icmp_errors_make_the_same_flows_with_one_and_four_threads() {
+    // Only the ICMP port unreachables of a UDP sweep (the probes filtered
+    // out): no error matches a flow, each is counted in its own ICMP flow,
+    // on the worker of that flow's key, so the records cannot depend on
+    // which worker would have held the quoted probe.
+    let f = pcaps().join("hping3_udp_horizontal_p161.pcap");
+    let run = |threads: u32| {
+        let out = tmpdir(&format!("icmp{threads}"));
+        let o = bin()
+            .args(["run", "-q", "--threads", &threads.to_string(), "-r"])
+            .arg(&f)
+            .arg("-w")
+            .arg(&out)
+            .arg("icmp")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        flow_rows(&out)
+    };
+    let one = run(1);
+    assert!(!one.is_empty());
+    assert_eq!(one, run(4));
 }

@@ -120,6 +120,29 @@ struct Flow {
     slot: i64,
 }
 
+/// The notice an ICMP error with a readable quote gives the worker of the
+/// quoted flow (see [`PacketKind::IcmpNotice`]); `None` for anything else.
+pub fn icmp_notice(m: &PacketMeta) -> Option<PacketMeta> {
+    if m.kind != PacketKind::IcmpError || m.inner.is_none() {
+        return None;
+    }
+    Some(PacketMeta {
+        kind: PacketKind::IcmpNotice,
+        ..*m
+    })
+}
+
+/// The key a packet is dispatched to a worker by: its own flow's, or for a
+/// notice the quoted flow's.
+pub fn dispatch_key(m: &PacketMeta) -> FlowKey {
+    if m.kind == PacketKind::IcmpNotice {
+        if let Some(q) = m.inner {
+            return FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto).0;
+        }
+    }
+    FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto).0
+}
+
 /// Where a table puts what it produces; the worker drains it after each batch.
 #[derive(Default)]
 pub struct Output {
@@ -170,22 +193,18 @@ impl FlowTable {
     /// Handles one packet. `m.ts` must not go backwards (the capture stage
     /// guarantees it).
     pub fn process(&mut self, m: &PacketMeta, out: &mut Output) {
-        self.stats.packets += 1;
-
         if m.ts > self.now {
             self.now = m.ts;
         }
         self.wheel.start_at(m.ts);
-
-        if m.kind == PacketKind::IcmpError {
+        if m.kind == PacketKind::IcmpNotice {
             if let Some(q) = m.inner {
                 let (qkey, q_from_a) = FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto);
-                if self.map.contains_key(&qkey) {
-                    self.icmp_error(qkey, q_from_a, m, out);
-                    return;
-                }
+                self.icmp_error(qkey, q_from_a, m, out);
             }
+            return;
         }
+        self.stats.packets += 1;
         let (key, from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
         // Hot path: one lookup for a packet of a live flow.
         if let Some(f) = self.map.get_mut(&key) {
@@ -257,19 +276,14 @@ impl FlowTable {
         }
     }
 
-    /// An ICMP error that quotes a packet of a flow we track: counted in
-    /// that flow (as a responder packet), and a pending probe is rejected.
+    /// An ICMP error (its notice) that quotes a packet of a flow we track:
+    /// a pending probe of that flow is rejected. The error packet itself is
+    /// counted in its own ICMP flow.
     fn icmp_error(&mut self, key: FlowKey, quoted_from_a: bool, m: &PacketMeta, out: &mut Output) {
         let Some(f) = self.map.get_mut(&key) else {
             return;
         };
         self.stats.icmp_matched += 1;
-        f.last_ts = f.last_ts.max(m.ts);
-        if quoted_from_a == f.orig_is_a {
-            f.resp_pkts += 1;
-        } else {
-            f.orig_pkts += 1;
-        }
         let rejects = match m.proto {
             proto::ICMP6 => matches!(m.icmp_type, 1 | 3 | 4),
             _ => matches!(m.icmp_type, 3 | 11 | 12),
@@ -557,7 +571,7 @@ fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
             (proto::ICMP, 17) => Some(ProbeKind::IcmpAddrMask),
             _ => None,
         },
-        PacketKind::IcmpError => None,
+        PacketKind::IcmpError | PacketKind::IcmpNotice => None,
         PacketKind::Other => match m.proto {
             // A transport header cut short or a later fragment: not a probe.
             proto::TCP | proto::UDP | proto::ICMP | proto::ICMP6 => None,

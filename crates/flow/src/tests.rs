@@ -161,17 +161,29 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
         }),
         ..PacketMeta::default()
     };
-    let (out, t) = run(&[probe, err]);
+    // The capture stage sends the error (to its own flow) and its notice
+    // (to the quoted flow's worker); here one table gets both.
+    let notice = icmp_notice(&err).expect("an error with a quote has a notice");
+    assert_eq!(dispatch_key(&notice), dispatch_key(&probe));
+    let (out, t) = run(&[probe, err, notice]);
+    assert_eq!(out.attempts.len(), 1);
     assert_eq!(out.attempts[0].outcome, Outcome::Rejected);
     assert_eq!(out.attempts[0].dport, 161);
     assert_eq!(
         out.flows.len(),
-        1,
-        "the ICMP error is counted in the UDP flow"
+        2,
+        "the UDP probe's flow and the ICMP error's own"
     );
-    assert_eq!(out.flows[0].orig_pkts + out.flows[0].resp_pkts, 2);
-    assert_eq!(out.flows[0].conn_state, ConnState::S0);
+    let udp = out.flows.iter().find(|f| f.proto == proto::UDP).unwrap();
+    let icmp = out.flows.iter().find(|f| f.proto == proto::ICMP).unwrap();
+    assert_eq!((udp.orig_pkts, udp.resp_pkts), (1, 0));
+    assert_eq!(icmp.orig_pkts + icmp.resp_pkts, 1);
+    assert_eq!(udp.conn_state, ConnState::S0);
     assert_eq!(t.stats.icmp_matched, 1);
+    assert_eq!(t.stats.packets, 2, "the notice is not a packet");
+    // Without the notice the probe is not rejected: it times out.
+    let (out, _) = run(&[probe, err]);
+    assert_eq!(out.attempts[0].outcome, Outcome::Unanswered);
 }
 
 #[test]

@@ -83,6 +83,12 @@ pub enum PacketKind {
     /// or packet too big; `inner` holds the quoted header's tuple when it
     /// could be read.
     IcmpError,
+    /// Not a packet: the notice the capture stage derives from an
+    /// [`PacketKind::IcmpError`] with a readable quote, routed to the worker
+    /// of the quoted flow so that it can reject that flow's pending probe.
+    /// The error itself is counted in its own ICMP flow, on the worker of
+    /// its own key, so flow records do not depend on the number of workers.
+    IcmpNotice,
     /// Any other IP protocol, a non-first fragment, or a transport header cut
     /// short: ports are zero.
     #[default]

@@ -33,9 +33,7 @@ use scanwatch_capture::{LiveStats, Next, PacketSource};
 use scanwatch_decode::{decode, DecodeError};
 use scanwatch_detect::{DetectConfig, DetectStats, Detector, Phase, ScanEvent};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
-use scanwatch_model::{
-    Addr, Attempt, Detection, FlowKey, FlowRecord, Micros, PacketKind, PacketMeta,
-};
+use scanwatch_model::{Addr, Attempt, Detection, FlowKey, FlowRecord, Micros, PacketMeta};
 use scanwatch_sink::{
     AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError,
     SinkOptions, TableBuilder,
@@ -480,15 +478,6 @@ fn add_detect_stats(a: &mut DetectStats, b: &DetectStats) {
 /// The key a packet is sharded by: the flow it belongs to, or for an ICMP
 /// error the flow of the packet it quotes.
 #[inline]
-fn shard_key(m: &PacketMeta) -> FlowKey {
-    if m.kind == PacketKind::IcmpError {
-        if let Some(q) = m.inner {
-            return FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto).0;
-        }
-    }
-    FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto).0
-}
-
 #[allow(clippy::too_many_arguments)]
 fn capture_loop(
     source_id: usize,
@@ -565,14 +554,26 @@ fn capture_loop(
                             clock = meta.ts;
                         }
                         ip += 1;
-                        let w = (shard_key(&meta).shard_hash(seed) % n as u64) as usize;
+                        let w = (scanwatch_flow::dispatch_key(&meta).shard_hash(seed) % n as u64)
+                            as usize;
                         if bufs[w].is_empty() && bufs.iter().all(|b| b.is_empty()) {
                             born = Instant::now();
                         }
+                        let notice = scanwatch_flow::icmp_notice(&meta);
                         bufs[w].push(meta);
                         if bufs[w].len() >= batch {
                             let full = std::mem::replace(&mut bufs[w], fresh(&recycle));
                             send(w, full, clock, born);
+                        }
+                        if let Some(note) = notice {
+                            // To the quoted flow's worker, uncounted.
+                            let w = (scanwatch_flow::dispatch_key(&note).shard_hash(seed)
+                                % n as u64) as usize;
+                            bufs[w].push(note);
+                            if bufs[w].len() >= batch {
+                                let full = std::mem::replace(&mut bufs[w], fresh(&recycle));
+                                send(w, full, clock, born);
+                            }
                         }
                     }
                     Err(DecodeError::NotIp) => nonip += 1,
