@@ -59,16 +59,22 @@ pub fn community_id_bytes(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto
         std::mem::swap(&mut sa, &mut da);
         std::mem::swap(&mut sp, &mut dp);
     }
-    let mut h = sha1_smol::Sha1::new();
-    h.update(&0u16.to_be_bytes());
-    h.update(sa);
-    h.update(da);
-    h.update(&[ip_proto, 0]);
+    use sha1::Digest;
+    // One contiguous buffer, one update: at most 2 + 16 + 16 + 2 + 4 bytes.
+    let mut buf = [0u8; 40];
+    let mut n = 2; // seed 0
+    buf[n..n + sa.len()].copy_from_slice(sa);
+    n += sa.len();
+    buf[n..n + da.len()].copy_from_slice(da);
+    n += da.len();
+    buf[n] = ip_proto;
+    n += 2;
     if ports {
-        h.update(&sp.to_be_bytes());
-        h.update(&dp.to_be_bytes());
+        buf[n..n + 2].copy_from_slice(&sp.to_be_bytes());
+        buf[n + 2..n + 4].copy_from_slice(&dp.to_be_bytes());
+        n += 4;
     }
-    let digest = h.digest().bytes();
+    let digest: [u8; 20] = sha1::Sha1::digest(&buf[..n]).into();
     let mut out = [0u8; 30];
     out[0] = b'1';
     out[1] = b':';
