@@ -225,7 +225,8 @@ impl FlowBatches {
         let i = match self.builders.iter().position(|(h, _)| *h == hour) {
             Some(i) => i,
             None => {
-                self.builders.push((hour, FlowBatchBuilder::default()));
+                self.builders
+                    .push((hour, FlowBatchBuilder::with_capacity(self.rows)));
                 self.builders.len() - 1
             }
         };

@@ -157,6 +157,32 @@ impl Default for FlowBatchBuilder {
     }
 }
 
+impl FlowBatchBuilder {
+    /// Room for `rows` rows from the start, so that building a batch of
+    /// that size never reallocates (string columns at their usual widths).
+    pub fn with_capacity(rows: usize) -> Self {
+        let s = |bytes: usize| StringBuilder::with_capacity(rows, rows * bytes);
+        FlowBatchBuilder {
+            ts: TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            uid: s(18),
+            orig_h: s(15),
+            orig_p: UInt16Builder::with_capacity(rows),
+            resp_h: s(15),
+            resp_p: UInt16Builder::with_capacity(rows),
+            proto: s(4),
+            duration: Vec::with_capacity(rows),
+            orig_pkts: UInt64Builder::with_capacity(rows),
+            orig_bytes: UInt64Builder::with_capacity(rows),
+            resp_pkts: UInt64Builder::with_capacity(rows),
+            resp_bytes: UInt64Builder::with_capacity(rows),
+            conn_state: s(3),
+            history: s(6),
+            community_id: s(30),
+            vlan: UInt16Builder::with_capacity(rows),
+        }
+    }
+}
+
 impl TableBuilder for FlowBatchBuilder {
     type Row = FlowRecord;
 
