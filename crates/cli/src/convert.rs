@@ -20,7 +20,8 @@ pub struct ConvertArgs {
     pub output: PathBuf,
 }
 
-fn walk(d: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Every file below `d`, depth first (order not sorted).
+pub fn walk(d: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for e in fs::read_dir(d).with_context(|| format!("{}", d.display()))? {
         let p = e?.path();
         if p.is_dir() {

@@ -60,18 +60,6 @@ struct Row {
     targets: Vec<String>,
 }
 
-fn walk(d: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for e in fs::read_dir(d).with_context(|| format!("{}", d.display()))? {
-        let p = e?.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 fn batches(path: &Path) -> Result<Vec<RecordBatch>> {
     let f = File::open(path).with_context(|| format!("{}", path.display()))?;
     let ctx = || format!("{}", path.display());
@@ -106,7 +94,7 @@ fn read_rows(dirs: &[PathBuf]) -> Result<Vec<Row>> {
             );
         }
         let mut files = Vec::new();
-        walk(&root, &mut files)?;
+        crate::convert::walk(&root, &mut files)?;
         files.retain(|p| {
             p.extension()
                 .is_some_and(|e| e == "arrow" || e == "parquet")

@@ -342,38 +342,7 @@ impl FlowTable {
             return;
         }
         // Resolve a pending attempt whose time has come.
-        match f.pending {
-            Pending::Probe { probe, since } if since + cfg.attempt_timeout < slot_end => {
-                f.pending = Pending::None;
-                self.stats.attempts += 1;
-                out.attempts.push(attempt(
-                    &key,
-                    f.orig_is_a,
-                    since + cfg.attempt_timeout,
-                    since,
-                    probe,
-                    Outcome::Unanswered,
-                    false,
-                ));
-            }
-            Pending::AwaitData {
-                probe_ts,
-                answered_at,
-            } if answered_at + cfg.data_wait < slot_end => {
-                f.pending = Pending::None;
-                self.stats.attempts += 1;
-                out.attempts.push(attempt(
-                    &key,
-                    f.orig_is_a,
-                    answered_at + cfg.data_wait,
-                    probe_ts,
-                    ProbeKind::Syn,
-                    Outcome::Answered,
-                    false,
-                ));
-            }
-            _ => {}
-        }
+        resolve_due(cfg, &mut self.stats, f, &key, slot_end, out);
         if idle_deadline(cfg, key.proto, f) < slot_end {
             self.end_flow(key, None, out);
         } else {
@@ -484,38 +453,8 @@ fn on_packet(
     out: &mut Output,
 ) {
     let from_orig = from_a == f.orig_is_a;
-    match f.pending {
-        Pending::Probe { probe, since } if since + cfg.attempt_timeout <= m.ts => {
-            f.pending = Pending::None;
-            stats.attempts += 1;
-            out.attempts.push(attempt(
-                key,
-                f.orig_is_a,
-                since + cfg.attempt_timeout,
-                since,
-                probe,
-                Outcome::Unanswered,
-                false,
-            ));
-        }
-        Pending::AwaitData {
-            probe_ts,
-            answered_at,
-        } if answered_at + cfg.data_wait <= m.ts => {
-            f.pending = Pending::None;
-            stats.attempts += 1;
-            out.attempts.push(attempt(
-                key,
-                f.orig_is_a,
-                answered_at + cfg.data_wait,
-                probe_ts,
-                ProbeKind::Syn,
-                Outcome::Answered,
-                false,
-            ));
-        }
-        _ => {}
-    }
+    // A probe whose answer time ran out before this packet resolves first.
+    resolve_due(cfg, stats, f, key, m.ts + 1, out);
     update(f, m, from_orig);
     if let Some(a) = resolve_on_packet(f, key, m, from_orig) {
         stats.attempts += 1;
@@ -741,6 +680,48 @@ fn attempt(
         outcome,
         data,
     }
+}
+
+/// Resolves the flow's pending attempt if its time ran out before `limit`
+/// (exclusive): an unanswered probe at its attempt timeout, an answered SYN
+/// whose originator sent no data at the end of the data wait.
+fn resolve_due(
+    cfg: &FlowConfig,
+    stats: &mut FlowStats,
+    f: &mut Flow,
+    key: &FlowKey,
+    limit: Micros,
+    out: &mut Output,
+) {
+    let (time, probe_ts, probe, outcome) = match f.pending {
+        Pending::Probe { probe, since } if since + cfg.attempt_timeout < limit => (
+            since + cfg.attempt_timeout,
+            since,
+            probe,
+            Outcome::Unanswered,
+        ),
+        Pending::AwaitData {
+            probe_ts,
+            answered_at,
+        } if answered_at + cfg.data_wait < limit => (
+            answered_at + cfg.data_wait,
+            probe_ts,
+            ProbeKind::Syn,
+            Outcome::Answered,
+        ),
+        _ => return,
+    };
+    f.pending = Pending::None;
+    stats.attempts += 1;
+    out.attempts.push(attempt(
+        key,
+        f.orig_is_a,
+        time,
+        probe_ts,
+        probe,
+        outcome,
+        false,
+    ));
 }
 
 /// Deadlines only move later on most packets (the wheel's lazy entries
