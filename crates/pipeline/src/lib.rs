@@ -701,6 +701,7 @@ fn worker_loop(
     let mut sent_wm = Micros::MIN;
     let mut peak_mem = 0u64;
     let mut batches = 0u64;
+    let mut published_evictions = 0u64;
 
     let flush_attempts = |o: &mut Output,
                           per_shard: &mut Vec<Vec<Attempt>>,
@@ -774,6 +775,11 @@ fn worker_loop(
         }
         if batches.is_multiple_of(64) {
             peak_mem = peak_mem.max(table.memory_bytes() as u64);
+            // Evictions show in live stats as they happen.
+            counters
+                .flows_evicted
+                .fetch_add(table.stats.evicted - published_evictions, Relaxed);
+            published_evictions = table.stats.evicted;
         }
     }
     peak_mem = peak_mem.max(table.memory_bytes() as u64);
@@ -803,7 +809,7 @@ fn worker_loop(
     counters.flow_packets.fetch_add(flow_packets, Relaxed);
     counters
         .flows_evicted
-        .fetch_add(table.stats.evicted, Relaxed);
+        .fetch_add(table.stats.evicted - published_evictions, Relaxed);
     counters.attempts.fetch_add(table.stats.attempts, Relaxed);
     (table.stats, peak_mem)
 }
@@ -840,6 +846,7 @@ fn shard_loop(
     let mut released = Micros::MIN;
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
+    let mut published_evictions = 0u64;
     for msg in rx.iter() {
         let ShardMsg::Attempts {
             worker,
@@ -870,6 +877,13 @@ fn shard_loop(
                 let _ = hist.record(us.clamp(1, 60_000_000));
             }
         }
+        // Evictions show in live stats as they happen, not only at exit.
+        if det.stats.sources_evicted > published_evictions {
+            counters
+                .sources_evicted
+                .fetch_add(det.stats.sources_evicted - published_evictions, Relaxed);
+            published_evictions = det.stats.sources_evicted;
+        }
         if !events.is_empty() {
             counters.scans_started.fetch_add(
                 events.iter().filter(|e| e.phase == Phase::Start).count() as u64,
@@ -886,9 +900,12 @@ fn shard_loop(
     if !events.is_empty() {
         let _ = out.send(OutMsg::Events(events));
     }
-    counters
-        .sources_evicted
-        .fetch_add(det.stats.sources_evicted, Relaxed);
+    counters.sources_evicted.fetch_add(
+        det.stats
+            .sources_evicted
+            .saturating_sub(published_evictions),
+        Relaxed,
+    );
     (det.stats, hist)
 }
 
