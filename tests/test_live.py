@@ -264,3 +264,30 @@ def test_kill_9_leaves_every_final_file_readable(lab):
         assert t.endswith(".arrow.tmp")
     # Alerts are whole lines: each one parses.
     assert any(a["src_ip"] == SCANNER for a in alerts(out))
+
+
+def test_two_interfaces_at_once(lab):
+    """-i twice: the veth and the namespace's loopback, a scan on each."""
+    out = lab["out"]
+    p = subprocess.Popen(
+        ["ip", "netns", "exec", lab["a"], BIN, "run", "-i", lab["va"], "-i", "lo", "-w", out,
+         "--stats-every", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stats = os.path.join(out, "stats.jsonl")
+    deadline = time.time() + 10
+    while time.time() < deadline and not (os.path.exists(stats) and os.path.getsize(stats) > 0):
+        time.sleep(0.05)
+    nmap(lab, "-p", "1-100", SENSOR_ADDR)                                  # over the veth
+    sh("ip", "netns", "exec", lab["a"], "nmap", "-n", "-Pn", "-sS", "--max-retries", "1",
+       "--host-timeout", "30s", "-p", "1-100", "127.0.0.9", timeout=90)    # on loopback
+    deadline = time.time() + 10
+    srcs = set()
+    while time.time() < deadline and not {SCANNER, "127.0.0.1"} <= srcs:
+        srcs = {a["src_ip"] for a in alerts(out)}
+        time.sleep(0.05)
+    rc, _, err = stop(p)
+    assert rc == 0, err
+    assert {SCANNER, "127.0.0.1"} <= srcs, alerts(out)
+    dets = read_rows(final_parts(out, "detections"))
+    got = {(d["scanner"], d["kind"], d["port_count"]) for d in dets}
+    assert {(SCANNER, "vertical", 100), ("127.0.0.1", "vertical", 100)} <= got, got
