@@ -46,25 +46,50 @@ impl FlowKey {
         }
     }
 
-    /// A symmetric 64-bit hash, the same for both directions, keyed by
-    /// `seed`. Used by the capture stage to pick a worker.
+    /// A symmetric 64-bit hash, the same for both directions (the key is
+    /// already ordered), keyed by `seed`. Used to pick a worker and a
+    /// detector shard: three folded 64×64→128-bit multiplies (foldhash's
+    /// mixing step), two of them independent, so it costs a few cycles per
+    /// packet on the capture thread.
     #[inline]
     pub fn shard_hash(&self, seed: u64) -> u64 {
-        let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
-        for chunk in [&self.a.0, &self.b.0] {
-            let lo = u64::from_le_bytes([
-                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-            ]);
-            let hi = u64::from_le_bytes([
-                chunk[8], chunk[9], chunk[10], chunk[11], chunk[12], chunk[13], chunk[14],
-                chunk[15],
-            ]);
-            h = mix(h ^ lo);
-            h = mix(h ^ hi);
-        }
+        let w = |c: &[u8; 16], i: usize| {
+            u64::from_le_bytes([
+                c[i],
+                c[i + 1],
+                c[i + 2],
+                c[i + 3],
+                c[i + 4],
+                c[i + 5],
+                c[i + 6],
+                c[i + 7],
+            ])
+        };
         let rest = (u64::from(self.pa) << 32) | (u64::from(self.pb) << 8) | u64::from(self.proto);
-        mix(h ^ rest)
+        let a = fold(
+            w(&self.a.0, 0) ^ seed ^ 0x243f_6a88_85a3_08d3,
+            w(&self.a.0, 8) ^ 0x1319_8a2e_0370_7344,
+        );
+        let b = fold(
+            w(&self.b.0, 0) ^ seed ^ 0xa409_3822_299f_31d0,
+            w(&self.b.0, 8) ^ 0x082e_fa98_ec4e_6c89,
+        );
+        fold(a ^ rest ^ 0x4528_21e6_38d0_1377, b ^ 0xbe54_66cf_34e9_0c6c)
     }
+}
+
+/// Multiplies to 128 bits and folds the halves together.
+#[inline]
+fn fold(x: u64, y: u64) -> u64 {
+    let p = u128::from(x) * u128::from(y);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Maps a 64-bit hash onto `0..n` by its high bits (a multiply, not a
+/// division).
+#[inline]
+pub fn bucket(hash: u64, n: usize) -> usize {
+    ((u128::from(hash) * n as u128) >> 64) as usize
 }
 
 #[inline]

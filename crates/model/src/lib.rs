@@ -17,7 +17,7 @@ mod time;
 
 pub use addr::Addr;
 pub use community::{community_id, community_id_bytes};
-pub use flow::{ConnState, FlowKey, FlowRecord, History};
+pub use flow::{bucket, ConnState, FlowKey, FlowRecord, History};
 pub use time::{civil, eve_timestamp, Civil};
 
 /// Microseconds since the Unix epoch (UTC), from packet timestamps.

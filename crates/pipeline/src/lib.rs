@@ -33,7 +33,7 @@ use scanwatch_capture::{LiveStats, Next, PacketSource};
 use scanwatch_decode::{decode, DecodeError};
 use scanwatch_detect::{DetectConfig, DetectStats, Detector, Phase, ScanEvent};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
-use scanwatch_model::{Addr, Attempt, Detection, FlowKey, FlowRecord, Micros, PacketMeta};
+use scanwatch_model::{bucket, Addr, Attempt, Detection, FlowKey, FlowRecord, Micros, PacketMeta};
 use scanwatch_sink::{
     AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError,
     SinkOptions, TableBuilder,
@@ -555,8 +555,7 @@ fn capture_loop(
                             clock = meta.ts;
                         }
                         ip += 1;
-                        let w = (scanwatch_flow::dispatch_key(&meta).shard_hash(seed) % n as u64)
-                            as usize;
+                        let w = bucket(scanwatch_flow::dispatch_key(&meta).shard_hash(seed), n);
                         if bufs[w].is_empty() && bufs.iter().all(|b| b.is_empty()) {
                             born = Instant::now();
                         }
@@ -568,8 +567,7 @@ fn capture_loop(
                         }
                         if let Some(note) = notice {
                             // To the quoted flow's worker, uncounted.
-                            let w = (scanwatch_flow::dispatch_key(&note).shard_hash(seed)
-                                % n as u64) as usize;
+                            let w = bucket(scanwatch_flow::dispatch_key(&note).shard_hash(seed), n);
                             bufs[w].push(note);
                             if bufs[w].len() >= batch {
                                 let full = std::mem::replace(&mut bufs[w], fresh(&recycle));
@@ -713,7 +711,7 @@ fn worker_loop(
             return;
         }
         for a in o.attempts.drain(..) {
-            let s = (shard_of(a.src, seed) % m as u64) as usize;
+            let s = bucket(shard_of(a.src, seed), m);
             per_shard[s].push(a);
         }
         for (s, v) in per_shard.iter_mut().enumerate() {

@@ -395,23 +395,30 @@ impl Reader {
                     if len < 32 {
                         return Err(self.corrupt(format!("packet block too short ({len} bytes)")));
                     }
-                    let (iface_id, hi, lo, caplen, wire) = if btype == 6 {
-                        (
-                            self.u32_at(8, swapped),
-                            self.u32_at(12, swapped),
-                            self.u32_at(16, swapped),
-                            self.u32_at(20, swapped),
-                            self.u32_at(24, swapped),
-                        )
-                    } else {
-                        (
-                            u32::from(self.u16_at(8, swapped)),
-                            self.u32_at(12, swapped),
-                            self.u32_at(16, swapped),
-                            self.u32_at(20, swapped),
-                            self.u32_at(24, swapped),
-                        )
+                    // One bounds check for the fixed part of the block.
+                    let h: [u8; 28] = match self.buf[self.start..self.start + 28].try_into() {
+                        Ok(h) => h,
+                        Err(_) => return Err(self.truncated("pcapng block")),
                     };
+                    let word = |i: usize| {
+                        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+                        if swapped {
+                            u32::from_be_bytes(b)
+                        } else {
+                            u32::from_le_bytes(b)
+                        }
+                    };
+                    let iface_id = if btype == 6 {
+                        word(8)
+                    } else {
+                        let b = [h[8], h[9]];
+                        u32::from(if swapped {
+                            u16::from_be_bytes(b)
+                        } else {
+                            u16::from_le_bytes(b)
+                        })
+                    };
+                    let (hi, lo, caplen, wire) = (word(12), word(16), word(20), word(24));
                     if 28 + caplen as u64 + 4 > u64::from(len) {
                         return Err(self.corrupt(format!(
                             "packet block of {len} bytes claims {caplen} captured bytes"
@@ -467,6 +474,7 @@ impl Reader {
         Ok(())
     }
 
+    #[inline]
     fn iface(&self, id: u32) -> Result<Iface, CaptureError> {
         match &self.state {
             State::Pcapng { ifaces, .. } => ifaces
@@ -523,7 +531,12 @@ impl Reader {
     }
 }
 
+#[inline]
 fn iface_ts(iface: &Iface, units: u64) -> Micros {
+    // The common case: microseconds, no offset.
+    if iface.units_per_sec == 1_000_000 && iface.offset_sec == 0 {
+        return i64::try_from(units).unwrap_or(i64::MAX);
+    }
     let us = if iface.units_per_sec == 1_000_000 {
         units as i128
     } else {
