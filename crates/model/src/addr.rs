@@ -102,7 +102,7 @@ impl Addr {
             let _ = write!(cur, "{}", self.to_ip());
             cur.position() as usize
         };
-        std::str::from_utf8(&buf[..n]).unwrap_or("")
+        crate::ascii_str(&buf[..n])
     }
 }
 

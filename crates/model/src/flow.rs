@@ -217,7 +217,7 @@ impl History {
     }
 
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+        crate::ascii_str(self.as_bytes())
     }
 }
 

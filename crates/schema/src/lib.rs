@@ -190,8 +190,7 @@ impl TableBuilder for FlowBatchBuilder {
         let mut buf = [0u8; 46];
         self.ts.append_value(r.ts);
         let uid = r.uid_bytes();
-        self.uid
-            .append_value(std::str::from_utf8(&uid).unwrap_or(""));
+        self.uid.append_value(scanwatch_model::ascii_str(&uid));
         self.orig_h.append_value(r.orig_h.write_text(&mut buf));
         self.orig_p.append_value(r.orig_p);
         self.resp_h.append_value(r.resp_h.write_text(&mut buf));
@@ -206,7 +205,7 @@ impl TableBuilder for FlowBatchBuilder {
         self.history.append_value(r.history.as_str());
         let cid = r.community_id_bytes();
         self.community_id
-            .append_value(std::str::from_utf8(&cid).unwrap_or(""));
+            .append_value(scanwatch_model::ascii_str(&cid));
         if r.vlan == 0 {
             self.vlan.append_null();
         } else {
