@@ -176,7 +176,7 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
         a.max_memory >= 256,
         "--max-memory must be at least 256 MiB (below that, fixed buffers dominate)"
     );
-    let caps = MemoryCaps::for_budget(a.max_memory, cfg.shards);
+    let caps = MemoryCaps::for_budget(a.max_memory, cfg.shards, cfg.threads);
     let (flow_default, detect_default) = (
         config::FlowSettings::default(),
         scanwatch_detect::DetectConfig::default(),
@@ -203,12 +203,10 @@ pub struct MemoryCaps {
     pub max_contacts_per_shard: usize,
 }
 
-/// Worst-case bytes per tracked flow: table entry and control byte at 7/16
-/// load, its timer-wheel entries (one live, up to one stale), and its record
-/// and attempt while they are on their way out (measured: ~450 B per flow
-/// on a spoofed SYN flood at the cap).
-pub const FLOW_WORST_BYTES: usize =
-    (scanwatch_flow::FlowTable::ENTRY_BYTES + 1) * 16 / 7 + 2 * 38 + 64;
+/// Bytes per tracked flow besides its hash-table bucket: its timer-wheel
+/// entries (one live, up to one stale) and its record and attempt on their
+/// way out.
+pub const FLOW_EXTRA_BYTES: usize = 2 * 38 + 64;
 /// A detector source with its first contact: its entry in the source table
 /// and the smallest allocations of its two per-source tables (measured:
 /// ~890 B per source on the flood).
@@ -217,11 +215,23 @@ pub const SOURCE_WORST_BYTES: usize = 960;
 pub const CONTACT_WORST_BYTES: usize = 192;
 
 impl MemoryCaps {
-    pub fn for_budget(mib: u64, shards: usize) -> MemoryCaps {
+    pub fn for_budget(mib: u64, shards: usize, workers: usize) -> MemoryCaps {
         let bytes = mib.saturating_mul(1 << 20) as usize;
         let shards = shards.max(1);
+        let workers = workers.max(1);
+        // Per worker: a power-of-two table plus the extras of each flow in
+        // it, within its share of 45% of the budget.
+        let per_worker = bytes / 100 * 45 / workers;
+        let mut cap = scanwatch_flow::FlowTable::cap_for_bytes(per_worker);
+        while cap > 1024
+            && scanwatch_flow::FlowTable::table_bytes(cap) + cap * FLOW_EXTRA_BYTES > per_worker
+        {
+            cap = scanwatch_flow::FlowTable::cap_for_bytes(
+                scanwatch_flow::FlowTable::table_bytes(cap) / 2,
+            );
+        }
         MemoryCaps {
-            max_flows: (bytes / 100 * 45 / FLOW_WORST_BYTES).max(1024),
+            max_flows: (cap * workers).max(1024),
             max_sources_per_shard: (bytes / 4 / SOURCE_WORST_BYTES / shards).max(1024),
             max_contacts_per_shard: (bytes / 100 * 15 / CONTACT_WORST_BYTES / shards).max(4096),
         }

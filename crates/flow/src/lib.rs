@@ -95,10 +95,26 @@ enum Pending {
         since: Micros,
     },
     /// Answered (SYN-ACK); waiting to see whether the originator sends data.
+    /// The answer time is kept as a delay after the probe (it comes within
+    /// the attempt timeout), so the state fits 16 bytes.
     AwaitData {
         probe_ts: Micros,
-        answered_at: Micros,
+        delay_us: u32,
     },
+}
+
+impl Pending {
+    fn await_data(probe_ts: Micros, answered_at: Micros) -> Pending {
+        Pending::AwaitData {
+            probe_ts,
+            delay_us: u32::try_from((answered_at - probe_ts).max(0)).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+#[inline]
+fn answered_at(probe_ts: Micros, delay_us: u32) -> Micros {
+    probe_ts + Micros::from(delay_us)
 }
 
 struct Flow {
@@ -115,9 +131,10 @@ struct Flow {
     resp: Endpoint,
     vlan: u16,
     pending: Pending,
-    /// The wheel slot holding this flow's live timer entry; entries found in
+    /// The wheel slot holding this flow's live timer entry (its low 32 bits:
+    /// slots are 262 ms, so they wrap after 35 years); entries found in
     /// other slots are stale and dropped when they fire.
-    slot: i64,
+    slot: u32,
 }
 
 /// The notice an ICMP error with a readable quote gives the worker of the
@@ -161,6 +178,13 @@ pub struct FlowTable {
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> FlowTable {
         FlowTable {
+            // Grown as flows arrive. The caps from `cap_for_bytes` keep a
+            // full table at most 7/16 loaded: hashbrown doubles a table whose
+            // free slots (tombstones left by removals) run out while more
+            // than half full, and at the cap every new flow follows an
+            // eviction, so a cap above 7/16 of the buckets would double the
+            // table under churn (seen on a spoofed flood: +100 MB at 139k
+            // flows per worker). At or below it, hashbrown rehashes in place.
             map: HashMap::with_capacity_and_hasher(
                 cfg.max_flows.min(1 << 16),
                 RandomState::default(),
@@ -182,8 +206,31 @@ impl FlowTable {
 
     /// Approximate bytes held by the table (entries, control bytes, timers).
     pub fn memory_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(FlowKey, Flow)>() + 1;
-        self.map.capacity() * entry + self.wheel.len() * std::mem::size_of::<FlowKey>()
+        (self.map.capacity() * 8 / 7 + 1).next_power_of_two() * Self::BYTES_PER_BUCKET
+            + self.wheel.len() * std::mem::size_of::<FlowKey>()
+    }
+
+    /// An entry and its control byte.
+    pub const BYTES_PER_BUCKET: usize = Self::ENTRY_BYTES + 1;
+
+    /// Most bytes the hash table reaches with a cap of `max_flows`, under
+    /// churn at the cap (see `new`): the power-of-two bucket count of which
+    /// the cap, plus one, is 7/16.
+    pub fn table_bytes(max_flows: usize) -> usize {
+        let want = max_flows.saturating_add(1).saturating_mul(16) / 7;
+        want.max(1).next_power_of_two() * Self::BYTES_PER_BUCKET
+    }
+
+    /// The largest cap whose table stays within `bytes` under churn: one
+    /// less than 7/16 of the largest power-of-two bucket count that fits.
+    pub fn cap_for_bytes(bytes: usize) -> usize {
+        let buckets = (bytes / Self::BYTES_PER_BUCKET).max(32);
+        let pow2 = if buckets.is_power_of_two() {
+            buckets
+        } else {
+            buckets.next_power_of_two() / 2
+        };
+        pow2 * 7 / 16 - 1
     }
 
     /// Size in bytes of one table entry (key, flow state), without the
@@ -228,7 +275,7 @@ impl FlowTable {
         self.stats.flows_created += 1;
         flow.slot = self
             .wheel
-            .schedule(key, next_deadline(&self.cfg, key.proto, &flow));
+            .schedule(key, next_deadline(&self.cfg, key.proto, &flow)) as u32;
         let f = self.map.entry(key).insert(flow).into_mut();
         on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
         closing_reschedule(&self.cfg, &mut self.wheel, f, &key, m);
@@ -332,13 +379,13 @@ impl FlowTable {
         let Some(f) = self.map.get_mut(&key) else {
             return;
         };
-        if f.slot != slot {
+        if f.slot != slot as u32 {
             return; // a stale entry: the flow's live entry is elsewhere
         }
         let deadline = next_deadline(cfg, key.proto, f);
         if deadline >= slot_end {
             // Moved later since it was scheduled.
-            f.slot = self.wheel.schedule(key, deadline);
+            f.slot = self.wheel.schedule(key, deadline) as u32;
             return;
         }
         // Resolve a pending attempt whose time has come.
@@ -347,7 +394,7 @@ impl FlowTable {
             self.end_flow(key, None, out);
         } else {
             let d = next_deadline(cfg, key.proto, f);
-            f.slot = self.wheel.schedule(key, d);
+            f.slot = self.wheel.schedule(key, d) as u32;
         }
     }
 
@@ -374,10 +421,8 @@ impl FlowTable {
                     false,
                 ));
             }
-            Pending::AwaitData {
-                probe_ts,
-                answered_at,
-            } => {
+            Pending::AwaitData { probe_ts, delay_us } => {
+                let answered_at = answered_at(probe_ts, delay_us);
                 let t = at
                     .unwrap_or(answered_at + cfg.data_wait)
                     .min(answered_at + cfg.data_wait)
@@ -592,10 +637,7 @@ fn resolve_on_packet(
                     if m.tcp_flags & tf::RST != 0 {
                         Outcome::Rejected
                     } else if m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK) {
-                        f.pending = Pending::AwaitData {
-                            probe_ts: since,
-                            answered_at: m.ts,
-                        };
+                        f.pending = Pending::await_data(since, m.ts);
                         return None;
                     } else {
                         return None;
@@ -624,10 +666,7 @@ fn resolve_on_packet(
                 false,
             ))
         }
-        Pending::AwaitData {
-            probe_ts,
-            answered_at: _,
-        } => {
+        Pending::AwaitData { probe_ts, .. } => {
             let data = from_orig && m.payload_len > 0;
             let closed = m.kind == PacketKind::Tcp && m.tcp_flags & (tf::RST | tf::FIN) != 0;
             if data || closed {
@@ -700,15 +739,16 @@ fn resolve_due(
             probe,
             Outcome::Unanswered,
         ),
-        Pending::AwaitData {
-            probe_ts,
-            answered_at,
-        } if answered_at + cfg.data_wait < limit => (
-            answered_at + cfg.data_wait,
-            probe_ts,
-            ProbeKind::Syn,
-            Outcome::Answered,
-        ),
+        Pending::AwaitData { probe_ts, delay_us }
+            if answered_at(probe_ts, delay_us) + cfg.data_wait < limit =>
+        {
+            (
+                answered_at(probe_ts, delay_us) + cfg.data_wait,
+                probe_ts,
+                ProbeKind::Syn,
+                Outcome::Answered,
+            )
+        }
         _ => return,
     };
     f.pending = Pending::None;
@@ -738,8 +778,9 @@ fn closing_reschedule(
 ) {
     if m.kind == PacketKind::Tcp && m.tcp_flags & (tf::FIN | tf::RST) != 0 {
         let d = next_deadline(cfg, key.proto, f);
-        if Wheel::slot_of(d) < f.slot {
-            f.slot = wheel.schedule(*key, d);
+        // Earlier than the live entry (slot numbers compared mod 2^32).
+        if ((Wheel::slot_of(d) as u32).wrapping_sub(f.slot) as i32) < 0 {
+            f.slot = wheel.schedule(*key, d) as u32;
         }
     }
 }
@@ -776,7 +817,9 @@ fn next_deadline(cfg: &FlowConfig, proto_: u8, f: &Flow) -> Micros {
     let attempt = match f.pending {
         Pending::None => Micros::MAX,
         Pending::Probe { since, .. } => since + cfg.attempt_timeout,
-        Pending::AwaitData { answered_at, .. } => answered_at + cfg.data_wait,
+        Pending::AwaitData { probe_ts, delay_us } => {
+            answered_at(probe_ts, delay_us) + cfg.data_wait
+        }
     };
     idle.min(attempt)
 }

@@ -373,3 +373,10 @@ fn rejected_probe_is_written_after_the_linger_time_not_the_attempt_timeout() {
     assert_eq!(out.flows.len(), 1, "written between 2 s and 2.6 s");
     assert_eq!(out.flows[0].conn_state, ConnState::REJ);
 }
+
+#[test]
+fn a_flow_table_entry_is_128_bytes() {
+    // Key (38 bytes, padded to 40) and state (88): the cap arithmetic of
+    // `--max-memory` and the README's per-flow figures rest on this.
+    assert_eq!(FlowTable::ENTRY_BYTES, 128);
+}

@@ -170,11 +170,13 @@ impl ConnState {
 
 /// Zeek's `history` string without allocation: letters in the order first
 /// seen, upper case for the originator, lower case for the responder, each
-/// letter once, `^` first when the direction was flipped.
+/// letter once, `^` first when the direction was flipped. Holds 15 letters
+/// (16 bytes with its length, so a flow-table entry stays at 128 bytes);
+/// real flows use fewer, later letters past 15 are dropped.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct History {
     len: u8,
-    buf: [u8; 23],
+    buf: [u8; 15],
 }
 
 impl History {
