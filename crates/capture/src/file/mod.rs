@@ -301,14 +301,7 @@ impl Reader {
             Ok(h) => h,
             Err(_) => return Err(self.truncated("record header")),
         };
-        let word = |i: usize| {
-            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
-            if swapped {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
-        };
+        let word = |i: usize| word_at(&h, i, swapped);
         let sec = i64::from(word(0));
         let frac = i64::from(word(4));
         let caplen = word(8);
@@ -400,14 +393,7 @@ impl Reader {
                         Ok(h) => h,
                         Err(_) => return Err(self.truncated("pcapng block")),
                     };
-                    let word = |i: usize| {
-                        let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
-                        if swapped {
-                            u32::from_be_bytes(b)
-                        } else {
-                            u32::from_le_bytes(b)
-                        }
-                    };
+                    let word = |i: usize| word_at(&h, i, swapped);
                     let iface_id = if btype == 6 {
                         word(8)
                     } else {
@@ -528,6 +514,17 @@ impl Reader {
             at += 4 + olen.div_ceil(4) * 4;
         }
         Ok(iface)
+    }
+}
+
+/// The 32-bit word at `i` of a header already read into an array.
+#[inline]
+fn word_at<const N: usize>(h: &[u8; N], i: usize, swapped: bool) -> u32 {
+    let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+    if swapped {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
     }
 }
 
