@@ -159,13 +159,15 @@ fn stix_time(us: i64) -> String {
 /// A deterministic RFC 4122 version-5-shaped UUID from a name, so the same
 /// scanner gets the same STIX id in every share.
 fn stable_id(kind: &str, name: &str) -> String {
-    let mut h = sha1_smol::Sha1::new();
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
     h.update(b"scanwatch-stix:");
     h.update(kind.as_bytes());
     h.update(b":");
     h.update(name.as_bytes());
+    let digest: [u8; 20] = h.finalize().into();
     let mut b = [0u8; 16];
-    b.copy_from_slice(&h.digest().bytes()[..16]);
+    b.copy_from_slice(&digest[..16]);
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let x: Vec<String> = b.iter().map(|v| format!("{v:02x}")).collect();
@@ -180,19 +182,22 @@ fn stable_id(kind: &str, name: &str) -> String {
 }
 
 fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
     let mut k = [0u8; 64];
     if key.len() > 64 {
-        k[..20].copy_from_slice(&sha1_smol::Sha1::from(key).digest().bytes());
+        k[..20].copy_from_slice(&Sha1::digest(key));
     } else {
         k[..key.len()].copy_from_slice(key);
     }
-    let mut inner = sha1_smol::Sha1::new();
-    inner.update(&k.map(|b| b ^ 0x36));
-    inner.update(msg);
-    let mut outer = sha1_smol::Sha1::new();
-    outer.update(&k.map(|b| b ^ 0x5c));
-    outer.update(&inner.digest().bytes());
-    outer.digest().bytes()
+    let inner = Sha1::new()
+        .chain_update(k.map(|b| b ^ 0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha1::new()
+        .chain_update(k.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
 }
 
 /// Keyed prefix-preserving pseudonym (the Crypto-PAn construction with
