@@ -203,10 +203,10 @@ pub struct MemoryCaps {
     pub max_contacts_per_shard: usize,
 }
 
-/// Bytes per tracked flow besides its hash-table bucket: its timer-wheel
-/// entries (one live, up to one stale) and its record and attempt on their
-/// way out.
-pub const FLOW_EXTRA_BYTES: usize = 2 * 38 + 64;
+/// Bytes per tracked flow besides its slab entry and index bucket: its
+/// timer-wheel entries (one live, up to one stale: 4 bytes each) and its
+/// record and attempt on their way out.
+pub const FLOW_EXTRA_BYTES: usize = 2 * 4 + 64;
 /// A detector source with its first contact: its entry in the source table
 /// and the smallest allocations of its two per-source tables (measured:
 /// ~890 B per source on the flood).
@@ -219,17 +219,10 @@ impl MemoryCaps {
         let bytes = mib.saturating_mul(1 << 20) as usize;
         let shards = shards.max(1);
         let workers = workers.max(1);
-        // Per worker: a power-of-two table plus the extras of each flow in
-        // it, within its share of 45% of the budget.
+        // Per worker: its slab and index plus the extras of each flow in it,
+        // within its share of 45% of the budget.
         let per_worker = bytes / 100 * 45 / workers;
-        let mut cap = scanwatch_flow::FlowTable::cap_for_bytes(per_worker);
-        while cap > 1024
-            && scanwatch_flow::FlowTable::table_bytes(cap) + cap * FLOW_EXTRA_BYTES > per_worker
-        {
-            cap = scanwatch_flow::FlowTable::cap_for_bytes(
-                scanwatch_flow::FlowTable::table_bytes(cap) / 2,
-            );
-        }
+        let cap = scanwatch_flow::FlowTable::cap_for_bytes(per_worker, FLOW_EXTRA_BYTES);
         MemoryCaps {
             max_flows: (cap * workers).max(1024),
             max_sources_per_shard: (bytes / 4 / SOURCE_WORST_BYTES / shards).max(1024),

@@ -20,16 +20,19 @@
 //! first, since their deadlines are short), its record written and counted in
 //! [`FlowStats::evicted`].
 
+mod slab;
 mod state;
 mod wheel;
 
 use foldhash::fast::RandomState;
-use hashbrown::HashMap;
+use hashbrown::HashTable;
 use scanwatch_model::{
     proto, tcp_flags as tf, Attempt, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind,
     PacketMeta, ProbeKind,
 };
+use slab::Slab;
 pub use state::{conn_state, Endpoint};
+use std::hash::BuildHasher;
 pub use wheel::Wheel;
 
 /// Timeouts (µs of packet time) and caps. Defaults follow Zeek where Zeek has
@@ -89,16 +92,15 @@ pub struct FlowStats {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pending {
     None,
-    /// Waiting for any answer.
+    /// Waiting for any answer. A probe is always a flow's first packet, so
+    /// its time is the flow's `first_ts`.
     Probe {
         probe: ProbeKind,
-        since: Micros,
     },
     /// Answered (SYN-ACK); waiting to see whether the originator sends data.
     /// The answer time is kept as a delay after the probe (it comes within
-    /// the attempt timeout), so the state fits 16 bytes.
+    /// the attempt timeout), so the state fits 8 bytes.
     AwaitData {
-        probe_ts: Micros,
         delay_us: u32,
     },
 }
@@ -106,7 +108,6 @@ enum Pending {
 impl Pending {
     fn await_data(probe_ts: Micros, answered_at: Micros) -> Pending {
         Pending::AwaitData {
-            probe_ts,
             delay_us: u32::try_from((answered_at - probe_ts).max(0)).unwrap_or(u32::MAX),
         }
     }
@@ -117,7 +118,10 @@ fn answered_at(probe_ts: Micros, delay_us: u32) -> Micros {
     probe_ts + Micros::from(delay_us)
 }
 
+/// One tracked flow: its key and state, 112 bytes in the slab.
+#[derive(Clone, Copy)]
 struct Flow {
+    key: FlowKey,
     first_ts: Micros,
     last_ts: Micros,
     orig_pkts: u32,
@@ -133,8 +137,11 @@ struct Flow {
     pending: Pending,
     /// The wheel slot holding this flow's live timer entry (its low 32 bits:
     /// slots are 262 ms, so they wrap after 35 years); entries found in
-    /// other slots are stale and dropped when they fire.
+    /// other slots are stale and dropped when they fire. In a free slab
+    /// entry: the next free entry.
     slot: u32,
+    /// False once the slab entry is freed.
+    live: bool,
 }
 
 /// The notice an ICMP error with a readable quote gives the worker of the
@@ -167,28 +174,33 @@ pub struct Output {
     pub flows: Vec<FlowRecord>,
 }
 
+/// The flow table: flows in a [`Slab`] of 112-byte entries, found through a
+/// hash index of 4-byte slab indices (a swiss table: one control byte and
+/// one index per bucket), with timers that also hold slab indices.
 pub struct FlowTable {
     cfg: FlowConfig,
-    map: HashMap<FlowKey, Flow, RandomState>,
+    flows: Slab,
+    index: HashTable<u32>,
+    hasher: RandomState,
     wheel: Wheel,
     now: Micros,
     pub stats: FlowStats,
 }
 
 impl FlowTable {
-    pub fn new(cfg: FlowConfig) -> FlowTable {
+    pub fn new(mut cfg: FlowConfig) -> FlowTable {
+        // Slab indices are u32 and u32::MAX marks the end of the free list.
+        cfg.max_flows = cfg.max_flows.clamp(1, (u32::MAX - 1) as usize);
         FlowTable {
             // Grown as flows arrive. The caps from `cap_for_bytes` keep a
-            // full table at most 7/16 loaded: hashbrown doubles a table whose
+            // full index at most 7/16 loaded: hashbrown doubles a table whose
             // free slots (tombstones left by removals) run out while more
             // than half full, and at the cap every new flow follows an
             // eviction, so a cap above 7/16 of the buckets would double the
-            // table under churn (seen on a spoofed flood: +100 MB at 139k
-            // flows per worker). At or below it, hashbrown rehashes in place.
-            map: HashMap::with_capacity_and_hasher(
-                cfg.max_flows.min(1 << 16),
-                RandomState::default(),
-            ),
+            // index under churn. At or below it, hashbrown rehashes in place.
+            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            flows: Slab::default(),
+            hasher: RandomState::default(),
             cfg,
             wheel: Wheel::default(),
             now: Micros::MIN,
@@ -197,45 +209,77 @@ impl FlowTable {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.flows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.flows.len() == 0
     }
 
-    /// Approximate bytes held by the table (entries, control bytes, timers).
+    /// Bytes held by the table: slab chunks, index buckets (control byte
+    /// and slab index), timer entries.
     pub fn memory_bytes(&self) -> usize {
-        (self.map.capacity() * 8 / 7 + 1).next_power_of_two() * Self::BYTES_PER_BUCKET
-            + self.wheel.len() * std::mem::size_of::<FlowKey>()
+        self.flows.memory_bytes()
+            + Self::index_buckets(self.index.capacity()) * Self::INDEX_BUCKET_BYTES
+            + self.wheel.memory_bytes()
     }
 
-    /// An entry and its control byte.
-    pub const BYTES_PER_BUCKET: usize = Self::ENTRY_BYTES + 1;
+    /// Size in bytes of one flow's slab entry (key and state).
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Flow>();
 
-    /// Most bytes the hash table reaches with a cap of `max_flows`, under
-    /// churn at the cap (see `new`): the power-of-two bucket count of which
-    /// the cap, plus one, is 7/16.
-    pub fn table_bytes(max_flows: usize) -> usize {
-        let want = max_flows.saturating_add(1).saturating_mul(16) / 7;
-        want.max(1).next_power_of_two() * Self::BYTES_PER_BUCKET
-    }
+    /// One index bucket: a control byte and a `u32` slab index.
+    pub const INDEX_BUCKET_BYTES: usize = 1 + std::mem::size_of::<u32>();
 
-    /// The largest cap whose table stays within `bytes` under churn: one
-    /// less than 7/16 of the largest power-of-two bucket count that fits.
-    pub fn cap_for_bytes(bytes: usize) -> usize {
-        let buckets = (bytes / Self::BYTES_PER_BUCKET).max(32);
-        let pow2 = if buckets.is_power_of_two() {
-            buckets
+    /// Bucket count of a hashbrown table that can hold `capacity` items.
+    fn index_buckets(capacity: usize) -> usize {
+        if capacity == 0 {
+            0
         } else {
-            buckets.next_power_of_two() / 2
-        };
-        pow2 * 7 / 16 - 1
+            (capacity.saturating_mul(8) / 7 + 1).next_power_of_two()
+        }
     }
 
-    /// Size in bytes of one table entry (key, flow state), without the
-    /// hash table's spare capacity.
-    pub const ENTRY_BYTES: usize = std::mem::size_of::<(FlowKey, Flow)>();
+    /// Most bytes the slab and index reach with a cap of `max_flows`, under
+    /// churn at the cap (see `new`): the slab's chunks for the cap, and the
+    /// power-of-two bucket count of which the cap, plus one, is 7/16.
+    pub fn table_bytes(max_flows: usize) -> usize {
+        let chunks = max_flows.div_ceil(slab::CHUNK).max(1);
+        let buckets = (max_flows.saturating_add(1).saturating_mul(16) / 7)
+            .max(1)
+            .next_power_of_two();
+        chunks * slab::CHUNK * Self::ENTRY_BYTES + buckets * Self::INDEX_BUCKET_BYTES
+    }
+
+    /// The largest cap whose table, plus `extra_per_flow` bytes for each
+    /// flow (its timer entries, its record on the way out), stays within
+    /// `bytes` under churn.
+    pub fn cap_for_bytes(bytes: usize, extra_per_flow: usize) -> usize {
+        let fits = |cap: usize| {
+            Self::table_bytes(cap).saturating_add(cap.saturating_mul(extra_per_flow)) <= bytes
+        };
+        // table_bytes grows with the cap: binary search the largest fit.
+        let (mut lo, mut hi) = (1usize, (u32::MAX - 1) as usize);
+        if !fits(lo) {
+            return lo;
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
+
+    #[inline]
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let flows = &self.flows;
+        self.index
+            .find(hash, |&i| flows.get(i).key == *key)
+            .copied()
+    }
 
     /// Handles one packet. `m.ts` must not go backwards (the capture stage
     /// guarantees it).
@@ -253,35 +297,39 @@ impl FlowTable {
         }
         self.stats.packets += 1;
         let (key, from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
+        let hash = self.hasher.hash_one(key);
         // Hot path: one lookup for a packet of a live flow.
-        if let Some(f) = self.map.get_mut(&key) {
+        if let Some(i) = self.find(hash, &key) {
+            let f = self.flows.get_mut(i);
             // A flow whose idle deadline has passed (its timer slot has not
             // fired yet) ends here, before this packet, exactly as if the
             // timer had fired: the result must not depend on batch
             // boundaries. A new SYN on a closed flow starts a new one.
-            let expired = idle_deadline(&self.cfg, key.proto, f) <= m.ts;
+            let expired = idle_deadline(&self.cfg, f) <= m.ts;
             let restart = !expired && is_new_syn(m) && (f.orig.is_done() || f.resp.is_done());
             if !expired && !restart {
-                on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
-                closing_reschedule(&self.cfg, &mut self.wheel, f, &key, m);
+                on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
+                closing_reschedule(&self.cfg, &mut self.wheel, f, i, m);
                 return;
             }
-            self.end_flow(key, if expired { None } else { Some(m.ts) }, out);
+            self.end_flow(i, if expired { None } else { Some(m.ts) }, out);
         }
-        if self.map.len() >= self.cfg.max_flows {
+        if self.flows.len() >= self.cfg.max_flows {
             self.evict_one(out);
         }
-        let mut flow = self.new_flow(m, from_a);
+        let flow = self.new_flow(key, m, from_a);
         self.stats.flows_created += 1;
-        flow.slot = self
-            .wheel
-            .schedule(key, next_deadline(&self.cfg, key.proto, &flow)) as u32;
-        let f = self.map.entry(key).insert(flow).into_mut();
-        on_packet(&self.cfg, &mut self.stats, f, &key, m, from_a, out);
-        closing_reschedule(&self.cfg, &mut self.wheel, f, &key, m);
+        let i = self.flows.insert(flow);
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index
+            .insert_unique(hash, i, |&j| hasher.hash_one(flows.get(j).key));
+        let f = self.flows.get_mut(i);
+        f.slot = self.wheel.schedule(i, next_deadline(&self.cfg, f)) as u32;
+        on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
+        closing_reschedule(&self.cfg, &mut self.wheel, f, i, m);
     }
 
-    fn new_flow(&mut self, m: &PacketMeta, from_a: bool) -> Flow {
+    fn new_flow(&mut self, key: FlowKey, m: &PacketMeta, from_a: bool) -> Flow {
         // Zeek flips a flow whose first packet is a SYN-ACK: the receiver is
         // the originator that we missed.
         let synack =
@@ -301,6 +349,7 @@ impl FlowTable {
             probe_kind(m)
         };
         Flow {
+            key,
             first_ts: m.ts,
             last_ts: m.ts,
             orig_pkts: 0,
@@ -313,13 +362,11 @@ impl FlowTable {
             resp: Endpoint::Inactive,
             vlan: m.vlan,
             pending: match probe {
-                Some(p) => Pending::Probe {
-                    probe: p,
-                    since: m.ts,
-                },
+                Some(probe) => Pending::Probe { probe },
                 None => Pending::None,
             },
             slot: 0,
+            live: true,
         }
     }
 
@@ -327,9 +374,10 @@ impl FlowTable {
     /// a pending probe of that flow is rejected. The error packet itself is
     /// counted in its own ICMP flow.
     fn icmp_error(&mut self, key: FlowKey, quoted_from_a: bool, m: &PacketMeta, out: &mut Output) {
-        let Some(f) = self.map.get_mut(&key) else {
+        let Some(i) = self.find(self.hasher.hash_one(key), &key) else {
             return;
         };
+        let f = self.flows.get_mut(i);
         self.stats.icmp_matched += 1;
         let rejects = match m.proto {
             proto::ICMP6 => matches!(m.icmp_type, 1 | 3 | 4),
@@ -339,7 +387,8 @@ impl FlowTable {
         if !rejects || quoted_from_a != f.orig_is_a {
             return;
         }
-        if let Pending::Probe { probe, since } = f.pending {
+        if let Pending::Probe { probe } = f.pending {
+            let since = f.first_ts;
             f.pending = Pending::None;
             let outcome = if since + self.cfg.attempt_timeout <= m.ts {
                 Outcome::Unanswered
@@ -353,7 +402,7 @@ impl FlowTable {
             };
             self.stats.attempts += 1;
             out.attempts
-                .push(attempt(&key, f.orig_is_a, t, since, probe, outcome, false));
+                .push(attempt(f, t, since, probe, outcome, false));
         }
     }
 
@@ -364,75 +413,73 @@ impl FlowTable {
         if watermark > self.now {
             self.now = watermark;
         }
-        while let Some((keys, slot)) = self.wheel.next_due(watermark) {
-            for &key in &keys {
-                self.fire(key, slot, out);
+        while let Some((due, slot)) = self.wheel.next_due(watermark) {
+            for &i in &due {
+                self.fire(i, slot, out);
             }
-            self.wheel.give_back(keys);
+            self.wheel.give_back(due);
         }
         self.wheel.horizon().min(watermark)
     }
 
-    fn fire(&mut self, key: FlowKey, slot: i64, out: &mut Output) {
+    fn fire(&mut self, i: u32, slot: i64, out: &mut Output) {
         let cfg = &self.cfg;
         let slot_end = (slot + 1) << wheel::SLOT_SHIFT;
-        let Some(f) = self.map.get_mut(&key) else {
+        let f = self.flows.get_mut(i);
+        if !f.live || f.slot != slot as u32 {
+            // A stale entry: the flow's live entry is elsewhere, or the flow
+            // ended (its slab entry may since hold another flow, whose own
+            // entry carries its own slot).
             return;
-        };
-        if f.slot != slot as u32 {
-            return; // a stale entry: the flow's live entry is elsewhere
         }
-        let deadline = next_deadline(cfg, key.proto, f);
+        let deadline = next_deadline(cfg, f);
         if deadline >= slot_end {
             // Moved later since it was scheduled.
-            f.slot = self.wheel.schedule(key, deadline) as u32;
+            f.slot = self.wheel.schedule(i, deadline) as u32;
             return;
         }
         // Resolve a pending attempt whose time has come.
-        resolve_due(cfg, &mut self.stats, f, &key, slot_end, out);
-        if idle_deadline(cfg, key.proto, f) < slot_end {
-            self.end_flow(key, None, out);
+        resolve_due(cfg, &mut self.stats, f, slot_end, out);
+        if idle_deadline(cfg, f) < slot_end {
+            self.end_flow(i, None, out);
         } else {
-            let d = next_deadline(cfg, key.proto, f);
-            f.slot = self.wheel.schedule(key, d) as u32;
+            let d = next_deadline(cfg, f);
+            f.slot = self.wheel.schedule(i, d) as u32;
         }
     }
 
-    /// Ends a flow: resolves what it still waits for, writes its record.
+    /// Ends flow `i`: resolves what it still waits for, writes its record.
     /// `at` is the time of the packet that forces an early end (a new SYN on a
     /// closed flow, or eviction); `None` for a timer.
-    fn end_flow(&mut self, key: FlowKey, at: Option<Micros>, out: &mut Output) {
-        let Some(f) = self.map.remove(&key) else {
-            return;
-        };
+    fn end_flow(&mut self, i: u32, at: Option<Micros>, out: &mut Output) {
+        let f = self.flows.remove(i);
+        if let Ok(e) = self
+            .index
+            .find_entry(self.hasher.hash_one(f.key), |&j| j == i)
+        {
+            e.remove();
+        }
         let cfg = &self.cfg;
         match f.pending {
-            Pending::Probe { probe, since } => {
+            Pending::Probe { probe } => {
+                let since = f.first_ts;
                 let t = at.unwrap_or(since + cfg.attempt_timeout);
                 let t = t.min(since + cfg.attempt_timeout).max(self.wheel.horizon());
                 self.stats.attempts += 1;
-                out.attempts.push(attempt(
-                    &key,
-                    f.orig_is_a,
-                    t,
-                    since,
-                    probe,
-                    Outcome::Unanswered,
-                    false,
-                ));
+                out.attempts
+                    .push(attempt(&f, t, since, probe, Outcome::Unanswered, false));
             }
-            Pending::AwaitData { probe_ts, delay_us } => {
-                let answered_at = answered_at(probe_ts, delay_us);
+            Pending::AwaitData { delay_us } => {
+                let answered_at = answered_at(f.first_ts, delay_us);
                 let t = at
                     .unwrap_or(answered_at + cfg.data_wait)
                     .min(answered_at + cfg.data_wait)
                     .max(self.wheel.horizon());
                 self.stats.attempts += 1;
                 out.attempts.push(attempt(
-                    &key,
-                    f.orig_is_a,
+                    &f,
                     t,
-                    probe_ts,
+                    f.first_ts,
                     ProbeKind::Syn,
                     Outcome::Answered,
                     false,
@@ -441,23 +488,24 @@ impl FlowTable {
             Pending::None => {}
         }
         self.stats.flows_ended += 1;
-        out.flows.push(record(&key, &f));
+        out.flows.push(record(&f));
     }
 
     fn evict_one(&mut self, out: &mut Output) {
-        while let Some(k) = self.wheel.pop_earliest() {
-            if self.map.contains_key(&k) {
+        while let Some(i) = self.wheel.pop_earliest() {
+            if self.flows.get(i).live {
                 self.stats.evicted += 1;
                 let now = self.now;
-                self.end_flow(k, Some(now), out);
+                self.end_flow(i, Some(now), out);
                 return;
             }
         }
         // No timers at all (cannot happen while flows exist): drop any one.
-        if let Some(&k) = self.map.keys().next() {
+        let any = self.flows.live_indices().next();
+        if let Some(i) = any {
             self.stats.evicted += 1;
             let now = self.now;
-            self.end_flow(k, Some(now), out);
+            self.end_flow(i, Some(now), out);
         }
     }
 
@@ -475,11 +523,17 @@ impl FlowTable {
         chunk: usize,
         mut take: impl FnMut(&mut Output),
     ) {
-        let mut keys: Vec<FlowKey> = self.map.keys().copied().collect();
-        keys.sort_unstable();
-        for ks in keys.chunks(chunk.max(1)) {
-            for &k in ks {
-                self.end_flow(k, None, out);
+        // In key order, so that the output does not depend on where flows
+        // happened to land in the slab.
+        let mut live: Vec<(FlowKey, u32)> = self
+            .flows
+            .live_indices()
+            .map(|i| (self.flows.get(i).key, i))
+            .collect();
+        live.sort_unstable();
+        for ks in live.chunks(chunk.max(1)) {
+            for &(_, i) in ks {
+                self.end_flow(i, None, out);
             }
             take(out);
         }
@@ -492,16 +546,15 @@ fn on_packet(
     cfg: &FlowConfig,
     stats: &mut FlowStats,
     f: &mut Flow,
-    key: &FlowKey,
     m: &PacketMeta,
     from_a: bool,
     out: &mut Output,
 ) {
     let from_orig = from_a == f.orig_is_a;
     // A probe whose answer time ran out before this packet resolves first.
-    resolve_due(cfg, stats, f, key, m.ts + 1, out);
+    resolve_due(cfg, stats, f, m.ts + 1, out);
     update(f, m, from_orig);
-    if let Some(a) = resolve_on_packet(f, key, m, from_orig) {
+    if let Some(a) = resolve_on_packet(f, m, from_orig) {
         stats.attempts += 1;
         out.attempts.push(a);
     }
@@ -620,15 +673,11 @@ fn update(f: &mut Flow, m: &PacketMeta, from_orig: bool) {
 }
 
 /// Resolves a pending probe from a packet of its own flow.
-fn resolve_on_packet(
-    f: &mut Flow,
-    key: &FlowKey,
-    m: &PacketMeta,
-    from_orig: bool,
-) -> Option<Attempt> {
+fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<Attempt> {
+    let since = f.first_ts;
     match f.pending {
         Pending::None => None,
-        Pending::Probe { probe, since } => {
+        Pending::Probe { probe } => {
             if from_orig {
                 return None;
             }
@@ -656,26 +705,17 @@ fn resolve_on_packet(
                 _ => Outcome::Answered,
             };
             f.pending = Pending::None;
-            Some(attempt(
-                key,
-                f.orig_is_a,
-                m.ts,
-                since,
-                probe,
-                outcome,
-                false,
-            ))
+            Some(attempt(f, m.ts, since, probe, outcome, false))
         }
-        Pending::AwaitData { probe_ts, .. } => {
+        Pending::AwaitData { .. } => {
             let data = from_orig && m.payload_len > 0;
             let closed = m.kind == PacketKind::Tcp && m.tcp_flags & (tf::RST | tf::FIN) != 0;
             if data || closed {
                 f.pending = Pending::None;
                 Some(attempt(
-                    key,
-                    f.orig_is_a,
+                    f,
                     m.ts,
-                    probe_ts,
+                    since,
                     ProbeKind::Syn,
                     Outcome::Answered,
                     data,
@@ -688,15 +728,15 @@ fn resolve_on_packet(
 }
 
 fn attempt(
-    key: &FlowKey,
-    orig_is_a: bool,
+    f: &Flow,
     time: Micros,
     probe_ts: Micros,
     probe: ProbeKind,
     outcome: Outcome,
     data: bool,
 ) -> Attempt {
-    let (src, sport, dst, dport) = if orig_is_a {
+    let key = &f.key;
+    let (src, sport, dst, dport) = if f.orig_is_a {
         (key.a, key.pa, key.b, key.pb)
     } else {
         (key.b, key.pb, key.a, key.pa)
@@ -728,23 +768,21 @@ fn resolve_due(
     cfg: &FlowConfig,
     stats: &mut FlowStats,
     f: &mut Flow,
-    key: &FlowKey,
     limit: Micros,
     out: &mut Output,
 ) {
+    let since = f.first_ts;
     let (time, probe_ts, probe, outcome) = match f.pending {
-        Pending::Probe { probe, since } if since + cfg.attempt_timeout < limit => (
+        Pending::Probe { probe } if since + cfg.attempt_timeout < limit => (
             since + cfg.attempt_timeout,
             since,
             probe,
             Outcome::Unanswered,
         ),
-        Pending::AwaitData { probe_ts, delay_us }
-            if answered_at(probe_ts, delay_us) + cfg.data_wait < limit =>
-        {
+        Pending::AwaitData { delay_us } if answered_at(since, delay_us) + cfg.data_wait < limit => {
             (
-                answered_at(probe_ts, delay_us) + cfg.data_wait,
-                probe_ts,
+                answered_at(since, delay_us) + cfg.data_wait,
+                since,
                 ProbeKind::Syn,
                 Outcome::Answered,
             )
@@ -753,15 +791,8 @@ fn resolve_due(
     };
     f.pending = Pending::None;
     stats.attempts += 1;
-    out.attempts.push(attempt(
-        key,
-        f.orig_is_a,
-        time,
-        probe_ts,
-        probe,
-        outcome,
-        false,
-    ));
+    out.attempts
+        .push(attempt(f, time, probe_ts, probe, outcome, false));
 }
 
 /// Deadlines only move later on most packets (the wheel's lazy entries
@@ -769,24 +800,18 @@ fn resolve_due(
 /// linger time): it gets a new, earlier entry so that the record is written
 /// when it is due, not at the older, later deadline.
 #[inline]
-fn closing_reschedule(
-    cfg: &FlowConfig,
-    wheel: &mut Wheel,
-    f: &mut Flow,
-    key: &FlowKey,
-    m: &PacketMeta,
-) {
+fn closing_reschedule(cfg: &FlowConfig, wheel: &mut Wheel, f: &mut Flow, i: u32, m: &PacketMeta) {
     if m.kind == PacketKind::Tcp && m.tcp_flags & (tf::FIN | tf::RST) != 0 {
-        let d = next_deadline(cfg, key.proto, f);
+        let d = next_deadline(cfg, f);
         // Earlier than the live entry (slot numbers compared mod 2^32).
         if ((Wheel::slot_of(d) as u32).wrapping_sub(f.slot) as i32) < 0 {
-            f.slot = wheel.schedule(*key, d) as u32;
+            f.slot = wheel.schedule(i, d) as u32;
         }
     }
 }
 
-fn idle_timeout(cfg: &FlowConfig, proto_: u8, f: &Flow) -> Micros {
-    match proto_ {
+fn idle_timeout(cfg: &FlowConfig, f: &Flow) -> Micros {
+    match f.key.proto {
         proto::TCP => {
             if f.orig.is_done() && f.resp.is_done()
                 || f.orig == Endpoint::Reset
@@ -808,23 +833,22 @@ fn idle_timeout(cfg: &FlowConfig, proto_: u8, f: &Flow) -> Micros {
     }
 }
 
-fn idle_deadline(cfg: &FlowConfig, proto_: u8, f: &Flow) -> Micros {
-    f.last_ts.saturating_add(idle_timeout(cfg, proto_, f))
+fn idle_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
+    f.last_ts.saturating_add(idle_timeout(cfg, f))
 }
 
-fn next_deadline(cfg: &FlowConfig, proto_: u8, f: &Flow) -> Micros {
-    let idle = idle_deadline(cfg, proto_, f);
+fn next_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
+    let idle = idle_deadline(cfg, f);
     let attempt = match f.pending {
         Pending::None => Micros::MAX,
-        Pending::Probe { since, .. } => since + cfg.attempt_timeout,
-        Pending::AwaitData { probe_ts, delay_us } => {
-            answered_at(probe_ts, delay_us) + cfg.data_wait
-        }
+        Pending::Probe { .. } => f.first_ts + cfg.attempt_timeout,
+        Pending::AwaitData { delay_us } => answered_at(f.first_ts, delay_us) + cfg.data_wait,
     };
     idle.min(attempt)
 }
 
-fn record(key: &FlowKey, f: &Flow) -> FlowRecord {
+fn record(f: &Flow) -> FlowRecord {
+    let key = &f.key;
     let (orig_h, orig_p, resp_h, resp_p) = if f.orig_is_a {
         (key.a, key.pa, key.b, key.pb)
     } else {

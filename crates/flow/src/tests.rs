@@ -375,8 +375,65 @@ fn rejected_probe_is_written_after_the_linger_time_not_the_attempt_timeout() {
 }
 
 #[test]
-fn a_flow_table_entry_is_128_bytes() {
-    // Key (38 bytes, padded to 40) and state (88): the cap arithmetic of
-    // `--max-memory` and the README's per-flow figures rest on this.
-    assert_eq!(FlowTable::ENTRY_BYTES, 128);
+fn a_tracked_flow_costs_at_most_128_bytes_with_its_index_and_timer() {
+    // A slab entry (key and state), an index bucket (control byte and u32)
+    // at the emptiest the index gets under churn at the cap (7/16 full), and
+    // one live timer entry: the cap arithmetic of `--max-memory` and the
+    // README's per-flow figures rest on this.
+    assert_eq!(FlowTable::ENTRY_BYTES, 112);
+    let index_per_flow = FlowTable::INDEX_BUCKET_BYTES as f64 * 16.0 / 7.0;
+    assert!(FlowTable::ENTRY_BYTES as f64 + index_per_flow + 4.0 <= 128.0);
+}
+
+#[test]
+fn the_cap_for_a_budget_fits_it_and_uses_most_of_it() {
+    for mib in [1usize, 16, 100, 256, 1000, 4096] {
+        let bytes = mib << 20;
+        let cap = FlowTable::cap_for_bytes(bytes, 72);
+        let used = FlowTable::table_bytes(cap) + cap * 72;
+        assert!(used <= bytes, "{mib} MiB: cap {cap} needs {used}");
+        let next = FlowTable::table_bytes(cap + 1) + (cap + 1) * 72;
+        assert!(next > bytes, "{mib} MiB: cap {cap} is not the largest");
+    }
+}
+
+#[test]
+fn slab_entries_are_reused_and_stale_timers_of_reused_entries_do_nothing() {
+    // Many short flows through a table capped at 64: slab entries are
+    // freed and reused while older timer entries naming them are still in
+    // the wheel. Every flow must still come out exactly once, with its own
+    // packets.
+    let cfg = FlowConfig {
+        max_flows: 64,
+        ..FlowConfig::default()
+    };
+    let mut t = FlowTable::new(cfg);
+    let mut out = Output::default();
+    let t0 = 1_700_000_000_000_000;
+    let n = 5_000u32;
+    for k in 0..n {
+        let ts = t0 + i64::from(k) * 1_000;
+        let port = 1 + (k % 60_000) as u16;
+        t.process(&tcp(ts, true, 40000, port, S, 0), &mut out);
+        if k % 3 == 0 {
+            t.process(&tcp(ts + 10, false, 40000, port, RA, 0), &mut out);
+        }
+        t.advance(ts, &mut out);
+    }
+    t.drain(&mut out);
+    assert_eq!(out.flows.len(), n as usize);
+    let mut ports: Vec<u16> = out.flows.iter().map(|r| r.resp_p).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), n as usize, "each flow once");
+    for r in &out.flows {
+        let rejected = (u32::from(r.resp_p) - 1) % 3 == 0;
+        assert_eq!(r.orig_pkts, 1);
+        assert_eq!(r.resp_pkts, u64::from(rejected), "port {}", r.resp_p);
+    }
+    assert_eq!(out.attempts.len(), n as usize);
+    assert!(
+        t.memory_bytes() < 1 << 20,
+        "a table capped at 64 stays small"
+    );
 }

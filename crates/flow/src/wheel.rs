@@ -6,7 +6,10 @@
 //! deadline moves: the owner checks the flow's real deadline when a slot
 //! fires and reschedules it (lazy deletion), so a packet costs no timer work.
 
-use scanwatch_model::{FlowKey, Micros};
+use scanwatch_model::Micros;
+
+/// What a timer entry names: a flow's slab index.
+pub type Entry = u32;
 
 pub const SLOT_SHIFT: u32 = 18;
 pub const SLOTS: usize = 4096;
@@ -15,7 +18,7 @@ const MASK: i64 = SLOTS as i64 - 1;
 const KEEP_CAPACITY: usize = 256;
 
 pub struct Wheel {
-    slots: Vec<Vec<FlowKey>>,
+    slots: Vec<Vec<Entry>>,
     /// Absolute index of the next slot to fire; every slot before it has
     /// fired.
     cursor: i64,
@@ -54,9 +57,9 @@ impl Wheel {
         }
     }
 
-    /// Schedules `key` for `deadline`; returns the absolute slot it went to
+    /// Schedules entry `key` for `deadline`; returns the absolute slot it went to
     /// (the owner keeps it to recognise its live entry later).
-    pub fn schedule(&mut self, key: FlowKey, deadline: Micros) -> i64 {
+    pub fn schedule(&mut self, key: Entry, deadline: Micros) -> i64 {
         let s = Self::slot_of(deadline)
             .max(self.cursor)
             .min(self.cursor + MASK);
@@ -68,7 +71,7 @@ impl Wheel {
     /// Takes the next slot whose end is at or before `now`, if any, with its
     /// absolute index. The caller hands the emptied vector back
     /// with [`Wheel::give_back`] so its allocation is reused.
-    pub fn next_due(&mut self, now: Micros) -> Option<(Vec<FlowKey>, i64)> {
+    pub fn next_due(&mut self, now: Micros) -> Option<(Vec<Entry>, i64)> {
         if !self.started {
             return None;
         }
@@ -94,7 +97,7 @@ impl Wheel {
         None
     }
 
-    pub fn give_back(&mut self, mut v: Vec<FlowKey>) {
+    pub fn give_back(&mut self, mut v: Vec<Entry>) {
         v.clear();
         // Keep a modest allocation for reuse, never a burst's: 4096 slots
         // each holding on to the largest vector it ever had would add up to
@@ -108,9 +111,9 @@ impl Wheel {
         }
     }
 
-    /// Pops one scheduled key from the earliest non-empty slot (for eviction
+    /// Pops one scheduled entry from the earliest non-empty slot (for eviction
     /// when the table is full).
-    pub fn pop_earliest(&mut self) -> Option<FlowKey> {
+    pub fn pop_earliest(&mut self) -> Option<Entry> {
         if self.len == 0 {
             return None;
         }
@@ -126,6 +129,16 @@ impl Wheel {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Bytes held: the slot vectors and their entries' allocations.
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Vec<Entry>>()
+            + self
+                .slots
+                .iter()
+                .map(|v| v.capacity() * std::mem::size_of::<Entry>())
+                .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
