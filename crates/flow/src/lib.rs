@@ -298,8 +298,29 @@ impl FlowTable {
         self.stats.packets += 1;
         let (key, from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
         let hash = self.hasher.hash_one(key);
-        // Hot path: one lookup for a packet of a live flow.
-        if let Some(i) = self.find(hash, &key) {
+        // Hot path: one probe sequence finds the flow, or the free bucket a
+        // new flow goes to. At the cap, an eviction comes first and moves
+        // buckets, so that case looks up and inserts separately.
+        let found = if self.flows.len() < self.cfg.max_flows {
+            let (flows, hasher) = (&self.flows, &self.hasher);
+            match self.index.entry(
+                hash,
+                |&i| flows.get(i).key == key,
+                |&j| hasher.hash_one(flows.get(j).key),
+            ) {
+                hashbrown::hash_table::Entry::Occupied(e) => Some(*e.get()),
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    let flow = new_flow(&mut self.stats, key, m, from_a);
+                    let i = self.flows.insert(flow);
+                    v.insert(i);
+                    self.start_flow(i, m, from_a, out);
+                    return;
+                }
+            }
+        } else {
+            self.find(hash, &key)
+        };
+        if let Some(i) = found {
             let f = self.flows.get_mut(i);
             // A flow whose idle deadline has passed (its timer slot has not
             // fired yet) ends here, before this packet, exactly as if the
@@ -317,59 +338,25 @@ impl FlowTable {
         if self.flows.len() >= self.cfg.max_flows {
             self.evict_one(out);
         }
-        let flow = self.new_flow(key, m, from_a);
-        self.stats.flows_created += 1;
+        let flow = new_flow(&mut self.stats, key, m, from_a);
         let i = self.flows.insert(flow);
         let (flows, hasher) = (&self.flows, &self.hasher);
         self.index
             .insert_unique(hash, i, |&j| hasher.hash_one(flows.get(j).key));
+        self.start_flow(i, m, from_a, out);
+    }
+
+    /// A new flow's first timer and first packet.
+    #[inline]
+    fn start_flow(&mut self, i: u32, m: &PacketMeta, from_a: bool, out: &mut Output) {
         let f = self.flows.get_mut(i);
         f.slot = self.wheel.schedule(i, next_deadline(&self.cfg, f)) as u32;
         on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
         closing_reschedule(&self.cfg, &mut self.wheel, f, i, m);
     }
+}
 
-    fn new_flow(&mut self, key: FlowKey, m: &PacketMeta, from_a: bool) -> Flow {
-        // Zeek flips a flow whose first packet is a SYN-ACK: the receiver is
-        // the originator that we missed.
-        let synack =
-            m.kind == PacketKind::Tcp && m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK);
-        let rst_first = m.kind == PacketKind::Tcp && m.tcp_flags & tf::RST != 0;
-        if synack || rst_first {
-            self.stats.backscatter += 1;
-        }
-        let orig_is_a = if synack { !from_a } else { from_a };
-        let mut history = History::default();
-        if synack {
-            history.flip();
-        }
-        let probe = if m.dst.is_group_or_unspecified() || m.src.is_group_or_unspecified() {
-            None
-        } else {
-            probe_kind(m)
-        };
-        Flow {
-            key,
-            first_ts: m.ts,
-            last_ts: m.ts,
-            orig_pkts: 0,
-            resp_pkts: 0,
-            orig_bytes: 0,
-            resp_bytes: 0,
-            history,
-            orig_is_a,
-            orig: Endpoint::Inactive,
-            resp: Endpoint::Inactive,
-            vlan: m.vlan,
-            pending: match probe {
-                Some(probe) => Pending::Probe { probe },
-                None => Pending::None,
-            },
-            slot: 0,
-            live: true,
-        }
-    }
-
+impl FlowTable {
     /// An ICMP error (its notice) that quotes a packet of a flow we track:
     /// a pending probe of that flow is rejected. The error packet itself is
     /// counted in its own ICMP flow.
@@ -537,6 +524,48 @@ impl FlowTable {
             }
             take(out);
         }
+    }
+}
+
+fn new_flow(stats: &mut FlowStats, key: FlowKey, m: &PacketMeta, from_a: bool) -> Flow {
+    stats.flows_created += 1;
+    // Zeek flips a flow whose first packet is a SYN-ACK: the receiver is
+    // the originator that we missed.
+    let synack =
+        m.kind == PacketKind::Tcp && m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK);
+    let rst_first = m.kind == PacketKind::Tcp && m.tcp_flags & tf::RST != 0;
+    if synack || rst_first {
+        stats.backscatter += 1;
+    }
+    let orig_is_a = if synack { !from_a } else { from_a };
+    let mut history = History::default();
+    if synack {
+        history.flip();
+    }
+    let probe = if m.dst.is_group_or_unspecified() || m.src.is_group_or_unspecified() {
+        None
+    } else {
+        probe_kind(m)
+    };
+    Flow {
+        key,
+        first_ts: m.ts,
+        last_ts: m.ts,
+        orig_pkts: 0,
+        resp_pkts: 0,
+        orig_bytes: 0,
+        resp_bytes: 0,
+        history,
+        orig_is_a,
+        orig: Endpoint::Inactive,
+        resp: Endpoint::Inactive,
+        vlan: m.vlan,
+        pending: match probe {
+            Some(probe) => Pending::Probe { probe },
+            None => Pending::None,
+        },
+        slot: 0,
+        live: true,
     }
 }
 

@@ -839,8 +839,10 @@ fn shard_loop(
         return (DetectStats::default(), hist);
     };
     let mut wms = vec![Micros::MIN; workers];
-    let mut pending: Vec<Attempt> = Vec::new();
-    let mut scratch: Vec<Attempt> = Vec::new();
+    // Sorted runs as the workers sent them, and the attempts released from
+    // them at a watermark.
+    let mut runs: Vec<Vec<Attempt>> = Vec::new();
+    let mut ready: Vec<Attempt> = Vec::new();
     let mut released = Micros::MIN;
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
@@ -852,7 +854,9 @@ fn shard_loop(
             watermark,
             born,
         } = msg;
-        merge_sorted(&mut pending, &mut attempts, &mut scratch);
+        if !attempts.is_empty() {
+            runs.push(std::mem::take(&mut attempts));
+        }
         if let Some(b) = born {
             borns.push(b);
         }
@@ -860,9 +864,12 @@ fn shard_loop(
         let low = wms.iter().copied().min().unwrap_or(Micros::MIN);
         if low > released {
             // Release every attempt below the lowest watermark, in (time,
-            // content) order: the same order at any thread count.
-            let cut = pending.partition_point(|a| a.time < low);
-            for a in pending.drain(..cut) {
+            // content) order: the same order at any thread count. Each
+            // attempt is moved once and sorted once (the runs' released
+            // prefixes, already sorted runs, which the sort detects), rather
+            // than merged into everything pending at every message.
+            release_below(&mut runs, low, &mut ready);
+            for a in ready.drain(..) {
                 det.on_attempt(&a, &mut events);
             }
             released = low;
@@ -891,7 +898,8 @@ fn shard_loop(
         }
     }
     // All workers are done: everything left is released, in order.
-    for a in pending.drain(..) {
+    release_below(&mut runs, Micros::MAX, &mut ready);
+    for a in ready.drain(..) {
         det.on_attempt(&a, &mut events);
     }
     det.finish(&mut events);
@@ -907,36 +915,19 @@ fn shard_loop(
     (det.stats, hist)
 }
 
-/// Merges the sorted run `incoming` into the sorted `pending` (stable and
-/// linear; `scratch` is reused between calls).
-fn merge_sorted(
-    pending: &mut Vec<Attempt>,
-    incoming: &mut Vec<Attempt>,
-    scratch: &mut Vec<Attempt>,
-) {
-    if incoming.is_empty() {
-        return;
-    }
-    if pending.last().is_none_or(|l| l <= &incoming[0]) {
-        pending.append(incoming);
-        return;
-    }
-    scratch.clear();
-    scratch.reserve(pending.len() + incoming.len());
-    let (mut i, mut j) = (0, 0);
-    while i < pending.len() && j < incoming.len() {
-        if incoming[j] < pending[i] {
-            scratch.push(incoming[j]);
-            j += 1;
+/// Moves every attempt with a time below `low` (all of them for
+/// `Micros::MAX`) out of the sorted `runs` into `ready`, sorted.
+fn release_below(runs: &mut Vec<Vec<Attempt>>, low: Micros, ready: &mut Vec<Attempt>) {
+    for run in runs.iter_mut() {
+        let cut = if low == Micros::MAX {
+            run.len()
         } else {
-            scratch.push(pending[i]);
-            i += 1;
-        }
+            run.partition_point(|a| a.time < low)
+        };
+        ready.extend(run.drain(..cut));
     }
-    scratch.extend_from_slice(&pending[i..]);
-    scratch.extend_from_slice(&incoming[j..]);
-    incoming.clear();
-    std::mem::swap(pending, scratch);
+    runs.retain(|r| !r.is_empty());
+    ready.sort_unstable();
 }
 
 struct OutResult {
@@ -1069,5 +1060,63 @@ fn output_loop(
     match first_err {
         Some(e) => Err(e),
         None => Ok(res),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scanwatch_model::{Outcome, ProbeKind};
+
+    fn attempt(time: Micros, port: u16) -> Attempt {
+        Attempt {
+            time,
+            src: Addr::from_v4([198, 18, 0, 1]),
+            dst: Addr::from_v4([198, 19, 0, 1]),
+            proto: 6,
+            dport: port,
+            sport: 40000,
+            probe_ts: time,
+            probe: ProbeKind::Syn,
+            outcome: Outcome::Rejected,
+            data: false,
+        }
+    }
+
+    #[test]
+    fn released_attempts_come_sorted_and_only_below_the_watermark() {
+        // Overlapping runs, as workers send them: each sorted, times
+        // interleaving; released a watermark at a time.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut runs, mut ready, mut all, mut out) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut base = 0i64;
+        for _ in 0..500 {
+            let n = (next() % 40) as usize;
+            let mut run: Vec<Attempt> = (0..n)
+                .map(|_| attempt(base + (next() % 1000) as i64, (next() % 5) as u16))
+                .collect();
+            run.sort_unstable();
+            all.extend_from_slice(&run);
+            if !run.is_empty() {
+                runs.push(run);
+            }
+            base += (next() % 300) as i64;
+            release_below(&mut runs, base, &mut ready);
+            assert!(ready.iter().all(|a| a.time < base));
+            assert!(runs.iter().flatten().all(|a| a.time >= base));
+            out.append(&mut ready);
+        }
+        release_below(&mut runs, Micros::MAX, &mut ready);
+        assert!(runs.is_empty());
+        out.append(&mut ready);
+        all.sort();
+        assert_eq!(out, all);
     }
 }
