@@ -100,10 +100,35 @@ fn parquet_err(path: &Path) -> impl FnOnce(parquet::errors::ParquetError) -> Sin
     }
 }
 
-/// An open part's writer, in either format.
+/// An open part's writer, in either format, with the bytes handed to it
+/// since its file's writeback was last started.
 enum PartWriter {
-    Arrow(FileWriter<BufWriter<File>>),
-    Parquet(ArrowWriter<File>),
+    Arrow(FileWriter<BufWriter<File>>, usize),
+    Parquet(ArrowWriter<File>, usize),
+}
+
+/// Writeback of a part is started every this many bytes written, so that
+/// the disk works while the pipeline does, and the `fsync` that closes the
+/// part finds little left to write (it was 70 ms of a 0.75 s run writing
+/// 234 MB of flows).
+const WRITEBACK_EVERY: usize = 8 << 20;
+
+/// Asks the kernel to start writing `f`'s dirty pages now, without waiting
+/// for them (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`; a no-op
+/// elsewhere). Durability still comes from the `fsync` at close.
+fn start_writeback(f: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; offset 0 and length 0 mean the
+        // whole file. The call only schedules I/O and touches no memory of
+        // ours.
+        unsafe {
+            libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = f;
 }
 
 impl PartWriter {
@@ -117,25 +142,43 @@ impl PartWriter {
             Format::Arrow => PartWriter::Arrow(
                 FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), schema)
                     .map_err(arrow_err(path))?,
+                0,
             ),
             Format::Parquet => PartWriter::Parquet(
                 ArrowWriter::try_new(f, schema.clone(), Some(parquet_properties(schema)))
                     .map_err(parquet_err(path))?,
+                0,
             ),
         })
     }
 
     fn write(&mut self, path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
+        let size = batch.get_array_memory_size();
         match self {
-            PartWriter::Arrow(w) => w.write(batch).map_err(arrow_err(path)),
-            PartWriter::Parquet(w) => w.write(batch).map_err(parquet_err(path)),
+            PartWriter::Arrow(w, since) => {
+                w.write(batch).map_err(arrow_err(path))?;
+                *since += size;
+                if *since >= WRITEBACK_EVERY {
+                    *since = 0;
+                    start_writeback(w.get_ref().get_ref());
+                }
+            }
+            PartWriter::Parquet(w, since) => {
+                w.write(batch).map_err(parquet_err(path))?;
+                *since += size;
+                if *since >= WRITEBACK_EVERY {
+                    *since = 0;
+                    start_writeback(w.inner());
+                }
+            }
         }
+        Ok(())
     }
 
     /// Writes the footer and returns the file, not yet synced.
     fn finish(self, path: &Path) -> Result<File, SinkError> {
         match self {
-            PartWriter::Arrow(mut w) => {
+            PartWriter::Arrow(mut w, _) => {
                 w.finish().map_err(arrow_err(path))?;
                 let buf = w.into_inner().map_err(arrow_err(path))?;
                 buf.into_inner().map_err(|e| SinkError::Io {
@@ -144,7 +187,7 @@ impl PartWriter {
                 })
             }
             // into_inner writes the footer, then hands the file back.
-            PartWriter::Parquet(w) => w.into_inner().map_err(parquet_err(path)),
+            PartWriter::Parquet(w, _) => w.into_inner().map_err(parquet_err(path)),
         }
     }
 }
