@@ -203,10 +203,9 @@ pub struct MemoryCaps {
     pub max_contacts_per_shard: usize,
 }
 
-/// Bytes per tracked flow besides its slab entry and index bucket: its
-/// timer-wheel entries (one live, up to one stale: 4 bytes each) and its
-/// record and attempt on their way out.
-pub const FLOW_EXTRA_BYTES: usize = 2 * 4 + 64;
+/// Bytes per tracked flow besides its slab entry (which holds its timer
+/// links) and index bucket: its record and attempt on their way out.
+pub const FLOW_EXTRA_BYTES: usize = 64;
 /// A detector source with its first contact: its entry in the source table
 /// and the smallest allocations of its two per-source tables (measured:
 /// ~890 B per source on the flood).

@@ -118,30 +118,86 @@ fn answered_at(probe_ts: Micros, delay_us: u32) -> Micros {
     probe_ts + Micros::from(delay_us)
 }
 
-/// One tracked flow: its key and state, 112 bytes in the slab.
+/// One tracked flow: its key, state and timer links, 112 bytes in the
+/// slab. The pending probe, the direction and the slab's live mark share
+/// one byte of flags (see the accessors).
 #[derive(Clone, Copy)]
 struct Flow {
     key: FlowKey,
     first_ts: Micros,
     last_ts: Micros,
-    orig_pkts: u32,
-    resp_pkts: u32,
     orig_bytes: u64,
     resp_bytes: u64,
+    orig_pkts: u32,
+    resp_pkts: u32,
+    /// Timer-wheel links (slab indices or wheel sentinels; `UNLINKED` when
+    /// in no list). A free slab entry chains the free list through `next`.
+    next: u32,
+    prev: u32,
+    /// [`Pending::AwaitData`]: the answer's delay after the probe.
+    delay_us: u32,
     history: History,
-    /// The originator is the key's `a` endpoint.
-    orig_is_a: bool,
+    vlan: u16,
     orig: Endpoint,
     resp: Endpoint,
-    vlan: u16,
-    pending: Pending,
-    /// The wheel slot holding this flow's live timer entry (its low 32 bits:
-    /// slots are 262 ms, so they wrap after 35 years); entries found in
-    /// other slots are stale and dropped when they fire. In a free slab
-    /// entry: the next free entry.
-    slot: u32,
-    /// False once the slab entry is freed.
-    live: bool,
+    /// [`Pending::Probe`]: the probe's kind.
+    probe: ProbeKind,
+    /// Bits 0-1: the pending state (0 none, 1 probe, 2 awaiting data);
+    /// bit 2: the originator is the key's `a` endpoint; bit 3: live.
+    flags: u8,
+}
+
+const PENDING_BITS: u8 = 0b11;
+const ORIG_IS_A: u8 = 0b100;
+const LIVE: u8 = 0b1000;
+
+impl Flow {
+    #[inline]
+    fn pending(&self) -> Pending {
+        match self.flags & PENDING_BITS {
+            1 => Pending::Probe { probe: self.probe },
+            2 => Pending::AwaitData {
+                delay_us: self.delay_us,
+            },
+            _ => Pending::None,
+        }
+    }
+
+    #[inline]
+    fn set_pending(&mut self, p: Pending) {
+        self.flags &= !PENDING_BITS;
+        match p {
+            Pending::None => {}
+            Pending::Probe { probe } => {
+                self.flags |= 1;
+                self.probe = probe;
+            }
+            Pending::AwaitData { delay_us } => {
+                self.flags |= 2;
+                self.delay_us = delay_us;
+            }
+        }
+    }
+
+    /// The originator is the key's `a` endpoint.
+    #[inline]
+    fn orig_is_a(&self) -> bool {
+        self.flags & ORIG_IS_A != 0
+    }
+
+    #[inline]
+    fn live(&self) -> bool {
+        self.flags & LIVE != 0
+    }
+
+    #[inline]
+    fn set_live(&mut self, live: bool) {
+        if live {
+            self.flags |= LIVE;
+        } else {
+            self.flags &= !LIVE;
+        }
+    }
 }
 
 /// The notice an ICMP error with a readable quote gives the worker of the
@@ -189,8 +245,8 @@ pub struct FlowTable {
 
 impl FlowTable {
     pub fn new(mut cfg: FlowConfig) -> FlowTable {
-        // Slab indices are u32 and u32::MAX marks the end of the free list.
-        cfg.max_flows = cfg.max_flows.clamp(1, (u32::MAX - 1) as usize);
+        // Slab indices are u32, below the wheel's sentinels.
+        cfg.max_flows = cfg.max_flows.clamp(1, wheel::SENTINEL as usize - 1);
         FlowTable {
             // Grown as flows arrive. The caps from `cap_for_bytes` keep a
             // full index at most 7/16 loaded: hashbrown doubles a table whose
@@ -216,12 +272,10 @@ impl FlowTable {
         self.flows.len() == 0
     }
 
-    /// Bytes held by the table: slab chunks, index buckets (control byte
-    /// and slab index), timer entries.
+    /// Bytes held by the table: slab chunks (flows with their timer links),
+    /// index buckets (control byte and slab index), the wheel's sentinels.
     pub fn memory_bytes(&self) -> usize {
-        self.flows.memory_bytes()
-            + Self::index_buckets(self.index.capacity()) * Self::INDEX_BUCKET_BYTES
-            + self.wheel.memory_bytes()
+        self.flows.memory_bytes() + self.index.allocation_size() + self.wheel.memory_bytes()
     }
 
     /// Size in bytes of one flow's slab entry (key and state).
@@ -229,15 +283,6 @@ impl FlowTable {
 
     /// One index bucket: a control byte and a `u32` slab index.
     pub const INDEX_BUCKET_BYTES: usize = 1 + std::mem::size_of::<u32>();
-
-    /// Bucket count of a hashbrown table that can hold `capacity` items.
-    fn index_buckets(capacity: usize) -> usize {
-        if capacity == 0 {
-            0
-        } else {
-            (capacity.saturating_mul(8) / 7 + 1).next_power_of_two()
-        }
-    }
 
     /// Most bytes the slab and index reach with a cap of `max_flows`, under
     /// churn at the cap (see `new`): the slab's chunks for the cap, and the
@@ -251,14 +296,14 @@ impl FlowTable {
     }
 
     /// The largest cap whose table, plus `extra_per_flow` bytes for each
-    /// flow (its timer entries, its record on the way out), stays within
+    /// flow (its record and attempt on the way out), stays within
     /// `bytes` under churn.
     pub fn cap_for_bytes(bytes: usize, extra_per_flow: usize) -> usize {
         let fits = |cap: usize| {
             Self::table_bytes(cap).saturating_add(cap.saturating_mul(extra_per_flow)) <= bytes
         };
         // table_bytes grows with the cap: binary search the largest fit.
-        let (mut lo, mut hi) = (1usize, (u32::MAX - 1) as usize);
+        let (mut lo, mut hi) = (1usize, wheel::SENTINEL as usize - 1);
         if !fits(lo) {
             return lo;
         }
@@ -330,7 +375,10 @@ impl FlowTable {
             let restart = !expired && is_new_syn(m) && (f.orig.is_done() || f.resp.is_done());
             if !expired && !restart {
                 on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
-                closing_reschedule(&self.cfg, &mut self.wheel, f, i, m);
+                if closes(m) {
+                    let d = next_deadline(&self.cfg, f);
+                    self.wheel.reschedule(&mut self.flows, i, d);
+                }
                 return;
             }
             self.end_flow(i, if expired { None } else { Some(m.ts) }, out);
@@ -349,10 +397,14 @@ impl FlowTable {
     /// A new flow's first timer and first packet.
     #[inline]
     fn start_flow(&mut self, i: u32, m: &PacketMeta, from_a: bool, out: &mut Output) {
+        let d = next_deadline(&self.cfg, self.flows.get(i));
+        self.wheel.schedule(&mut self.flows, i, d);
         let f = self.flows.get_mut(i);
-        f.slot = self.wheel.schedule(i, next_deadline(&self.cfg, f)) as u32;
         on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
-        closing_reschedule(&self.cfg, &mut self.wheel, f, i, m);
+        if closes(m) {
+            let d = next_deadline(&self.cfg, f);
+            self.wheel.reschedule(&mut self.flows, i, d);
+        }
     }
 }
 
@@ -371,12 +423,12 @@ impl FlowTable {
             _ => matches!(m.icmp_type, 3 | 11 | 12),
         };
         // Only an error about the originator's probe rejects it.
-        if !rejects || quoted_from_a != f.orig_is_a {
+        if !rejects || quoted_from_a != f.orig_is_a() {
             return;
         }
-        if let Pending::Probe { probe } = f.pending {
+        if let Pending::Probe { probe } = f.pending() {
             let since = f.first_ts;
-            f.pending = Pending::None;
+            f.set_pending(Pending::None);
             let outcome = if since + self.cfg.attempt_timeout <= m.ts {
                 Outcome::Unanswered
             } else {
@@ -400,29 +452,22 @@ impl FlowTable {
         if watermark > self.now {
             self.now = watermark;
         }
-        while let Some((due, slot)) = self.wheel.next_due(watermark) {
-            for &i in &due {
-                self.fire(i, slot, out);
-            }
-            self.wheel.give_back(due);
+        while let Some((i, slot)) = self.wheel.pop_due(&mut self.flows, watermark) {
+            self.fire(i, slot, out);
         }
         self.wheel.horizon().min(watermark)
     }
 
+    /// Flow `i`, just taken out of the list of `slot`, whose end has come:
+    /// it is linked into a later slot, or resolved and ended.
     fn fire(&mut self, i: u32, slot: i64, out: &mut Output) {
         let cfg = &self.cfg;
         let slot_end = (slot + 1) << wheel::SLOT_SHIFT;
         let f = self.flows.get_mut(i);
-        if !f.live || f.slot != slot as u32 {
-            // A stale entry: the flow's live entry is elsewhere, or the flow
-            // ended (its slab entry may since hold another flow, whose own
-            // entry carries its own slot).
-            return;
-        }
         let deadline = next_deadline(cfg, f);
         if deadline >= slot_end {
             // Moved later since it was scheduled.
-            f.slot = self.wheel.schedule(i, deadline) as u32;
+            self.wheel.schedule(&mut self.flows, i, deadline);
             return;
         }
         // Resolve a pending attempt whose time has come.
@@ -431,7 +476,7 @@ impl FlowTable {
             self.end_flow(i, None, out);
         } else {
             let d = next_deadline(cfg, f);
-            f.slot = self.wheel.schedule(i, d) as u32;
+            self.wheel.schedule(&mut self.flows, i, d);
         }
     }
 
@@ -439,6 +484,7 @@ impl FlowTable {
     /// `at` is the time of the packet that forces an early end (a new SYN on a
     /// closed flow, or eviction); `None` for a timer.
     fn end_flow(&mut self, i: u32, at: Option<Micros>, out: &mut Output) {
+        self.wheel.unlink(&mut self.flows, i);
         let f = self.flows.remove(i);
         if let Ok(e) = self
             .index
@@ -447,7 +493,7 @@ impl FlowTable {
             e.remove();
         }
         let cfg = &self.cfg;
-        match f.pending {
+        match f.pending() {
             Pending::Probe { probe } => {
                 let since = f.first_ts;
                 let t = at.unwrap_or(since + cfg.attempt_timeout);
@@ -479,13 +525,11 @@ impl FlowTable {
     }
 
     fn evict_one(&mut self, out: &mut Output) {
-        while let Some(i) = self.wheel.pop_earliest() {
-            if self.flows.get(i).live {
-                self.stats.evicted += 1;
-                let now = self.now;
-                self.end_flow(i, Some(now), out);
-                return;
-            }
+        if let Some(i) = self.wheel.pop_earliest(&mut self.flows) {
+            self.stats.evicted += 1;
+            let now = self.now;
+            self.end_flow(i, Some(now), out);
+            return;
         }
         // No timers at all (cannot happen while flows exist): drop any one.
         let any = self.flows.live_indices().next();
@@ -547,26 +591,28 @@ fn new_flow(stats: &mut FlowStats, key: FlowKey, m: &PacketMeta, from_a: bool) -
     } else {
         probe_kind(m)
     };
-    Flow {
+    let mut f = Flow {
         key,
         first_ts: m.ts,
         last_ts: m.ts,
-        orig_pkts: 0,
-        resp_pkts: 0,
         orig_bytes: 0,
         resp_bytes: 0,
+        orig_pkts: 0,
+        resp_pkts: 0,
+        next: wheel::UNLINKED,
+        prev: wheel::UNLINKED,
+        delay_us: 0,
         history,
-        orig_is_a,
+        vlan: m.vlan,
         orig: Endpoint::Inactive,
         resp: Endpoint::Inactive,
-        vlan: m.vlan,
-        pending: match probe {
-            Some(probe) => Pending::Probe { probe },
-            None => Pending::None,
-        },
-        slot: 0,
-        live: true,
+        probe: ProbeKind::Syn,
+        flags: if orig_is_a { ORIG_IS_A } else { 0 },
+    };
+    if let Some(probe) = probe {
+        f.set_pending(Pending::Probe { probe });
     }
+    f
 }
 
 /// One packet of a flow that exists: a timed-out probe resolves first, then
@@ -579,7 +625,7 @@ fn on_packet(
     from_a: bool,
     out: &mut Output,
 ) {
-    let from_orig = from_a == f.orig_is_a;
+    let from_orig = from_a == f.orig_is_a();
     // A probe whose answer time ran out before this packet resolves first.
     resolve_due(cfg, stats, f, m.ts + 1, out);
     update(f, m, from_orig);
@@ -704,7 +750,7 @@ fn update(f: &mut Flow, m: &PacketMeta, from_orig: bool) {
 /// Resolves a pending probe from a packet of its own flow.
 fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<Attempt> {
     let since = f.first_ts;
-    match f.pending {
+    match f.pending() {
         Pending::None => None,
         Pending::Probe { probe } => {
             if from_orig {
@@ -715,7 +761,7 @@ fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<At
                     if m.tcp_flags & tf::RST != 0 {
                         Outcome::Rejected
                     } else if m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK) {
-                        f.pending = Pending::await_data(since, m.ts);
+                        f.set_pending(Pending::await_data(since, m.ts));
                         return None;
                     } else {
                         return None;
@@ -727,20 +773,20 @@ fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<At
                     } else {
                         // The target talks back normally: a flow that began
                         // before the capture, not a probe.
-                        f.pending = Pending::None;
+                        f.set_pending(Pending::None);
                         return None;
                     }
                 }
                 _ => Outcome::Answered,
             };
-            f.pending = Pending::None;
+            f.set_pending(Pending::None);
             Some(attempt(f, m.ts, since, probe, outcome, false))
         }
         Pending::AwaitData { .. } => {
             let data = from_orig && m.payload_len > 0;
             let closed = m.kind == PacketKind::Tcp && m.tcp_flags & (tf::RST | tf::FIN) != 0;
             if data || closed {
-                f.pending = Pending::None;
+                f.set_pending(Pending::None);
                 Some(attempt(
                     f,
                     m.ts,
@@ -765,7 +811,7 @@ fn attempt(
     data: bool,
 ) -> Attempt {
     let key = &f.key;
-    let (src, sport, dst, dport) = if f.orig_is_a {
+    let (src, sport, dst, dport) = if f.orig_is_a() {
         (key.a, key.pa, key.b, key.pb)
     } else {
         (key.b, key.pb, key.a, key.pa)
@@ -801,7 +847,7 @@ fn resolve_due(
     out: &mut Output,
 ) {
     let since = f.first_ts;
-    let (time, probe_ts, probe, outcome) = match f.pending {
+    let (time, probe_ts, probe, outcome) = match f.pending() {
         Pending::Probe { probe } if since + cfg.attempt_timeout < limit => (
             since + cfg.attempt_timeout,
             since,
@@ -818,25 +864,19 @@ fn resolve_due(
         }
         _ => return,
     };
-    f.pending = Pending::None;
+    f.set_pending(Pending::None);
     stats.attempts += 1;
     out.attempts
         .push(attempt(f, time, probe_ts, probe, outcome, false));
 }
 
-/// Deadlines only move later on most packets (the wheel's lazy entries
-/// handle that), but a FIN or RST brings a TCP flow's end closer (the
-/// linger time): it gets a new, earlier entry so that the record is written
-/// when it is due, not at the older, later deadline.
+/// Deadlines only move later on most packets (a flow stays in its wheel
+/// slot and is moved on when the slot fires), but a FIN or RST brings a TCP
+/// flow's end closer (the linger time): the flow is moved to its new slot at
+/// once, so that the record is written when it is due.
 #[inline]
-fn closing_reschedule(cfg: &FlowConfig, wheel: &mut Wheel, f: &mut Flow, i: u32, m: &PacketMeta) {
-    if m.kind == PacketKind::Tcp && m.tcp_flags & (tf::FIN | tf::RST) != 0 {
-        let d = next_deadline(cfg, f);
-        // Earlier than the live entry (slot numbers compared mod 2^32).
-        if ((Wheel::slot_of(d) as u32).wrapping_sub(f.slot) as i32) < 0 {
-            f.slot = wheel.schedule(i, d) as u32;
-        }
-    }
+fn closes(m: &PacketMeta) -> bool {
+    m.kind == PacketKind::Tcp && m.tcp_flags & (tf::FIN | tf::RST) != 0
 }
 
 fn idle_timeout(cfg: &FlowConfig, f: &Flow) -> Micros {
@@ -868,7 +908,7 @@ fn idle_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
 
 fn next_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
     let idle = idle_deadline(cfg, f);
-    let attempt = match f.pending {
+    let attempt = match f.pending() {
         Pending::None => Micros::MAX,
         Pending::Probe { .. } => f.first_ts + cfg.attempt_timeout,
         Pending::AwaitData { delay_us } => answered_at(f.first_ts, delay_us) + cfg.data_wait,
@@ -878,7 +918,7 @@ fn next_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
 
 fn record(f: &Flow) -> FlowRecord {
     let key = &f.key;
-    let (orig_h, orig_p, resp_h, resp_p) = if f.orig_is_a {
+    let (orig_h, orig_p, resp_h, resp_p) = if f.orig_is_a() {
         (key.a, key.pa, key.b, key.pb)
     } else {
         (key.b, key.pb, key.a, key.pa)

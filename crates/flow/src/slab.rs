@@ -5,9 +5,11 @@
 //! growing the index moves 4-byte values, not 112-byte entries, and a timer
 //! reaches its flow without hashing. Chunks are allocated as the table
 //! fills and kept (the table's high-water mark, bounded by its cap); freed
-//! entries are chained into a free list through their `slot` field and
-//! reused last-freed-first, while they are still in cache.
+//! entries are chained into a free list through their `next` field and
+//! reused last-freed-first, while they are still in cache. The timer wheel
+//! threads its lists through the entries' `next`/`prev` links ([`Links`]).
 
+use crate::wheel::Links;
 use crate::Flow;
 
 const CHUNK_SHIFT: u32 = 12;
@@ -18,7 +20,7 @@ const NONE: u32 = u32::MAX;
 
 pub(crate) struct Slab {
     chunks: Vec<Vec<Flow>>,
-    /// Head of the free list; each free entry's `slot` holds the next.
+    /// Head of the free list; each free entry's `next` holds the next.
     free: u32,
     live: usize,
 }
@@ -46,12 +48,12 @@ impl Slab {
 
     /// Places `f` (marked live) and returns its index.
     pub fn insert(&mut self, mut f: Flow) -> u32 {
-        f.live = true;
+        f.set_live(true);
         self.live += 1;
         if self.free != NONE {
             let i = self.free;
             let e = self.get_mut(i);
-            let next = e.slot;
+            let next = e.next;
             *e = f;
             self.free = next;
             return i;
@@ -70,10 +72,10 @@ impl Slab {
     pub fn remove(&mut self, i: u32) -> Flow {
         let free = self.free;
         let e = self.get_mut(i);
-        debug_assert!(e.live);
+        debug_assert!(e.live());
         let out = *e;
-        e.live = false;
-        e.slot = free;
+        e.set_live(false);
+        e.next = free;
         self.free = i;
         self.live -= 1;
         out
@@ -93,8 +95,30 @@ impl Slab {
         self.chunks.iter().enumerate().flat_map(|(n, c)| {
             c.iter()
                 .enumerate()
-                .filter(|(_, f)| f.live)
+                .filter(|(_, f)| f.live())
                 .map(move |(j, _)| ((n as u32) << CHUNK_SHIFT) | j as u32)
         })
+    }
+}
+
+impl Links for Slab {
+    #[inline]
+    fn next(&self, i: u32) -> u32 {
+        self.get(i).next
+    }
+
+    #[inline]
+    fn prev(&self, i: u32) -> u32 {
+        self.get(i).prev
+    }
+
+    #[inline]
+    fn set_next(&mut self, i: u32, v: u32) {
+        self.get_mut(i).next = v;
+    }
+
+    #[inline]
+    fn set_prev(&mut self, i: u32, v: u32) {
+        self.get_mut(i).prev = v;
     }
 }

@@ -1,36 +1,59 @@
-//! A hashed timer wheel over packet time.
+//! A hashed timer wheel over packet time, its lists threaded through the
+//! flows themselves.
 //!
 //! Slots are [`SLOT_SHIFT`]-bit wide (≈262 ms) and there are [`SLOTS`] of
 //! them (≈18 minutes). A deadline further out than that is parked in the last
-//! slot and rescheduled when it fires. Entries are never removed when a flow's
-//! deadline moves: the owner checks the flow's real deadline when a slot
-//! fires and reschedules it (lazy deletion), so a packet costs no timer work.
+//! slot and rescheduled when it fires. Each slot is a circular doubly linked
+//! list whose nodes are flows (their `next`/`prev` slab indices) and whose
+//! head is a sentinel kept here, so a timer costs no memory beyond the two
+//! links in the flow, and moving a flow between slots is O(1).
+//!
+//! A flow's deadline is not moved when a packet pushes it later: the flow
+//! stays in its slot, and when the slot fires the owner checks the flow's
+//! real deadline and links it into a later slot (so a packet costs no timer
+//! work). Only an earlier deadline (a FIN or RST) moves it at once.
 
 use scanwatch_model::Micros;
-
-/// What a timer entry names: a flow's slab index.
-pub type Entry = u32;
 
 pub const SLOT_SHIFT: u32 = 18;
 pub const SLOTS: usize = 4096;
 const MASK: i64 = SLOTS as i64 - 1;
-/// Largest slot vector kept for reuse after its slot fired.
-const KEEP_CAPACITY: usize = 256;
+/// Link value of a node in no list.
+pub const UNLINKED: u32 = u32::MAX;
+/// Sentinel nodes: `SENTINEL + s` heads slot `s`; `SENTINEL + SLOTS` heads
+/// the list of the slot being fired. Slab indices stay below `SENTINEL`.
+pub const SENTINEL: u32 = u32::MAX - 1 - SLOTS as u32 - 1;
+const FIRING: u32 = SENTINEL + SLOTS as u32;
+
+/// Where the flows' links live (the slab).
+pub trait Links {
+    fn next(&self, i: u32) -> u32;
+    fn prev(&self, i: u32) -> u32;
+    fn set_next(&mut self, i: u32, v: u32);
+    fn set_prev(&mut self, i: u32, v: u32);
+}
 
 pub struct Wheel {
-    slots: Vec<Vec<Entry>>,
+    /// Sentinels' links, `SLOTS + 1` of each.
+    next: Vec<u32>,
+    prev: Vec<u32>,
     /// Absolute index of the next slot to fire; every slot before it has
     /// fired.
     cursor: i64,
+    /// Absolute index of the slot whose flows are in the firing list.
+    firing_slot: i64,
     started: bool,
     len: usize,
 }
 
 impl Default for Wheel {
     fn default() -> Self {
+        let sentinels: Vec<u32> = (0..=SLOTS as u32).map(|s| SENTINEL + s).collect();
         Wheel {
-            slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            next: sentinels.clone(),
+            prev: sentinels,
             cursor: 0,
+            firing_slot: 0,
             started: false,
             len: 0,
         }
@@ -57,91 +80,145 @@ impl Wheel {
         }
     }
 
-    /// Schedules entry `key` for `deadline`; returns the absolute slot it went to
-    /// (the owner keeps it to recognise its live entry later).
-    pub fn schedule(&mut self, key: Entry, deadline: Micros) -> i64 {
+    #[inline]
+    fn nx(&self, l: &impl Links, i: u32) -> u32 {
+        if i >= SENTINEL {
+            self.next[(i - SENTINEL) as usize]
+        } else {
+            l.next(i)
+        }
+    }
+
+    #[inline]
+    fn pv(&self, l: &impl Links, i: u32) -> u32 {
+        if i >= SENTINEL {
+            self.prev[(i - SENTINEL) as usize]
+        } else {
+            l.prev(i)
+        }
+    }
+
+    #[inline]
+    fn set_nx(&mut self, l: &mut impl Links, i: u32, v: u32) {
+        if i >= SENTINEL {
+            self.next[(i - SENTINEL) as usize] = v;
+        } else {
+            l.set_next(i, v);
+        }
+    }
+
+    #[inline]
+    fn set_pv(&mut self, l: &mut impl Links, i: u32, v: u32) {
+        if i >= SENTINEL {
+            self.prev[(i - SENTINEL) as usize] = v;
+        } else {
+            l.set_prev(i, v);
+        }
+    }
+
+    /// Links flow `i` (in no list) at the tail of the slot of `deadline`.
+    pub fn schedule(&mut self, l: &mut impl Links, i: u32, deadline: Micros) {
         let s = Self::slot_of(deadline)
             .max(self.cursor)
             .min(self.cursor + MASK);
-        self.slots[(s & MASK) as usize].push(key);
+        let h = SENTINEL + (s & MASK) as u32;
+        let last = self.pv(l, h);
+        self.set_nx(l, last, i);
+        l.set_prev(i, last);
+        l.set_next(i, h);
+        self.set_pv(l, h, i);
         self.len += 1;
-        s
     }
 
-    /// Takes the next slot whose end is at or before `now`, if any, with its
-    /// absolute index. The caller hands the emptied vector back
-    /// with [`Wheel::give_back`] so its allocation is reused.
-    pub fn next_due(&mut self, now: Micros) -> Option<(Vec<Entry>, i64)> {
+    /// Takes flow `i` out of its list, if it is in one.
+    pub fn unlink(&mut self, l: &mut impl Links, i: u32) {
+        let (p, n) = (l.prev(i), l.next(i));
+        if n == UNLINKED {
+            return;
+        }
+        self.set_nx(l, p, n);
+        self.set_pv(l, n, p);
+        l.set_next(i, UNLINKED);
+        l.set_prev(i, UNLINKED);
+        self.len -= 1;
+    }
+
+    /// Moves flow `i` (in a list) to the slot of `deadline`.
+    pub fn reschedule(&mut self, l: &mut impl Links, i: u32, deadline: Micros) {
+        self.unlink(l, i);
+        self.schedule(l, i, deadline);
+    }
+
+    /// Takes one flow of the slot being fired, with that slot's absolute
+    /// index; when that slot is done, moves on to the next slot whose end is
+    /// at or before `now`. `None` when nothing more is due.
+    pub fn pop_due(&mut self, l: &mut impl Links, now: Micros) -> Option<(u32, i64)> {
         if !self.started {
             return None;
         }
-        // Skip empty slots quickly, but never run past `now`.
-        while (self.cursor + 1) << SLOT_SHIFT <= now {
-            let idx = (self.cursor & MASK) as usize;
-            let slot = self.cursor;
+        loop {
+            let first = self.next[SLOTS];
+            if first != FIRING {
+                self.unlink(l, first);
+                return Some((first, self.firing_slot));
+            }
+            // Skip empty slots quickly, but never run past `now`.
+            if (self.cursor + 1) << SLOT_SHIFT > now {
+                return None;
+            }
+            let h = SENTINEL + (self.cursor & MASK) as u32;
+            self.firing_slot = self.cursor;
             self.cursor += 1;
-            if !self.slots[idx].is_empty() {
-                let v = std::mem::take(&mut self.slots[idx]);
-                self.len -= v.len();
-                return Some((v, slot));
-            }
-            if self.slots[idx].capacity() > KEEP_CAPACITY {
-                // Emptied by evictions before it came due: free the burst.
-                self.slots[idx] = Vec::new();
-            }
-            if self.len == 0 {
+            let (first, last) = (self.nx(l, h), self.pv(l, h));
+            if first != h {
+                // The whole slot becomes the firing list; flows rescheduled
+                // while it fires go to later slots (the cursor has moved).
+                self.next[SLOTS] = first;
+                self.prev[SLOTS] = last;
+                self.set_pv(l, first, FIRING);
+                self.set_nx(l, last, FIRING);
+                let s = (h - SENTINEL) as usize;
+                self.next[s] = h;
+                self.prev[s] = h;
+            } else if self.len == 0 {
                 // Nothing scheduled: jump straight to now.
                 self.cursor = self.cursor.max(Self::slot_of(now));
             }
         }
-        None
     }
 
-    pub fn give_back(&mut self, mut v: Vec<Entry>) {
-        v.clear();
-        // Keep a modest allocation for reuse, never a burst's: 4096 slots
-        // each holding on to the largest vector it ever had would add up to
-        // far more than the flows themselves.
-        if v.capacity() > KEEP_CAPACITY {
-            return;
-        }
-        let idx = ((self.cursor - 1) & MASK) as usize;
-        if self.slots[idx].is_empty() && self.slots[idx].capacity() < v.capacity() {
-            self.slots[idx] = v;
-        }
-    }
-
-    /// Pops one scheduled entry from the earliest non-empty slot (for eviction
+    /// Takes the first flow of the earliest non-empty slot (for eviction
     /// when the table is full).
-    pub fn pop_earliest(&mut self) -> Option<Entry> {
+    pub fn pop_earliest(&mut self, l: &mut impl Links) -> Option<u32> {
         if self.len == 0 {
             return None;
         }
-        for i in 0..SLOTS as i64 {
-            let idx = ((self.cursor + i) & MASK) as usize;
-            if let Some(k) = self.slots[idx].pop() {
-                self.len -= 1;
-                return Some(k);
+        for k in 0..=SLOTS as i64 {
+            let h = if k == 0 {
+                FIRING
+            } else {
+                SENTINEL + ((self.cursor + k - 1) & MASK) as u32
+            };
+            let first = self.nx(l, h);
+            if first != h {
+                self.unlink(l, first);
+                return Some(first);
             }
         }
         None
     }
 
+    /// Flows linked in the wheel.
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Bytes held: the slot vectors and their entries' allocations.
-    pub fn memory_bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Vec<Entry>>()
-            + self
-                .slots
-                .iter()
-                .map(|v| v.capacity() * std::mem::size_of::<Entry>())
-                .sum::<usize>()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Bytes held: the sentinels (the flows' links are in the flows).
+    pub fn memory_bytes(&self) -> usize {
+        (self.next.len() + self.prev.len()) * std::mem::size_of::<u32>()
     }
 }
