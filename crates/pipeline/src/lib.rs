@@ -716,7 +716,10 @@ fn worker_loop(
         }
         for (s, v) in per_shard.iter_mut().enumerate() {
             // Sorted here, in parallel across workers; the shard only merges.
-            v.sort_unstable();
+            // Stable sort: the batch's attempts are a few sorted runs
+            // (timer slots, packets), which it merges rather than re-sorts;
+            // equal attempts are identical, so the order is the same.
+            v.sort();
             let attempts = std::mem::take(v);
             let _ = shards[s].send(ShardMsg::Attempts {
                 worker: id,
@@ -927,7 +930,8 @@ fn release_below(runs: &mut Vec<Vec<Attempt>>, low: Micros, ready: &mut Vec<Atte
         ready.extend(run.drain(..cut));
     }
     runs.retain(|r| !r.is_empty());
-    ready.sort_unstable();
+    // The released prefixes are sorted runs: the stable sort merges them.
+    ready.sort();
 }
 
 struct OutResult {
