@@ -8,8 +8,24 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Eq, Default)]
 pub struct Addr(pub [u8; 16]);
+
+impl std::hash::Hash for Addr {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// Byte equality as one 128-bit compare (flow-key lookups compare two
+/// addresses per probe), the same relation the derived one would be.
+impl PartialEq for Addr {
+    #[inline]
+    fn eq(&self, other: &Addr) -> bool {
+        u128::from_ne_bytes(self.0) == u128::from_ne_bytes(other.0)
+    }
+}
 
 /// Byte order (lexicographic), computed as one 128-bit big-endian compare
 /// rather than a `memcmp` call: flow keys order their endpoints with it on
@@ -203,7 +219,7 @@ mod tests {
     }
 
     #[test]
-    fn order_is_byte_order() {
+    fn order_and_equality_are_byte_order_and_equality() {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             x ^= x << 13;
@@ -219,6 +235,7 @@ mod tests {
                 b[i] = (next() % 3) as u8 * 127;
             }
             assert_eq!(Addr(a).cmp(&Addr(b)), a.cmp(&b), "{a:?} {b:?}");
+            assert_eq!(Addr(a) == Addr(b), a == b);
         }
     }
 

@@ -268,18 +268,17 @@ impl FlowRecord {
         );
         let h1 = key.shard_hash(self.ts as u64);
         let h2 = mix(h1 ^ (self.ts as u64).rotate_left(17));
-        const DIGITS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
         // 17 base-62 characters from 6-bit chunks of two 64-bit hashes (no
-        // division; the two values above 61 fold back, a negligible bias).
+        // division; the two values above 61 fold back onto the first two
+        // digits, a negligible bias), by table, without a branch.
+        const DIGITS: &[u8; 64] =
+            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01";
         let mut out = [b'C'; 18];
-        for (i, c) in out.iter_mut().skip(1).enumerate() {
-            let bits = if i < 10 {
-                h1 >> (i * 6)
-            } else {
-                h2 >> ((i - 10) * 6)
-            };
-            let v = (bits & 63) as usize;
-            *c = DIGITS[if v >= 62 { v - 62 } else { v }];
+        for i in 0..10 {
+            out[1 + i] = DIGITS[((h1 >> (i * 6)) & 63) as usize];
+        }
+        for i in 0..7 {
+            out[11 + i] = DIGITS[((h2 >> (i * 6)) & 63) as usize];
         }
         out
     }
