@@ -140,7 +140,7 @@ impl PartWriter {
         let f = File::create(path).map_err(io_err(path))?;
         Ok(match format {
             Format::Arrow => PartWriter::Arrow(
-                FileWriter::try_new(BufWriter::with_capacity(1 << 20, f), schema)
+                FileWriter::try_new(BufWriter::with_capacity(64 << 10, f), schema)
                     .map_err(arrow_err(path))?,
                 0,
             ),
