@@ -592,3 +592,28 @@ fn print_summary(s: &Summary, live: bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_caps_fill_their_share_of_the_budget_and_no_more() {
+        for mib in [256u64, 512, 1024, 2048] {
+            for workers in [1usize, 2, 4] {
+                let caps = MemoryCaps::for_budget(mib, 1, workers);
+                let per_worker = caps.max_flows / workers;
+                let share = (mib << 20) as usize / 100 * 45 / workers;
+                let used = scanwatch_flow::FlowTable::table_bytes(per_worker)
+                    + per_worker * FLOW_EXTRA_BYTES;
+                assert!(used <= share, "{mib} MiB x{workers}: {used} > {share}");
+                // 112-byte entries, ~11 bytes of index, 64 in flight: most
+                // of the share holds flows.
+                assert!(
+                    per_worker as f64 * 187.0 >= share as f64 * 0.9,
+                    "{mib} MiB x{workers}: only {per_worker} flows per worker"
+                );
+            }
+        }
+    }
+}
