@@ -76,19 +76,26 @@ impl Scan {
             self.ports[w] |= 1 << b;
             self.port_count += 1;
         }
-        let known = self.dsts.contains_key(&dst);
-        if !known && self.dsts.len() >= cfg.max_scan_targets {
-            self.dst_overflow += 1;
-            return;
-        }
-        if !known && self.targets.len() < TARGET_SAMPLE {
-            self.targets.push(dst);
-        }
-        let new_pair =
-            self.pairs.len() < cfg.max_scan_targets * 4 && self.pairs.insert((dst, port));
-        let n = self.dsts.entry(dst).or_insert(0);
-        if new_pair {
-            *n += 1;
+        // One lookup of the target (this runs for every attempt of a scan).
+        let room = self.pairs.len() < cfg.max_scan_targets * 4;
+        let dsts_len = self.dsts.len();
+        match self.dsts.entry(dst) {
+            hashbrown::hash_map::Entry::Occupied(mut e) => {
+                if room && self.pairs.insert((dst, port)) {
+                    *e.get_mut() += 1;
+                }
+            }
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                if dsts_len >= cfg.max_scan_targets {
+                    self.dst_overflow += 1;
+                    return;
+                }
+                if self.targets.len() < TARGET_SAMPLE {
+                    self.targets.push(dst);
+                }
+                let new_pair = room && self.pairs.insert((dst, port));
+                v.insert(u32::from(new_pair));
+            }
         }
     }
 
