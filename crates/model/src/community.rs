@@ -58,27 +58,48 @@ pub fn community_id_bytes(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto
         std::mem::swap(&mut sa, &mut da);
         std::mem::swap(&mut sp, &mut dp);
     }
-    use sha1::Digest;
-    // One contiguous buffer, one update: at most 2 + 16 + 16 + 2 + 4 bytes.
-    let mut buf = [0u8; 40];
+    // The whole message (at most 2 + 16 + 16 + 2 + 4 = 40 bytes) fits one
+    // SHA-1 block with its padding, so it is padded here and compressed
+    // once, without the streaming hasher's buffering.
+    let mut block = [0u8; 64];
     let mut n = 2; // seed 0
-    buf[n..n + sa.len()].copy_from_slice(sa);
+    block[n..n + sa.len()].copy_from_slice(sa);
     n += sa.len();
-    buf[n..n + da.len()].copy_from_slice(da);
+    block[n..n + da.len()].copy_from_slice(da);
     n += da.len();
-    buf[n] = ip_proto;
+    block[n] = ip_proto;
     n += 2;
     if ports {
-        buf[n..n + 2].copy_from_slice(&sp.to_be_bytes());
-        buf[n + 2..n + 4].copy_from_slice(&dp.to_be_bytes());
+        block[n..n + 2].copy_from_slice(&sp.to_be_bytes());
+        block[n + 2..n + 4].copy_from_slice(&dp.to_be_bytes());
         n += 4;
     }
-    let digest: [u8; 20] = sha1::Sha1::digest(&buf[..n]).into();
+    let digest = sha1_one_block(block, n);
     let mut out = [0u8; 30];
     out[0] = b'1';
     out[1] = b':';
     base64_20(&digest, &mut out[2..]);
     out
+}
+
+/// SHA-1 of the first `n` bytes of `block` (n < 56): padding (a 1 bit,
+/// zeros, the length in bits) and one compression.
+fn sha1_one_block(mut block: [u8; 64], n: usize) -> [u8; 20] {
+    block[n] = 0x80;
+    block[56..].copy_from_slice(&((n as u64) * 8).to_be_bytes());
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    sha1::compress(&mut h, &[block.into()]);
+    let mut d = [0u8; 20];
+    for (o, w) in d.chunks_exact_mut(4).zip(h) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    d
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -134,6 +155,19 @@ mod tests {
             community_id(a("66.35.250.204"), a("128.232.110.120"), 80, 34855, 6),
             want
         );
+    }
+
+    #[test]
+    fn one_block_sha1_is_sha1() {
+        use sha1::Digest;
+        for n in 0..56 {
+            let mut block = [0u8; 64];
+            for (i, b) in block[..n].iter_mut().enumerate() {
+                *b = (i * 37 + n) as u8;
+            }
+            let want: [u8; 20] = sha1::Sha1::digest(&block[..n]).into();
+            assert_eq!(sha1_one_block(block, n), want, "{n} bytes");
+        }
     }
 
     #[test]
