@@ -397,14 +397,12 @@ impl FlowTable {
     /// A new flow's first timer and first packet.
     #[inline]
     fn start_flow(&mut self, i: u32, m: &PacketMeta, from_a: bool, out: &mut Output) {
-        let d = next_deadline(&self.cfg, self.flows.get(i));
-        self.wheel.schedule(&mut self.flows, i, d);
+        // Linked once, at the deadline the packet leaves it with (a FIN or
+        // RST first packet already has its linger deadline).
         let f = self.flows.get_mut(i);
         on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
-        if closes(m) {
-            let d = next_deadline(&self.cfg, f);
-            self.wheel.reschedule(&mut self.flows, i, d);
-        }
+        let d = next_deadline(&self.cfg, f);
+        self.wheel.schedule(&mut self.flows, i, d);
     }
 }
 

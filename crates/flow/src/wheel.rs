@@ -80,40 +80,46 @@ impl Wheel {
         }
     }
 
+    /// Node `i`'s next (`fwd`) or previous link: a sentinel's here, a
+    /// flow's in the slab.
+    #[inline]
+    fn link(&self, l: &impl Links, i: u32, fwd: bool) -> u32 {
+        match (i.checked_sub(SENTINEL), fwd) {
+            (Some(s), true) => self.next[s as usize],
+            (Some(s), false) => self.prev[s as usize],
+            (None, true) => l.next(i),
+            (None, false) => l.prev(i),
+        }
+    }
+
+    #[inline]
+    fn set_link(&mut self, l: &mut impl Links, i: u32, fwd: bool, v: u32) {
+        match (i.checked_sub(SENTINEL), fwd) {
+            (Some(s), true) => self.next[s as usize] = v,
+            (Some(s), false) => self.prev[s as usize] = v,
+            (None, true) => l.set_next(i, v),
+            (None, false) => l.set_prev(i, v),
+        }
+    }
+
     #[inline]
     fn nx(&self, l: &impl Links, i: u32) -> u32 {
-        if i >= SENTINEL {
-            self.next[(i - SENTINEL) as usize]
-        } else {
-            l.next(i)
-        }
+        self.link(l, i, true)
     }
 
     #[inline]
     fn pv(&self, l: &impl Links, i: u32) -> u32 {
-        if i >= SENTINEL {
-            self.prev[(i - SENTINEL) as usize]
-        } else {
-            l.prev(i)
-        }
+        self.link(l, i, false)
     }
 
     #[inline]
     fn set_nx(&mut self, l: &mut impl Links, i: u32, v: u32) {
-        if i >= SENTINEL {
-            self.next[(i - SENTINEL) as usize] = v;
-        } else {
-            l.set_next(i, v);
-        }
+        self.set_link(l, i, true, v);
     }
 
     #[inline]
     fn set_pv(&mut self, l: &mut impl Links, i: u32, v: u32) {
-        if i >= SENTINEL {
-            self.prev[(i - SENTINEL) as usize] = v;
-        } else {
-            l.set_prev(i, v);
-        }
+        self.set_link(l, i, false, v);
     }
 
     /// Links flow `i` (in no list) at the tail of the slot of `deadline`.
@@ -206,15 +212,6 @@ impl Wheel {
             }
         }
         None
-    }
-
-    /// Flows linked in the wheel.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Bytes held: the sentinels (the flows' links are in the flows).

@@ -153,24 +153,20 @@ impl PartWriter {
     }
 
     fn write(&mut self, path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
-        let size = batch.get_array_memory_size();
-        match self {
+        let (file, since) = match self {
             PartWriter::Arrow(w, since) => {
                 w.write(batch).map_err(arrow_err(path))?;
-                *since += size;
-                if *since >= WRITEBACK_EVERY {
-                    *since = 0;
-                    start_writeback(w.get_ref().get_ref());
-                }
+                (w.get_ref().get_ref(), since)
             }
             PartWriter::Parquet(w, since) => {
                 w.write(batch).map_err(parquet_err(path))?;
-                *since += size;
-                if *since >= WRITEBACK_EVERY {
-                    *since = 0;
-                    start_writeback(w.inner());
-                }
+                (w.inner(), since)
             }
+        };
+        *since += batch.get_array_memory_size();
+        if *since >= WRITEBACK_EVERY {
+            *since = 0;
+            start_writeback(file);
         }
         Ok(())
     }
