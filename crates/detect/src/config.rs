@@ -235,6 +235,9 @@ impl DetectConfig {
                     .into(),
             );
         }
+        if self.max_scan_targets > 1 << 24 {
+            return Err("detect: max_scan_targets is at most 16777216".into());
+        }
         let scanners = self
             .allow_scanners
             .iter()

@@ -23,9 +23,12 @@ pub(crate) struct Scan {
     /// Ports probed, one bit each: exact for any scan.
     ports: Box<[u64; 1024]>,
     port_count: u32,
-    /// Distinct ports per target (exact up to the cap on targets).
-    dsts: HashMap<Addr, u32, RandomState>,
-    pairs: HashSet<(Addr, u16), RandomState>,
+    /// Per target: its number in order of first contact, and its distinct
+    /// ports (exact up to the caps on targets and pairs).
+    dsts: HashMap<Addr, (u32, u32), RandomState>,
+    /// (target number, port) pairs seen, packed in a u64: a quarter of the
+    /// size of (address, port) keys, and cheaper to hash.
+    pairs: HashSet<u64, RandomState>,
     /// Targets beyond the cap (counted, not kept).
     dst_overflow: u64,
     targets: Vec<Addr>,
@@ -78,23 +81,26 @@ impl Scan {
         }
         // One lookup of the target (this runs for every attempt of a scan).
         let room = self.pairs.len() < cfg.max_scan_targets * 4;
-        let dsts_len = self.dsts.len();
+        let n = self.dsts.len();
+        let pair = |t: u32| (u64::from(t) << 16) | u64::from(port);
         match self.dsts.entry(dst) {
             hashbrown::hash_map::Entry::Occupied(mut e) => {
-                if room && self.pairs.insert((dst, port)) {
-                    *e.get_mut() += 1;
+                let (t, ports) = e.get_mut();
+                if room && self.pairs.insert(pair(*t)) {
+                    *ports += 1;
                 }
             }
             hashbrown::hash_map::Entry::Vacant(v) => {
-                if dsts_len >= cfg.max_scan_targets {
+                if n >= cfg.max_scan_targets {
                     self.dst_overflow += 1;
                     return;
                 }
                 if self.targets.len() < TARGET_SAMPLE {
                     self.targets.push(dst);
                 }
-                let new_pair = room && self.pairs.insert((dst, port));
-                v.insert(u32::from(new_pair));
+                let t = n as u32;
+                let new_pair = room && self.pairs.insert(pair(t));
+                v.insert((t, u32::from(new_pair)));
             }
         }
     }
@@ -145,7 +151,7 @@ impl Scan {
         let many = self
             .dsts
             .values()
-            .filter(|&&n| n >= cfg.block_ports)
+            .filter(|&&(_, n)| n >= cfg.block_ports)
             .count() as u64;
         let sweep_min = cfg
             .windows

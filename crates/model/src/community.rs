@@ -34,7 +34,6 @@ pub fn community_id(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) 
 /// [`community_id`] as its 30 ASCII bytes (`1:` and 28 base64 characters),
 /// with no allocation.
 pub fn community_id_bytes(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) -> [u8; 30] {
-    let (mut sa, mut da) = (addr_bytes(&src), addr_bytes(&dst));
     let (mut sp, mut dp) = (sport, dport);
     let mut one_way = false;
     let has_ports = matches!(ip_proto, proto::TCP | proto::UDP | proto::SCTP);
@@ -53,11 +52,15 @@ pub fn community_id_bytes(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto
         }
     }
     let ports = has_ports || ip_proto == proto::ICMP || ip_proto == proto::ICMP6;
-    let ordered = sa < da || (sa == da && sp < dp);
-    if !(one_way || ordered) {
-        std::mem::swap(&mut sa, &mut da);
+    // The spec orders endpoints by address bytes, then port: Addr's order
+    // is that of its 16 bytes (a v4 address's prefix is the same for both).
+    let ordered = src < dst || (src == dst && sp < dp);
+    let (sa, da) = if one_way || ordered {
+        (addr_bytes(&src), addr_bytes(&dst))
+    } else {
         std::mem::swap(&mut sp, &mut dp);
-    }
+        (addr_bytes(&dst), addr_bytes(&src))
+    };
     // The whole message (at most 2 + 16 + 16 + 2 + 4 = 40 bytes) fits one
     // SHA-1 block with its padding, so it is padded here and compressed
     // once, without the streaming hasher's buffering.

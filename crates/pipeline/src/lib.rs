@@ -1042,6 +1042,19 @@ fn output_loop(
                 }
             }
         }
+        // Alerts leave as soon as nothing else waits, or 100 ms after the
+        // oldest was buffered: at once on a live link, in large writes on a
+        // replay.
+        if let Some(a) = alerts.as_mut() {
+            if first_err.is_none() && a.due(rx.is_empty(), Duration::from_millis(100)) {
+                if let Err(err) = a.flush() {
+                    first_err = Some(err);
+                }
+            }
+        }
+    }
+    if let Some(Err(e)) = alerts.as_mut().map(|a| a.flush()) {
+        first_err.get_or_insert(e);
     }
     // Finish every file, even after an error elsewhere: what was written stays.
     for w in [

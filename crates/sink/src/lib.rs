@@ -24,6 +24,7 @@ use scanwatch_model::{civil, eve_timestamp, proto, Detection, Micros, ScanKind};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 pub use arrow_array::RecordBatch as Batch;
 pub use scanwatch_schema::{
@@ -455,8 +456,11 @@ impl<B: TableBuilder + Default> Drop for PartitionedWriter<B> {
 
 /// JSON-lines alerts, to a file or stdout.
 pub struct AlertWriter {
-    out: Box<dyn Write + Send>,
+    out: BufWriter<Box<dyn Write + Send>>,
     path: PathBuf,
+    line: Vec<u8>,
+    /// When the oldest alert not yet written was buffered.
+    buffered_since: Option<Instant>,
     pub written: u64,
 }
 
@@ -478,19 +482,40 @@ impl AlertWriter {
             )
         };
         Ok(AlertWriter {
-            out,
+            out: BufWriter::with_capacity(64 << 10, out),
             path: path.to_path_buf(),
+            line: Vec::with_capacity(4096),
+            buffered_since: None,
             written: 0,
         })
     }
 
+    /// Buffers one alert line; [`AlertWriter::flush`] writes what is
+    /// buffered. The caller flushes whenever it has nothing more waiting, so
+    /// a live alert leaves at once and a replay writes in large blocks.
     pub fn write(&mut self, phase: &str, time: Micros, d: &Detection) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(&alert_json(phase, time, d)).unwrap_or_default();
-        line.push(b'\n');
-        self.out.write_all(&line).map_err(io_err(&self.path))?;
-        self.out.flush().map_err(io_err(&self.path))?;
+        self.line.clear();
+        // Serializing plain data into a Vec cannot fail.
+        if serde_json::to_writer(&mut self.line, &Alert::new(phase, time, d)).is_err() {
+            return Ok(());
+        }
+        self.line.push(b'\n');
+        self.buffered_since.get_or_insert_with(Instant::now);
+        self.out.write_all(&self.line).map_err(io_err(&self.path))?;
         self.written += 1;
         Ok(())
+    }
+
+    /// Whether buffered alerts should be written now: some are buffered,
+    /// and nothing else waits (`idle`) or the oldest has waited `max_wait`.
+    pub fn due(&self, idle: bool, max_wait: Duration) -> bool {
+        self.buffered_since
+            .is_some_and(|t| idle || t.elapsed() >= max_wait)
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        self.buffered_since = None;
+        self.out.flush().map_err(io_err(&self.path))
     }
 }
 
@@ -505,49 +530,92 @@ fn eve_proto(p: u8) -> &'static str {
     }
 }
 
-/// One alert event as EVE-like JSON.
-pub fn alert_json(phase: &str, time: Micros, d: &Detection) -> serde_json::Value {
-    let portless = d.proto == proto::ICMP || d.proto == proto::ICMP6;
-    let dest_ip = d.targets.first().map(|a| a.to_string());
-    let dest_port = if d.kind == ScanKind::Horizontal && d.ports.len() == 1 && !portless {
-        Some(d.ports[0])
-    } else {
-        None
-    };
-    let ports: Vec<u16> = d.ports.iter().copied().take(1000).collect();
-    serde_json::json!({
-        "timestamp": eve_timestamp(time),
-        "event_type": "scan",
-        "src_ip": d.scanner.to_string(),
-        "dest_ip": dest_ip,
-        "dest_port": dest_port,
-        "proto": eve_proto(d.proto),
-        "alert": {
-            "signature": format!("scanwatch {} {} scan", d.kind.name(), proto::name(d.proto)),
-            "category": "Attempted Information Leak",
-            "severity": 2,
-        },
-        "scan": {
-            "id": d.detection_id,
-            "phase": phase,
-            "kind": d.kind.name(),
-            "proto": proto::name(d.proto),
-            "detector": d.detector,
-            "first_seen": eve_timestamp(d.ts_first),
-            "last_seen": eve_timestamp(d.ts_last),
-            "detected": eve_timestamp(d.ts_detected),
-            "dst_count": d.dst_count,
-            "port_count": d.port_count,
-            "probes": d.probes,
-            "answered": d.answered,
-            "rejected": d.rejected,
-            "unanswered": d.unanswered,
-            "ports": ports,
-            "ports_truncated": d.ports.len() > 1000,
-            "targets": d.targets.iter().take(20).map(|a| a.to_string()).collect::<Vec<_>>(),
-            "open": d.open,
+/// One alert event, EVE-like: Suricata's top-level fields, then ours.
+#[derive(serde::Serialize)]
+struct Alert<'a> {
+    timestamp: String,
+    event_type: &'static str,
+    src_ip: String,
+    dest_ip: Option<String>,
+    dest_port: Option<u16>,
+    proto: &'static str,
+    alert: AlertSig,
+    scan: AlertScan<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct AlertSig {
+    signature: String,
+    category: &'static str,
+    severity: u8,
+}
+
+#[derive(serde::Serialize)]
+struct AlertScan<'a> {
+    id: &'a str,
+    phase: &'a str,
+    kind: &'static str,
+    proto: &'static str,
+    detector: &'a str,
+    first_seen: String,
+    last_seen: String,
+    detected: String,
+    dst_count: u64,
+    port_count: u64,
+    probes: u64,
+    answered: u64,
+    rejected: u64,
+    unanswered: u64,
+    /// The first 1000 ports (ascending).
+    ports: &'a [u16],
+    ports_truncated: bool,
+    /// The first 20 targets.
+    targets: Vec<String>,
+    open: &'a [String],
+}
+
+impl<'a> Alert<'a> {
+    fn new(phase: &'a str, time: Micros, d: &'a Detection) -> Alert<'a> {
+        let portless = d.proto == proto::ICMP || d.proto == proto::ICMP6;
+        let dest_port = if d.kind == ScanKind::Horizontal && d.ports.len() == 1 && !portless {
+            Some(d.ports[0])
+        } else {
+            None
+        };
+        Alert {
+            timestamp: eve_timestamp(time),
+            event_type: "scan",
+            src_ip: d.scanner.to_string(),
+            dest_ip: d.targets.first().map(|a| a.to_string()),
+            dest_port,
+            proto: eve_proto(d.proto),
+            alert: AlertSig {
+                signature: format!("scanwatch {} {} scan", d.kind.name(), proto::name(d.proto)),
+                category: "Attempted Information Leak",
+                severity: 2,
+            },
+            scan: AlertScan {
+                id: &d.detection_id,
+                phase,
+                kind: d.kind.name(),
+                proto: proto::name(d.proto),
+                detector: &d.detector,
+                first_seen: eve_timestamp(d.ts_first),
+                last_seen: eve_timestamp(d.ts_last),
+                detected: eve_timestamp(d.ts_detected),
+                dst_count: d.dst_count,
+                port_count: d.port_count,
+                probes: d.probes,
+                answered: d.answered,
+                rejected: d.rejected,
+                unanswered: d.unanswered,
+                ports: &d.ports[..d.ports.len().min(1000)],
+                ports_truncated: d.ports.len() > 1000,
+                targets: d.targets.iter().take(20).map(|a| a.to_string()).collect(),
+                open: &d.open,
+            },
         }
-    })
+    }
 }
 
 #[cfg(test)]
