@@ -173,7 +173,12 @@ impl FromStr for Addr {
 
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.to_ip(), f)
+        if self.is_v4() {
+            // The table-driven text; `pad` keeps width and alignment.
+            f.pad(self.write_text(&mut [0u8; 46]))
+        } else {
+            fmt::Display::fmt(&self.to_ip(), f)
+        }
     }
 }
 
@@ -195,6 +200,9 @@ mod tests {
         let b: Addr = "2001:db8:5::2".parse().unwrap();
         assert!(!b.is_v4());
         assert_eq!(b.to_string(), "2001:db8:5::2");
+        // Width and alignment are honoured, as std's addresses do.
+        assert_eq!(format!("{a:>12}|{a:<12}|"), "  198.18.0.2|198.18.0.2  |");
+        assert_eq!(format!("{b:>15}"), "  2001:db8:5::2");
     }
 
     #[test]
