@@ -110,16 +110,9 @@ impl Addr {
     /// any address) and returns it, with no allocation; IPv4 is formatted
     /// by hand, the hot case.
     pub fn write_text<'a>(&self, buf: &'a mut [u8; 46]) -> &'a str {
-        let n = if self.is_v4() {
-            // Each octet from a table of its digits and a dot: four 4-byte
-            // copies, no division (flow records write two addresses each).
-            let mut n = 0;
-            for &o in &self.0[12..] {
-                let (len, digits) = OCTET_TEXT[usize::from(o)];
-                buf[n..n + 4].copy_from_slice(&digits);
-                n += usize::from(len);
-            }
-            n - 1 // no dot after the last octet
+        let n = if let Some((text, n)) = self.v4_text() {
+            buf[..16].copy_from_slice(&text);
+            n
         } else {
             use std::io::Write;
             let mut cur = std::io::Cursor::new(&mut buf[..]);
@@ -127,6 +120,27 @@ impl Addr {
             cur.position() as usize
         };
         crate::ascii_str(&buf[..n])
+    }
+
+    /// An IPv4 address's text in the first `n` of 16 bytes (the rest is
+    /// filler), or `None` for IPv6. Each octet comes from a table of its
+    /// digits and a dot, shifted into one 128-bit value: no division, and
+    /// one 16-byte store that a copy can load back at once (four small
+    /// stores at varying offsets stall the copy that reads them).
+    #[inline]
+    pub fn v4_text(&self) -> Option<([u8; 16], usize)> {
+        if !self.is_v4() {
+            return None;
+        }
+        let mut acc = 0u128;
+        let mut n = 0u32;
+        for &o in &self.0[12..] {
+            let (len, digits) = OCTET_TEXT[usize::from(o)];
+            acc |= u128::from(u32::from_le_bytes(digits)) << (8 * n);
+            n += u32::from(len);
+        }
+        // At most 16 bytes ("255." four times); no dot after the last octet.
+        Some((acc.to_le_bytes(), n as usize - 1))
     }
 }
 

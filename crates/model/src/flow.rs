@@ -149,7 +149,31 @@ impl ConnState {
         ConnState::OTH,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The code in the first `n` bytes of an 8-byte block (for copies of a
+    /// fixed size).
+    #[inline]
+    pub fn padded(self) -> (&'static [u8; 8], usize) {
+        static TABLE: [([u8; 8], usize); 13] = {
+            let mut t = [([0u8; 8], 0usize); 13];
+            let mut i = 0;
+            while i < ConnState::ALL.len() {
+                let c = ConnState::ALL[i];
+                let s = c.as_str().as_bytes();
+                let mut j = 0;
+                while j < s.len() {
+                    t[c as usize].0[j] = s[j];
+                    j += 1;
+                }
+                t[c as usize].1 = s.len();
+                i += 1;
+            }
+            t
+        };
+        let (b, n) = &TABLE[self as usize];
+        (b, *n)
+    }
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             ConnState::S0 => "S0",
             ConnState::S1 => "S1",
@@ -221,6 +245,12 @@ impl History {
     pub fn as_str(&self) -> &str {
         crate::ascii_str(self.as_bytes())
     }
+
+    /// The letters in the first `n` bytes of a fixed-size block.
+    #[inline]
+    pub fn padded(&self) -> (&[u8; 15], usize) {
+        (&self.buf, usize::from(self.len))
+    }
 }
 
 impl std::fmt::Debug for History {
@@ -273,13 +303,20 @@ impl FlowRecord {
         // digits, a negligible bias), by table, without a branch.
         const DIGITS: &[u8; 64] =
             b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01";
-        let mut out = [b'C'; 18];
+        let d = |h: u64, i: u32| DIGITS[((h >> (i * 6)) & 63) as usize];
+        // Built in registers and stored whole: byte stores that a copy then
+        // reads back in 16-byte loads would stall it.
+        let mut lo = u128::from(b'C');
         for i in 0..10 {
-            out[1 + i] = DIGITS[((h1 >> (i * 6)) & 63) as usize];
+            lo |= u128::from(d(h1, i)) << (8 * (1 + i));
         }
-        for i in 0..7 {
-            out[11 + i] = DIGITS[((h2 >> (i * 6)) & 63) as usize];
+        for i in 0..5 {
+            lo |= u128::from(d(h2, i)) << (8 * (11 + i));
         }
+        let mut out = [0u8; 18];
+        out[..16].copy_from_slice(&lo.to_le_bytes());
+        out[16] = d(h2, 5);
+        out[17] = d(h2, 6);
         out
     }
 
