@@ -245,7 +245,39 @@ struct IpView<'a> {
     later_fragment: bool,
 }
 
+#[inline]
 fn read_ip(ip: &[u8]) -> Option<IpView<'_>> {
+    read_plain_ipv4(ip).or_else(|| read_ip_lax(ip))
+}
+
+/// The common case read directly: an IPv4 header (options allowed) whose
+/// total length covers the header, no AH extension. Gives exactly what
+/// etherparse's lax reader gives for such a header (a property test holds
+/// the two together) in a third of the time; everything else (IPv6,
+/// odd lengths, AH) goes to etherparse.
+#[inline]
+fn read_plain_ipv4(ip: &[u8]) -> Option<IpView<'_>> {
+    let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
+    let ihl = usize::from(h[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let proto = h[9];
+    if h[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl || total < ihl || proto == 51 {
+        return None;
+    }
+    // Cut to the stated length (link padding), or all that was captured
+    // when the capture is shorter (snap length); the stated length counts.
+    let payload = &ip[ihl..total.min(ip.len())];
+    Some(IpView {
+        src: Addr::from_v4([h[12], h[13], h[14], h[15]]),
+        dst: Addr::from_v4([h[16], h[17], h[18], h[19]]),
+        proto,
+        payload,
+        claimed_len: (total - ihl) as u32,
+        later_fragment: u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0,
+    })
+}
+
+fn read_ip_lax(ip: &[u8]) -> Option<IpView<'_>> {
     let (slice, _ext_err) = LaxIpSlice::from_slice(ip).ok()?;
     let payload = slice.payload();
     let (src, dst, later_fragment, claimed_len) = match &slice {

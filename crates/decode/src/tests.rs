@@ -240,6 +240,35 @@ proptest! {
     }
 
     #[test]
+    fn plain_ipv4_reader_agrees_with_etherparse(
+        ihl in 0u8..16,
+        total in prop::sample::select(vec![0u16, 1, 19, 20, 24, 39, 40, 41, 60, 64, 80, 1500, 65535]),
+        frag in prop::sample::select(vec![0u16, 0x2000, 0x4000, 0x0001, 0x1fff, 0x20b9]),
+        proto in prop::sample::select(vec![6u8, 17, 1, 51, 47, 0, 255]),
+        body in prop::collection::vec(any::<u8>(), 0..80),
+        cut in 0usize..120,
+    ) {
+        // An IPv4 header with chosen length fields, then bytes, cut short.
+        let mut ip = vec![0x40 | ihl, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0,
+                          198, 18, 0, 2, 198, 19, 1, 10];
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[6..8].copy_from_slice(&frag.to_be_bytes());
+        ip.extend_from_slice(&body);
+        ip.truncate(cut.max(1));
+        if let Some(fast) = read_plain_ipv4(&ip) {
+            let lax = read_ip_lax(&ip);
+            prop_assert!(lax.is_some(), "etherparse rejects what the fast path read");
+            let lax = lax.unwrap();
+            prop_assert_eq!(fast.src, lax.src);
+            prop_assert_eq!(fast.dst, lax.dst);
+            prop_assert_eq!(fast.proto, lax.proto);
+            prop_assert_eq!(fast.payload, lax.payload);
+            prop_assert_eq!(fast.claimed_len, lax.claimed_len);
+            prop_assert_eq!(fast.later_fragment, lax.later_fragment);
+        }
+    }
+
+    #[test]
     fn never_panics_on_mutated_real_packets(
         flips in prop::collection::vec((0usize..60, any::<u8>()), 1..8),
         cut in 0usize..60,
