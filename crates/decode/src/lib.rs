@@ -245,9 +245,12 @@ struct IpView<'a> {
     later_fragment: bool,
 }
 
-#[inline]
+#[inline(always)]
 fn read_ip(ip: &[u8]) -> Option<IpView<'_>> {
-    read_plain_ipv4(ip).or_else(|| read_ip_lax(ip))
+    match read_plain_ipv4(ip) {
+        Some(v) => Some(v),
+        None => read_ip_lax(ip),
+    }
 }
 
 /// The common case read directly: an IPv4 header (options allowed) whose
@@ -255,7 +258,7 @@ fn read_ip(ip: &[u8]) -> Option<IpView<'_>> {
 /// etherparse's lax reader gives for such a header (a property test holds
 /// the two together) in a third of the time; everything else (IPv6,
 /// odd lengths, AH) goes to etherparse.
-#[inline]
+#[inline(always)]
 fn read_plain_ipv4(ip: &[u8]) -> Option<IpView<'_>> {
     let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
     let ihl = usize::from(h[0] & 0x0f) * 4;
@@ -277,6 +280,7 @@ fn read_plain_ipv4(ip: &[u8]) -> Option<IpView<'_>> {
     })
 }
 
+#[inline(never)]
 fn read_ip_lax(ip: &[u8]) -> Option<IpView<'_>> {
     let (slice, _ext_err) = LaxIpSlice::from_slice(ip).ok()?;
     let payload = slice.payload();
@@ -346,14 +350,29 @@ fn ipv6_later_fragment(first: u8, exts: &[u8]) -> bool {
 }
 
 fn decode_ip(ip: &[u8], ip_off: usize, meta: &mut PacketMeta) -> Result<(), DecodeError> {
-    let v = read_ip(ip).ok_or(DecodeError::BadIp { offset: ip_off })?;
+    // Two copies of the transport step, so that the plain case's view stays
+    // in registers: moved through memory, its freshly built addresses were
+    // read back before their stores had landed (a store-forwarding stall that
+    // cost more than the whole header read).
+    match read_plain_ipv4(ip) {
+        Some(v) => decode_transport(v, meta),
+        None => decode_transport(
+            read_ip_lax(ip).ok_or(DecodeError::BadIp { offset: ip_off })?,
+            meta,
+        ),
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) {
     meta.src = v.src;
     meta.dst = v.dst;
     meta.proto = v.proto;
     meta.kind = PacketKind::Other;
     if v.later_fragment {
         meta.payload_len = v.claimed_len;
-        return Ok(());
+        return;
     }
     let t = v.payload;
     match v.proto {
@@ -402,7 +421,6 @@ fn decode_ip(ip: &[u8], ip_off: usize, meta: &mut PacketMeta) -> Result<(), Deco
             meta.payload_len = v.claimed_len;
         }
     }
-    Ok(())
 }
 
 /// ICMP types that quote the offending packet.
