@@ -5,8 +5,12 @@ use super::*;
 use proptest::prelude::*;
 use scanwatch_model::{Addr, ConnState, Quoted};
 
-const SCANNER: Addr = Addr::from_v4([198, 18, 0, 2]);
-const TARGET: Addr = Addr::from_v4([198, 19, 1, 10]);
+fn scanner() -> Addr {
+    Addr::from_v4([198, 18, 0, 2])
+}
+fn target() -> Addr {
+    Addr::from_v4([198, 19, 1, 10])
+}
 
 fn tcp(
     ts: Micros,
@@ -17,9 +21,9 @@ fn tcp(
     payload: u32,
 ) -> PacketMeta {
     let (src, dst, sp, dp) = if from_scanner {
-        (SCANNER, TARGET, sport, dport)
+        (scanner(), target(), sport, dport)
     } else {
-        (TARGET, SCANNER, dport, sport)
+        (target(), scanner(), dport, sport)
     };
     PacketMeta {
         ts,
@@ -66,7 +70,7 @@ fn syn_to_closed_port_is_rejected_rej() {
         (a.outcome, a.probe, a.dport, a.time),
         (Outcome::Rejected, ProbeKind::Syn, 23, 100)
     );
-    assert_eq!(a.src, SCANNER);
+    assert_eq!(a.src, scanner());
     assert_eq!(out.flows[0].conn_state, ConnState::REJ);
     assert_eq!(out.flows[0].history.as_str(), "Sr");
 }
@@ -107,7 +111,7 @@ fn real_conversation_is_a_success_sf() {
         (f.orig_pkts, f.resp_pkts, f.orig_bytes, f.resp_bytes),
         (5, 3, 120, 900)
     );
-    assert_eq!(f.orig_h, SCANNER);
+    assert_eq!(f.orig_h, scanner());
 }
 
 #[test]
@@ -134,8 +138,8 @@ fn unanswered_syn_times_out_in_packet_time() {
 fn udp_probe_rejected_by_icmp_port_unreachable() {
     let probe = PacketMeta {
         ts: 0,
-        src: SCANNER,
-        dst: TARGET,
+        src: scanner(),
+        dst: target(),
         sport: 33333,
         dport: 161,
         proto: proto::UDP,
@@ -144,8 +148,8 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
     };
     let err = PacketMeta {
         ts: 300,
-        src: TARGET,
-        dst: SCANNER,
+        src: target(),
+        dst: scanner(),
         sport: 3,
         dport: 3,
         proto: proto::ICMP,
@@ -153,8 +157,8 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
         icmp_type: 3,
         icmp_code: 3,
         inner: Some(Quoted {
-            src: SCANNER,
-            dst: TARGET,
+            src: scanner(),
+            dst: target(),
             sport: 33333,
             dport: 161,
             proto: proto::UDP,
@@ -230,8 +234,8 @@ fn midstream_flow_is_not_a_probe() {
 fn udp_reply_from_a_service_port_is_not_a_probe() {
     let reply = PacketMeta {
         ts: 0,
-        src: TARGET,
-        dst: SCANNER,
+        src: target(),
+        dst: scanner(),
         sport: 53,
         dport: 41234,
         proto: proto::UDP,
@@ -261,7 +265,8 @@ fn synack_first_is_backscatter_and_flipped() {
     assert_eq!(t.stats.backscatter, 1);
     let f = out.flows[0];
     assert_eq!(
-        f.orig_h, SCANNER,
+        f.orig_h,
+        scanner(),
         "the receiver of the SYN-ACK is the originator"
     );
     assert_eq!(f.history.as_str(), "^hR");

@@ -252,6 +252,23 @@ impl FlowBatches {
     }
 }
 
+/// A scoped thread with a name (`top -H`, `perf --sort comm` and panics
+/// show it). Like `Scope::spawn`, it panics if the OS cannot start a thread.
+fn spawn<'scope, 'env, T, F>(
+    scope: &'scope thread::Scope<'scope, 'env>,
+    name: String,
+    f: F,
+) -> thread::ScopedJoinHandle<'scope, T>
+where
+    F: FnOnce() -> T + Send + 'scope,
+    T: Send + 'scope,
+{
+    match thread::Builder::new().name(name).spawn_scoped(scope, f) {
+        Ok(h) => h,
+        Err(e) => panic!("cannot start a pipeline thread: {e}"),
+    }
+}
+
 /// Runs the pipeline over `sources` until they end or shutdown is asked.
 pub fn run(
     sources: Vec<Box<dyn PacketSource>>,
@@ -316,7 +333,9 @@ pub fn run(
         let out_handle = {
             let cfg = &cfg;
             let counters = counters.clone();
-            scope.spawn(move || output_loop(out_rx, flows_w, dets_w, alerts, cfg, &counters))
+            spawn(scope, "sw-output".into(), move || {
+                output_loop(out_rx, flows_w, dets_w, alerts, cfg, &counters)
+            })
         };
 
         // Detector shards.
@@ -325,7 +344,9 @@ pub fn run(
             let out = out_tx.clone();
             let dcfg = cfg.detect.clone();
             let counters = counters.clone();
-            shard_handles.push(scope.spawn(move || shard_loop(s, rx, n, dcfg, out, &counters)));
+            shard_handles.push(spawn(scope, format!("sw-detect-{s}"), move || {
+                shard_loop(s, rx, n, dcfg, out, &counters)
+            }));
         }
 
         // Flow workers.
@@ -340,7 +361,7 @@ pub fn run(
             };
             let counters = counters.clone();
             let write_flows = cfg.out_dir.is_some() && cfg.write_flows;
-            worker_handles.push(scope.spawn(move || {
+            worker_handles.push(spawn(scope, format!("sw-flow-{w}"), move || {
                 worker_loop(
                     w,
                     rx,
@@ -369,7 +390,7 @@ pub fn run(
             let err = capture_error.clone();
             let ls = live_stats.clone();
             let batch = cfg.batch;
-            cap_handles.push(scope.spawn(move || {
+            cap_handles.push(spawn(scope, format!("sw-capture-{i}"), move || {
                 capture_loop(
                     i, src, txs, recycle, batch, shard_seed, &counters, &shutdown, &err, &ls,
                 )
