@@ -115,7 +115,38 @@ pub fn decode(
     ts: Micros,
     wire_len: u32,
 ) -> Result<PacketMeta, DecodeError> {
-    let mut meta = PacketMeta {
+    let mut meta = PacketMeta::default();
+    decode_into(link_type, data, ts, wire_len, &mut meta)?;
+    Ok(meta)
+}
+
+/// [`decode`], and for an ICMP error the tuple of the packet it quotes,
+/// when readable.
+pub fn decode_with_quote(
+    link_type: u32,
+    data: &[u8],
+    ts: Micros,
+    wire_len: u32,
+) -> Result<(PacketMeta, Option<Quoted>), DecodeError> {
+    let mut meta = PacketMeta::default();
+    let q = decode_into(link_type, data, ts, wire_len, &mut meta)?;
+    Ok((meta, q))
+}
+
+/// [`decode`] into a record the caller owns (every field is written; on an
+/// error its contents are unspecified); returns the quoted tuple of an ICMP
+/// error, kept out of the record so that the record stays at 64 bytes. The capture stage decodes in place
+/// into its staging buffer: a record built on the stack and then moved is
+/// read back by the move's wide loads while its narrow field stores are
+/// still in flight, which stalls on store forwarding.
+pub fn decode_into(
+    link_type: u32,
+    data: &[u8],
+    ts: Micros,
+    wire_len: u32,
+    meta: &mut PacketMeta,
+) -> Result<Option<Quoted>, DecodeError> {
+    *meta = PacketMeta {
         ts,
         wire_len,
         ..PacketMeta::default()
@@ -160,8 +191,7 @@ pub fn decode(
     let ip = data
         .get(ip_off..)
         .ok_or(DecodeError::TruncatedLink { offset: ip_off })?;
-    decode_ip(ip, ip_off, &mut meta)?;
-    Ok(meta)
+    decode_ip(ip, ip_off, meta)
 }
 
 fn ip_version_ethertype(data: &[u8]) -> Result<u16, DecodeError> {
@@ -349,30 +379,33 @@ fn ipv6_later_fragment(first: u8, exts: &[u8]) -> bool {
     false
 }
 
-fn decode_ip(ip: &[u8], ip_off: usize, meta: &mut PacketMeta) -> Result<(), DecodeError> {
+fn decode_ip(
+    ip: &[u8],
+    ip_off: usize,
+    meta: &mut PacketMeta,
+) -> Result<Option<Quoted>, DecodeError> {
     // Two copies of the transport step, so that the plain case's view stays
     // in registers: moved through memory, its freshly built addresses were
     // read back before their stores had landed (a store-forwarding stall that
     // cost more than the whole header read).
-    match read_plain_ipv4(ip) {
+    Ok(match read_plain_ipv4(ip) {
         Some(v) => decode_transport(v, meta),
         None => decode_transport(
             read_ip_lax(ip).ok_or(DecodeError::BadIp { offset: ip_off })?,
             meta,
         ),
-    }
-    Ok(())
+    })
 }
 
 #[inline(always)]
-fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) {
+fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
     meta.src = v.src;
     meta.dst = v.dst;
     meta.proto = v.proto;
     meta.kind = PacketKind::Other;
     if v.later_fragment {
         meta.payload_len = v.claimed_len;
-        return;
+        return None;
     }
     let t = v.payload;
     match v.proto {
@@ -408,7 +441,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) {
                     meta.kind = PacketKind::IcmpError;
                     meta.sport = u16::from(ty);
                     meta.dport = u16::from(code);
-                    meta.inner = t.get(8..).and_then(read_quoted);
+                    return t.get(8..).and_then(read_quoted);
                 } else {
                     meta.kind = PacketKind::IcmpQuery;
                     let (sp, dp) = icmp_ports(v.proto, ty, code);
@@ -421,6 +454,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) {
             meta.payload_len = v.claimed_len;
         }
     }
+    None
 }
 
 /// ICMP types that quote the offending packet.

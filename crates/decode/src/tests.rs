@@ -124,10 +124,10 @@ fn icmp_port_unreachable_carries_the_quoted_udp_tuple() {
         .icmpv4_raw(3, 3, [0; 4]);
     let mut pkt = Vec::new();
     reply.write(&mut pkt, &quoted).unwrap();
-    let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    let (m, q) = decode_with_quote(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
     assert_eq!(m.kind, PacketKind::IcmpError);
     assert_eq!((m.icmp_type, m.icmp_code), (3, 3));
-    let q = m.inner.unwrap();
+    let q = q.unwrap();
     assert_eq!((q.src, q.dst), (a("198.18.0.2"), a("198.19.1.53")));
     assert_eq!((q.sport, q.dport, q.proto), (33333, 161, 17));
 }
@@ -212,9 +212,9 @@ fn icmp_error_quoting_garbage_has_no_inner_tuple() {
     let reply = PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).icmpv4_raw(3, 1, [0; 4]);
     let mut p = Vec::new();
     reply.write(&mut p, &[0xff; 12]).unwrap();
-    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    let (m, q) = decode_with_quote(linktype::RAW, &p, 0, p.len() as u32).unwrap();
     assert_eq!(m.kind, PacketKind::IcmpError);
-    assert_eq!(m.inner, None);
+    assert_eq!(q, None);
 }
 
 #[test]

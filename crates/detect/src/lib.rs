@@ -217,24 +217,22 @@ impl Detector {
             return;
         }
         let idle = self.cfg.scan_idle();
-        if let Some(stale) = self
-            .scans
-            .get(&(a.src, a.proto))
-            .filter(|s| s.last + idle <= a.time)
-            .map(|s| (s.scanner, s.proto))
-        {
+        // A flagged source (most attempts in a scan-heavy capture): one
+        // lookup of its record.
+        let key = (a.src, a.proto);
+        if let Some(scan) = self.scans.get_mut(&key) {
+            if scan.last + idle > a.time {
+                scan.add_attempt(a, &self.cfg);
+                if let Some(ev) = scan.maybe_update(&self.cfg, a.time) {
+                    out.push(ev);
+                }
+                if let Some(s) = self.sources.get_mut(&a.src) {
+                    s.last = s.last.max(a.time);
+                }
+                return;
+            }
             // Quiet long enough: that scan ended before this attempt.
-            self.end_scan(stale, idle, out);
-        }
-        if let Some(scan) = self.scans.get_mut(&(a.src, a.proto)) {
-            scan.add_attempt(a, &self.cfg);
-            if let Some(ev) = scan.maybe_update(&self.cfg, a.time) {
-                out.push(ev);
-            }
-            if let Some(s) = self.sources.get_mut(&a.src) {
-                s.last = s.last.max(a.time);
-            }
-            return;
+            self.end_scan(key, idle, out);
         }
         if !self.sources.contains_key(&a.src) && self.sources.len() >= self.cfg.max_sources {
             self.evict_sources();

@@ -28,7 +28,7 @@ use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use scanwatch_model::{
     proto, tcp_flags as tf, Attempt, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind,
-    PacketMeta, ProbeKind,
+    PacketMeta, ProbeKind, Quoted,
 };
 use slab::Slab;
 pub use state::{conn_state, Endpoint};
@@ -200,26 +200,27 @@ impl Flow {
     }
 }
 
-/// The notice an ICMP error with a readable quote gives the worker of the
-/// quoted flow (see [`PacketKind::IcmpNotice`]); `None` for anything else.
-pub fn icmp_notice(m: &PacketMeta) -> Option<PacketMeta> {
-    if m.kind != PacketKind::IcmpError || m.inner.is_none() {
-        return None;
-    }
-    Some(PacketMeta {
+/// The notice that ICMP error `m`, quoting `q`, gives the worker of the
+/// quoted flow (see [`PacketKind::IcmpNotice`]).
+pub fn icmp_notice(m: &PacketMeta, q: &Quoted) -> PacketMeta {
+    PacketMeta {
+        ts: m.ts,
+        src: q.src,
+        dst: q.dst,
+        sport: q.sport,
+        dport: q.dport,
+        proto: q.proto,
+        vlan: m.vlan,
         kind: PacketKind::IcmpNotice,
-        ..*m
-    })
+        icmp_type: m.icmp_type,
+        icmp_code: m.icmp_code,
+        ..PacketMeta::default()
+    }
 }
 
-/// The key a packet is dispatched to a worker by: its own flow's, or for a
-/// notice the quoted flow's.
+/// The key a packet is dispatched to a worker by: its own flow's (for a
+/// notice, that is the quoted flow's).
 pub fn dispatch_key(m: &PacketMeta) -> FlowKey {
-    if m.kind == PacketKind::IcmpNotice {
-        if let Some(q) = m.inner {
-            return FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto).0;
-        }
-    }
     FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto).0
 }
 
@@ -334,10 +335,8 @@ impl FlowTable {
         }
         self.wheel.start_at(m.ts);
         if m.kind == PacketKind::IcmpNotice {
-            if let Some(q) = m.inner {
-                let (qkey, q_from_a) = FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto);
-                self.icmp_error(qkey, q_from_a, m, out);
-            }
+            let (qkey, q_from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
+            self.icmp_error(qkey, q_from_a, m, out);
             return;
         }
         self.stats.packets += 1;
@@ -416,9 +415,11 @@ impl FlowTable {
         };
         let f = self.flows.get_mut(i);
         self.stats.icmp_matched += 1;
-        let rejects = match m.proto {
-            proto::ICMP6 => matches!(m.icmp_type, 1 | 3 | 4),
-            _ => matches!(m.icmp_type, 3 | 11 | 12),
+        // ICMP quotes its own family: v4 addresses mean ICMPv4.
+        let rejects = if m.src.is_v4() {
+            matches!(m.icmp_type, 3 | 11 | 12)
+        } else {
+            matches!(m.icmp_type, 1 | 3 | 4)
         };
         // Only an error about the originator's probe rejects it.
         if !rejects || quoted_from_a != f.orig_is_a() {

@@ -156,18 +156,18 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
         kind: PacketKind::IcmpError,
         icmp_type: 3,
         icmp_code: 3,
-        inner: Some(Quoted {
-            src: scanner(),
-            dst: target(),
-            sport: 33333,
-            dport: 161,
-            proto: proto::UDP,
-        }),
         ..PacketMeta::default()
+    };
+    let quoted = Quoted {
+        src: scanner(),
+        dst: target(),
+        sport: 33333,
+        dport: 161,
+        proto: proto::UDP,
     };
     // The capture stage sends the error (to its own flow) and its notice
     // (to the quoted flow's worker); here one table gets both.
-    let notice = icmp_notice(&err).expect("an error with a quote has a notice");
+    let notice = icmp_notice(&err, &quoted);
     assert_eq!(dispatch_key(&notice), dispatch_key(&probe));
     let (out, t) = run(&[probe, err, notice]);
     assert_eq!(out.attempts.len(), 1);

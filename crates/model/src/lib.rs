@@ -94,14 +94,16 @@ pub enum PacketKind {
     /// it pairs with (echo request ↔ reply), as Community ID maps them.
     IcmpQuery,
     /// ICMP/ICMPv6 destination unreachable, time exceeded, parameter problem
-    /// or packet too big; `inner` holds the quoted header's tuple when it
-    /// could be read.
+    /// or packet too big (the decoder returns the quoted header's tuple
+    /// beside the record, when it could be read).
     IcmpError,
     /// Not a packet: the notice the capture stage derives from an
     /// [`PacketKind::IcmpError`] with a readable quote, routed to the worker
     /// of the quoted flow so that it can reject that flow's pending probe.
-    /// The error itself is counted in its own ICMP flow, on the worker of
-    /// its own key, so flow records do not depend on the number of workers.
+    /// Its addresses, ports and protocol are the quoted packet's; its ICMP
+    /// type and code the error's (the family is the addresses'). The error
+    /// itself is counted in its own ICMP flow, on the worker of its own key,
+    /// so flow records do not depend on the number of workers.
     IcmpNotice,
     /// Any other IP protocol, a non-first fragment, or a transport header cut
     /// short: ports are zero.
@@ -142,8 +144,6 @@ pub struct PacketMeta {
     pub tcp_flags: u8,
     pub icmp_type: u8,
     pub icmp_code: u8,
-    /// For [`PacketKind::IcmpError`], the quoted probe, when readable.
-    pub inner: Option<Quoted>,
 }
 
 /// How a connection attempt was started: the probe's shape.
@@ -318,6 +318,12 @@ pub fn endpoint_text(addr: Addr, port: Option<u16>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_packet_record_fits_one_cache_line() {
+        // Batches of these cross from the capture core to the workers'.
+        assert_eq!(std::mem::size_of::<PacketMeta>(), 64);
+    }
 
     fn attempt(probe: ProbeKind, outcome: Outcome, data: bool) -> Attempt {
         Attempt {

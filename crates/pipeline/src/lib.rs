@@ -30,7 +30,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use scanwatch_capture::{LiveStats, Next, PacketSource};
-use scanwatch_decode::{decode, DecodeError};
+use scanwatch_decode::{decode_into, DecodeError};
 use scanwatch_detect::{DetectConfig, DetectStats, Detector, Phase, ScanEvent};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
 use scanwatch_model::{bucket, Addr, Attempt, Detection, FlowKey, FlowRecord, Micros, PacketMeta};
@@ -317,6 +317,10 @@ pub fn run(
         worker_rx.push(r);
     }
     let (recycle_tx, recycle_rx) = bounded::<Vec<PacketMeta>>(cfg.queue_depth * n + 16);
+    // Attempt vectors go back from the shards to the workers, so a batch's
+    // attempts do not cost a fresh allocation (and its regrowth) each time.
+    // At most 4nm + 16 of them wait, each of at most RECYCLED_ATTEMPTS.
+    let (att_recycle_tx, att_recycle_rx) = bounded::<Vec<Attempt>>(4 * n * m + 16);
     let mut shard_tx = Vec::new();
     let mut shard_rx = Vec::new();
     for _ in 0..m {
@@ -344,8 +348,9 @@ pub fn run(
             let out = out_tx.clone();
             let dcfg = cfg.detect.clone();
             let counters = counters.clone();
+            let att_recycle = att_recycle_tx.clone();
             shard_handles.push(spawn(scope, format!("sw-detect-{s}"), move || {
-                shard_loop(s, rx, n, dcfg, out, &counters)
+                shard_loop(s, rx, att_recycle, n, dcfg, out, &counters)
             }));
         }
 
@@ -355,6 +360,7 @@ pub fn run(
             let shards = shard_tx.clone();
             let out = out_tx.clone();
             let recycle = recycle_tx.clone();
+            let att_recycle = att_recycle_rx.clone();
             let fcfg = FlowConfig {
                 max_flows: per_worker_flows,
                 ..cfg.flow.clone()
@@ -369,6 +375,7 @@ pub fn run(
                     shards,
                     out,
                     recycle,
+                    att_recycle,
                     n_sources,
                     shard_seed,
                     write_flows,
@@ -379,6 +386,7 @@ pub fn run(
         drop(shard_tx);
         drop(out_tx);
         drop(recycle_tx);
+        drop(att_recycle_tx);
 
         // Capture threads, one per input.
         let mut cap_handles = Vec::new();
@@ -556,6 +564,27 @@ fn capture_loop(
         }
     };
 
+    // Packets are decoded in place into `staged`, then handed to their
+    // workers' batches at each flush point, in order. Dispatching right
+    // after decoding would copy each record while its field stores are
+    // still in flight (a store-forwarding stall per packet).
+    let mut staged: Vec<PacketMeta> = Vec::with_capacity(flush_every);
+    let dispatch =
+        |staged: &mut Vec<PacketMeta>, bufs: &mut Vec<Vec<PacketMeta>>, born: Instant| {
+            for meta in staged.drain(..) {
+                // Each packet's own time is the watermark of a batch it fills:
+                // the packets after it, to any worker, are no older. (An ICMP
+                // error's notice follows it, keyed by the quoted flow.)
+                let wm = meta.ts;
+                let w = bucket(scanwatch_flow::dispatch_key(&meta).shard_hash(seed), n);
+                bufs[w].push(meta);
+                if bufs[w].len() >= batch {
+                    let full = std::mem::replace(&mut bufs[w], fresh(&recycle));
+                    send(w, full, wm, born);
+                }
+            }
+        };
+
     loop {
         if shutdown.load(Relaxed) {
             break;
@@ -567,8 +596,14 @@ fn capture_loop(
             Ok(Next::Packet(p)) => {
                 pk += 1;
                 by += u64::from(p.wire_len);
-                match decode(p.link_type, p.data, p.ts, p.wire_len) {
-                    Ok(mut meta) => {
+                if staged.is_empty() && bufs.iter().all(|b| b.is_empty()) {
+                    born = Instant::now();
+                }
+                staged.push(PacketMeta::default());
+                let last = staged.len() - 1;
+                let meta = &mut staged[last];
+                match decode_into(p.link_type, p.data, p.ts, p.wire_len, meta) {
+                    Ok(quoted) => {
                         // Packet time never goes backwards inside the pipeline.
                         if meta.ts < clock {
                             meta.ts = clock;
@@ -576,28 +611,19 @@ fn capture_loop(
                             clock = meta.ts;
                         }
                         ip += 1;
-                        let w = bucket(scanwatch_flow::dispatch_key(&meta).shard_hash(seed), n);
-                        if bufs[w].is_empty() && bufs.iter().all(|b| b.is_empty()) {
-                            born = Instant::now();
-                        }
-                        let notice = scanwatch_flow::icmp_notice(&meta);
-                        bufs[w].push(meta);
-                        if bufs[w].len() >= batch {
-                            let full = std::mem::replace(&mut bufs[w], fresh(&recycle));
-                            send(w, full, clock, born);
-                        }
-                        if let Some(note) = notice {
+                        if let Some(q) = quoted {
                             // To the quoted flow's worker, uncounted.
-                            let w = bucket(scanwatch_flow::dispatch_key(&note).shard_hash(seed), n);
-                            bufs[w].push(note);
-                            if bufs[w].len() >= batch {
-                                let full = std::mem::replace(&mut bufs[w], fresh(&recycle));
-                                send(w, full, clock, born);
-                            }
+                            let note = scanwatch_flow::icmp_notice(meta, &q);
+                            staged.push(note);
                         }
                     }
-                    Err(DecodeError::NotIp) => nonip += 1,
-                    Err(_) => bad += 1,
+                    Err(e) => {
+                        staged.pop();
+                        match e {
+                            DecodeError::NotIp => nonip += 1,
+                            _ => bad += 1,
+                        }
+                    }
                 }
                 since_flush += 1;
             }
@@ -619,6 +645,7 @@ fn capture_loop(
             && last_flush.elapsed() >= Duration::from_millis(50);
         if since_flush >= flush_every || idle || stale {
             last_flush = Instant::now();
+            dispatch(&mut staged, &mut bufs, born);
             if idle && live {
                 // An idle link: packet time moves with the wall clock (live
                 // timestamps are the kernel's), less a margin for packets
@@ -651,6 +678,7 @@ fn capture_loop(
         }
     }
     // Flush what is left, with a final watermark.
+    dispatch(&mut staged, &mut bufs, born);
     for (w, b) in bufs.iter_mut().enumerate() {
         let full = std::mem::take(b);
         send(w, full, clock, born);
@@ -700,6 +728,7 @@ fn worker_loop(
     shards: Vec<Sender<ShardMsg>>,
     out: Sender<OutMsg>,
     recycle: Sender<Vec<PacketMeta>>,
+    att_recycle: Receiver<Vec<Attempt>>,
     n_sources: usize,
     seed: u64,
     write_flows: bool,
@@ -741,7 +770,14 @@ fn worker_loop(
             // (timer slots, packets), which it merges rather than re-sorts;
             // equal attempts are identical, so the order is the same.
             v.sort();
-            let attempts = std::mem::take(v);
+            let spare = match att_recycle.try_recv() {
+                Ok(mut r) => {
+                    r.clear();
+                    r
+                }
+                Err(_) => Vec::new(),
+            };
+            let attempts = std::mem::replace(v, spare);
             let _ = shards[s].send(ShardMsg::Attempts {
                 worker: id,
                 attempts,
@@ -848,9 +884,14 @@ fn shard_of(a: Addr, seed: u64) -> u64 {
     .shard_hash(seed ^ 0xd1b5_4a32_d192_ed03)
 }
 
+/// Largest attempt vector (in attempts) handed back for reuse: a burst's
+/// big vector is freed rather than kept.
+const RECYCLED_ATTEMPTS: usize = 4096;
+
 fn shard_loop(
     _id: usize,
     rx: Receiver<ShardMsg>,
+    attempt_recycle: Sender<Vec<Attempt>>,
     workers: usize,
     cfg: DetectConfig,
     out: Sender<OutMsg>,
@@ -867,6 +908,7 @@ fn shard_loop(
     // them at a watermark.
     let mut runs: Vec<Vec<Attempt>> = Vec::new();
     let mut ready: Vec<Attempt> = Vec::new();
+    let mut spent: Vec<Vec<Attempt>> = Vec::new();
     let mut released = Micros::MIN;
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
@@ -892,7 +934,12 @@ fn shard_loop(
             // attempt is moved once and sorted once (the runs' released
             // prefixes, already sorted runs, which the sort detects), rather
             // than merged into everything pending at every message.
-            release_below(&mut runs, low, &mut ready);
+            release_below(&mut runs, low, &mut ready, &mut spent);
+            for v in spent.drain(..) {
+                if v.capacity() <= RECYCLED_ATTEMPTS {
+                    let _ = attempt_recycle.try_send(v);
+                }
+            }
             for a in ready.drain(..) {
                 det.on_attempt(&a, &mut events);
             }
@@ -922,7 +969,7 @@ fn shard_loop(
         }
     }
     // All workers are done: everything left is released, in order.
-    release_below(&mut runs, Micros::MAX, &mut ready);
+    release_below(&mut runs, Micros::MAX, &mut ready, &mut spent);
     for a in ready.drain(..) {
         det.on_attempt(&a, &mut events);
     }
@@ -941,7 +988,12 @@ fn shard_loop(
 
 /// Moves every attempt with a time below `low` (all of them for
 /// `Micros::MAX`) out of the sorted `runs` into `ready`, sorted.
-fn release_below(runs: &mut Vec<Vec<Attempt>>, low: Micros, ready: &mut Vec<Attempt>) {
+fn release_below(
+    runs: &mut Vec<Vec<Attempt>>,
+    low: Micros,
+    ready: &mut Vec<Attempt>,
+    spent: &mut Vec<Vec<Attempt>>,
+) {
     for run in runs.iter_mut() {
         let cut = if low == Micros::MAX {
             run.len()
@@ -950,8 +1002,18 @@ fn release_below(runs: &mut Vec<Vec<Attempt>>, low: Micros, ready: &mut Vec<Atte
         };
         ready.extend(run.drain(..cut));
     }
-    runs.retain(|r| !r.is_empty());
-    // The released prefixes are sorted runs: the stable sort merges them.
+    // Emptied runs go back to the workers (their capacity reused).
+    let mut i = 0;
+    while i < runs.len() {
+        if runs[i].is_empty() {
+            spent.push(runs.swap_remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    // The released prefixes are sorted runs: the stable sort merges them
+    // (attempts that compare equal are identical, so the runs' order, which
+    // swap_remove changes, does not matter).
     ready.sort();
 }
 
@@ -1134,6 +1196,7 @@ mod tests {
         };
         let (mut runs, mut ready, mut all, mut out) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut spent = Vec::new();
         let mut base = 0i64;
         for _ in 0..500 {
             let n = (next() % 40) as usize;
@@ -1146,12 +1209,14 @@ mod tests {
                 runs.push(run);
             }
             base += (next() % 300) as i64;
-            release_below(&mut runs, base, &mut ready);
+            release_below(&mut runs, base, &mut ready, &mut spent);
             assert!(ready.iter().all(|a| a.time < base));
             assert!(runs.iter().flatten().all(|a| a.time >= base));
+            assert!(runs.iter().all(|r| !r.is_empty()));
+            assert!(spent.iter().all(|r| r.is_empty()));
             out.append(&mut ready);
         }
-        release_below(&mut runs, Micros::MAX, &mut ready);
+        release_below(&mut runs, Micros::MAX, &mut ready, &mut spent);
         assert!(runs.is_empty());
         out.append(&mut ready);
         all.sort();
