@@ -142,7 +142,6 @@ pub struct FlowBatchBuilder {
 /// into two vectors: a quarter of the instructions of arrow's
 /// `StringBuilder`, which also keeps a null buffer (flow records append
 /// seven strings each, the hottest part of building a batch).
-#[derive(Default)]
 struct StrCol {
     offsets: Vec<i32>,
     values: Vec<u8>,
@@ -160,9 +159,6 @@ impl StrCol {
 
     #[inline]
     fn push(&mut self, s: &str) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
         self.values.extend_from_slice(s.as_bytes());
         // A batch's strings stay far below 2 GiB (rows x at most 46 bytes).
         self.offsets.push(self.values.len() as i32);
@@ -173,9 +169,6 @@ impl StrCol {
     /// variable-length one is a call to `memmove`.
     #[inline]
     fn push_fixed<const N: usize>(&mut self, b: &[u8; N], n: usize) {
-        if self.offsets.is_empty() {
-            self.offsets.push(0);
-        }
         let start = self.values.len();
         self.values.extend_from_slice(b);
         self.values.truncate(start + n.min(N));
@@ -185,10 +178,8 @@ impl StrCol {
     /// The array, leaving the column empty with its capacity gone (the
     /// buffers move into the array without a copy).
     fn finish(&mut self) -> Result<StringArray, ArrowError> {
-        let mut offsets = std::mem::take(&mut self.offsets);
-        if offsets.is_empty() {
-            offsets.push(0);
-        }
+        // The offsets always start with the 0 of the first string.
+        let offsets = std::mem::replace(&mut self.offsets, vec![0]);
         let values = std::mem::take(&mut self.values);
         // Checks the offsets and that the bytes are UTF-8, as a builder would.
         StringArray::try_new(
