@@ -10,9 +10,11 @@ bash scripts/deps.sh
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 PY=$(bash scripts/pyenv.sh)
 cargo fmt --all -- --check
-cargo clippy --release --locked --all-targets -- -D warnings
-cargo build --release --locked
-cargo test --release --locked
-"$PY" -m pytest -q tests/
+# One profile for the build and every test (release optimisation, no LTO):
+# the Python tests run the same binary, target/ci/scanwatch.
+cargo clippy --profile ci --locked --all-targets -- -D warnings
+cargo build --profile ci --locked
+cargo test --profile ci --locked
+SCANWATCH="$PWD/target/ci/scanwatch" "$PY" -m pytest -q tests/
 # Fuzz each target for a bounded time (FUZZ_SECS, default 60) on stable.
 bash scripts/fuzz.sh "${FUZZ_SECS:-60}"
