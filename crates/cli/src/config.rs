@@ -18,6 +18,8 @@
 
 use anyhow::{Context, Result};
 use scanwatch_detect::DetectConfig;
+use scanwatch_flow::FlowConfig;
+use scanwatch_pipeline::GivenCaps;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -32,7 +34,9 @@ pub struct FlowSettings {
     pub udp_idle_secs: f64,
     pub icmp_idle_secs: f64,
     pub other_idle_secs: f64,
-    pub max_flows: usize,
+    /// All workers together; `None` (not in the file) lets `--max-memory`
+    /// decide.
+    pub max_flows: Option<usize>,
 }
 
 impl Default for FlowSettings {
@@ -46,13 +50,13 @@ impl Default for FlowSettings {
             udp_idle_secs: 60.0,
             icmp_idle_secs: 60.0,
             other_idle_secs: 60.0,
-            max_flows: 2_000_000,
+            max_flows: None,
         }
     }
 }
 
 impl FlowSettings {
-    pub fn to_config(&self) -> Result<scanwatch_flow::FlowConfig> {
+    pub fn to_config(&self) -> Result<FlowConfig> {
         let us = |name: &str, s: f64| -> Result<i64> {
             anyhow::ensure!(
                 s.is_finite() && s > 0.0,
@@ -61,10 +65,10 @@ impl FlowSettings {
             Ok((s * 1e6) as i64)
         };
         anyhow::ensure!(
-            self.max_flows >= 1024,
+            self.max_flows.is_none_or(|m| m >= 1024),
             "flow.max_flows must be at least 1024"
         );
-        Ok(scanwatch_flow::FlowConfig {
+        Ok(FlowConfig {
             attempt_timeout: us("attempt_timeout_secs", self.attempt_timeout_secs)?,
             data_wait: us("data_wait_secs", self.data_wait_secs)?,
             tcp_idle: us("tcp_idle_secs", self.tcp_idle_secs)?,
@@ -73,7 +77,7 @@ impl FlowSettings {
             udp_idle: us("udp_idle_secs", self.udp_idle_secs)?,
             icmp_idle: us("icmp_idle_secs", self.icmp_idle_secs)?,
             other_idle: us("other_idle_secs", self.other_idle_secs)?,
-            max_flows: self.max_flows,
+            max_flows: self.max_flows.unwrap_or(FlowConfig::default().max_flows),
         })
     }
 }
@@ -83,6 +87,10 @@ impl FlowSettings {
 pub struct FileConfig {
     pub flow: FlowSettings,
     pub detect: DetectConfig,
+    /// The caps the file sets explicitly (a key that is present, whatever
+    /// its value).
+    #[serde(skip)]
+    pub caps: GivenCaps,
 }
 
 pub fn load(path: Option<&Path>) -> Result<FileConfig> {
@@ -90,5 +98,54 @@ pub fn load(path: Option<&Path>) -> Result<FileConfig> {
         return Ok(FileConfig::default());
     };
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{}: bad config", path.display()))
+    parse(&text).with_context(|| format!("{}: bad config", path.display()))
+}
+
+/// Parses a config file's text.
+pub fn parse(text: &str) -> Result<FileConfig> {
+    let mut c: FileConfig = toml::from_str(text)?;
+    // `[detect]` deserializes into the detector's own settings, where a cap
+    // that is absent takes its default: whether the key is there is read
+    // from the document.
+    let doc: toml::Table = toml::from_str(text)?;
+    let detect_key = |k: &str| -> Option<usize> {
+        let v = doc.get("detect")?.as_table()?.get(k)?;
+        v.as_integer().and_then(|i| usize::try_from(i).ok())
+    };
+    c.caps = GivenCaps {
+        max_flows: c.flow.max_flows,
+        max_sources_per_shard: detect_key("max_sources"),
+        max_contacts_per_shard: detect_key("max_contacts_total"),
+    };
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cap_in_the_file_is_given_even_at_its_default_value() {
+        let c = parse("[flow]\nmax_flows = 2000000\n[detect]\nmax_sources = 500000\n").unwrap();
+        assert_eq!(
+            c.caps,
+            GivenCaps {
+                max_flows: Some(2_000_000),
+                max_sources_per_shard: Some(500_000),
+                max_contacts_per_shard: None,
+            }
+        );
+        assert_eq!(c.flow.to_config().unwrap().max_flows, 2_000_000);
+    }
+
+    #[test]
+    fn caps_absent_from_the_file_are_not_given() {
+        let c = parse("[flow]\ntcp_idle_secs = 100.0\n").unwrap();
+        assert_eq!(c.caps, GivenCaps::default());
+        assert!(parse("[flow]\nmax_flows = 10\n")
+            .unwrap()
+            .flow
+            .to_config()
+            .is_err());
+    }
 }

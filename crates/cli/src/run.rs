@@ -8,7 +8,7 @@ use clap::Args;
 use scanwatch_capture::{FileSource, LiveOptions, LiveSource, PacketSource};
 use scanwatch_detect::Window;
 use scanwatch_model::{proto, Detection};
-use scanwatch_pipeline::{Counters, PipelineConfig, Summary};
+use scanwatch_pipeline::{Counters, GivenCaps, PipelineConfig, Summary};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -129,7 +129,7 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
         fs.attempt_timeout_secs = t;
     }
     if let Some(m) = a.max_flows {
-        fs.max_flows = m;
+        fs.max_flows = Some(m);
     }
     let mut detect = file.detect.clone();
     if !a.windows.is_empty() {
@@ -150,9 +150,6 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
         .extend(a.allow_services.iter().cloned());
     if let Some(s) = a.scan_idle {
         detect.scan_idle_secs = s;
-    }
-    if let Some(m) = a.max_sources {
-        detect.max_sources = m;
     }
     detect.validate().map_err(anyhow::Error::msg)?;
     let mut cfg = PipelineConfig {
@@ -176,58 +173,17 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
         a.max_memory >= 256,
         "--max-memory must be at least 256 MiB (below that, fixed buffers dominate)"
     );
-    let caps = MemoryCaps::for_budget(a.max_memory, cfg.shards, cfg.threads);
-    let (flow_default, detect_default) = (
-        config::FlowSettings::default(),
-        scanwatch_detect::DetectConfig::default(),
+    // A cap given by a flag wins over the file's; caps given by neither
+    // come from the memory budget.
+    cfg.apply_caps(
+        a.max_memory,
+        GivenCaps {
+            max_flows: a.max_flows.or(file.caps.max_flows),
+            max_sources_per_shard: a.max_sources.or(file.caps.max_sources_per_shard),
+            max_contacts_per_shard: file.caps.max_contacts_per_shard,
+        },
     );
-    if a.max_flows.is_none() && file.flow.max_flows == flow_default.max_flows {
-        cfg.flow.max_flows = caps.max_flows;
-    }
-    if a.max_sources.is_none() && file.detect.max_sources == detect_default.max_sources {
-        cfg.detect.max_sources = caps.max_sources_per_shard;
-    }
-    if file.detect.max_contacts_total == detect_default.max_contacts_total {
-        cfg.detect.max_contacts_total = caps.max_contacts_per_shard;
-    }
     Ok(cfg)
-}
-
-/// Table caps that fit a memory budget, from each table's worst-case bytes
-/// per entry (a hash table just grown is at 7/16 load: 16/7 of the entry
-/// size per entry, plus its control byte).
-#[derive(Debug, Clone, Copy)]
-pub struct MemoryCaps {
-    pub max_flows: usize,
-    pub max_sources_per_shard: usize,
-    pub max_contacts_per_shard: usize,
-}
-
-/// Bytes per tracked flow besides its slab entry (which holds its timer
-/// links) and index bucket: its record and attempt on their way out.
-pub const FLOW_EXTRA_BYTES: usize = 64;
-/// A detector source with its first contact: its entry in the source table
-/// and the smallest allocations of its two per-source tables (measured:
-/// ~890 B per source on the flood).
-pub const SOURCE_WORST_BYTES: usize = 960;
-/// Each further contact: its entry and its per-target count, at 7/16 load.
-pub const CONTACT_WORST_BYTES: usize = 192;
-
-impl MemoryCaps {
-    pub fn for_budget(mib: u64, shards: usize, workers: usize) -> MemoryCaps {
-        let bytes = mib.saturating_mul(1 << 20) as usize;
-        let shards = shards.max(1);
-        let workers = workers.max(1);
-        // Per worker: its slab and index plus the extras of each flow in it,
-        // within its share of 45% of the budget.
-        let per_worker = bytes / 100 * 45 / workers;
-        let cap = scanwatch_flow::FlowTable::cap_for_bytes(per_worker, FLOW_EXTRA_BYTES);
-        MemoryCaps {
-            max_flows: (cap * workers).max(1024),
-            max_sources_per_shard: (bytes / 4 / SOURCE_WORST_BYTES / shards).max(1024),
-            max_contacts_per_shard: (bytes / 100 * 15 / CONTACT_WORST_BYTES / shards).max(4096),
-        }
-    }
 }
 
 fn parse_window(s: &str) -> Result<Window> {
@@ -507,6 +463,7 @@ fn append_stats(path: &std::path::Path, c: &Counters, kind: &str) {
         "flows_evicted": c.flows_evicted.load(Relaxed),
         "sources_evicted": c.sources_evicted.load(Relaxed),
         "active_scans": c.active_scans.len(),
+        "active": active_scans(c, 20),
         "detections": c.detections.load(Relaxed),
     });
     if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -516,6 +473,34 @@ fn append_stats(path: &std::path::Path, c: &Counters, kind: &str) {
     {
         let _ = writeln!(f, "{line}");
     }
+}
+
+/// The largest scans in progress (by probes), at most `most`, as the stats
+/// line lists them.
+fn active_scans(c: &Counters, most: usize) -> serde_json::Value {
+    let mut v: Vec<_> = c
+        .active_scans
+        .iter()
+        .map(|e| (e.key().0, e.key().1, e.value().clone()))
+        .collect();
+    v.sort_by(|a, b| b.2.probes.cmp(&a.2.probes).then(a.0.cmp(&b.0)));
+    v.truncate(most);
+    v.into_iter()
+        .map(|(scanner, p, a)| {
+            serde_json::json!({
+                "scanner": scanner.to_string(),
+                "proto": proto::name(p),
+                "kind": a.kind.name(),
+                "detection_id": a.detection_id,
+                "first": scanwatch_model::eve_timestamp(a.first),
+                "last": scanwatch_model::eve_timestamp(a.last),
+                "targets": a.targets,
+                "ports": a.ports,
+                "probes": a.probes,
+                "open": a.open,
+            })
+        })
+        .collect()
 }
 
 /// One line per detection, as a defender wants to read it.
@@ -563,17 +548,18 @@ pub fn detection_line(d: &Detection) -> String {
 }
 
 fn print_summary(s: &Summary, live: bool) {
-    let rate = s.packets as f64 / s.seconds.max(1e-9);
+    let c = &s.counts;
+    let rate = c.packets as f64 / s.seconds.max(1e-9);
     eprintln!(
         "scanwatch: {} packets ({} IP, {} not IP, {} undecodable), {:.1} MB in {:.2} s ({:.0} packets/s); {} flows; {} scans detected; {} alerts",
-        s.packets,
-        s.ip_packets,
-        s.not_ip,
-        s.decode_errors,
-        s.bytes as f64 / 1e6,
+        c.packets,
+        c.ip_packets,
+        c.not_ip,
+        c.decode_errors,
+        c.bytes as f64 / 1e6,
         s.seconds,
         rate,
-        s.flows.max(s.flow_stats.flows_ended),
+        c.flows.max(s.flow_stats.flows_ended),
         s.detection_count,
         s.alerts,
     );
@@ -587,33 +573,8 @@ fn print_summary(s: &Summary, live: bool) {
         if let Some(l) = s.live {
             eprintln!(
                 "scanwatch: kernel received {}, dropped {}, interface dropped {}; our queue dropped {} packets",
-                l.received, l.kernel_dropped, l.if_dropped, s.queue_drop_packets
+                l.received, l.kernel_dropped, l.if_dropped, c.queue_drop_packets
             );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flow_caps_fill_their_share_of_the_budget_and_no_more() {
-        for mib in [256u64, 512, 1024, 2048] {
-            for workers in [1usize, 2, 4] {
-                let caps = MemoryCaps::for_budget(mib, 1, workers);
-                let per_worker = caps.max_flows / workers;
-                let share = (mib << 20) as usize / 100 * 45 / workers;
-                let used = scanwatch_flow::FlowTable::table_bytes(per_worker)
-                    + per_worker * FLOW_EXTRA_BYTES;
-                assert!(used <= share, "{mib} MiB x{workers}: {used} > {share}");
-                // 112-byte entries, ~11 bytes of index, 64 in flight: most
-                // of the share holds flows.
-                assert!(
-                    per_worker as f64 * 187.0 >= share as f64 * 0.9,
-                    "{mib} MiB x{workers}: only {per_worker} flows per worker"
-                );
-            }
         }
     }
 }

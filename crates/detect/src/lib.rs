@@ -84,6 +84,28 @@ pub struct DetectStats {
     pub scans_ended: u64,
 }
 
+impl std::ops::AddAssign for DetectStats {
+    /// Sums another detector's counters into these (the pipeline's total).
+    fn add_assign(&mut self, o: DetectStats) {
+        let DetectStats {
+            attempts,
+            allowed,
+            sources,
+            sources_evicted,
+            contacts_evicted,
+            scans_started,
+            scans_ended,
+        } = o;
+        self.attempts += attempts;
+        self.allowed += allowed;
+        self.sources += sources;
+        self.sources_evicted += sources_evicted;
+        self.contacts_evicted += contacts_evicted;
+        self.scans_started += scans_started;
+        self.scans_ended += scans_ended;
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 struct Contact {
     dst: Addr,

@@ -89,6 +89,28 @@ pub struct FlowStats {
     pub icmp_matched: u64,
 }
 
+impl std::ops::AddAssign for FlowStats {
+    /// Sums another table's counters into these (the pipeline's total).
+    fn add_assign(&mut self, o: FlowStats) {
+        let FlowStats {
+            packets,
+            flows_created,
+            flows_ended,
+            evicted,
+            attempts,
+            backscatter,
+            icmp_matched,
+        } = o;
+        self.packets += packets;
+        self.flows_created += flows_created;
+        self.flows_ended += flows_ended;
+        self.evicted += evicted;
+        self.attempts += attempts;
+        self.backscatter += backscatter;
+        self.icmp_matched += icmp_matched;
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pending {
     None,

@@ -14,6 +14,7 @@ mod addr;
 mod community;
 mod flow;
 mod time;
+mod watermark;
 
 pub use addr::Addr;
 
@@ -33,6 +34,7 @@ pub fn ascii_str(b: &[u8]) -> &str {
 pub use community::{community_id, community_id_bytes};
 pub use flow::{bucket, ConnState, FlowKey, FlowRecord, History};
 pub use time::{civil, eve_timestamp, Civil};
+pub use watermark::Watermark;
 
 /// Microseconds since the Unix epoch (UTC), from packet timestamps.
 pub type Micros = i64;

@@ -1,0 +1,252 @@
+//! The capture threads, one per input: read, decode, and dispatch each
+//! packet to the flow worker its flow hashes to.
+//!
+//! Packets are decoded in place into a staging buffer and handed to their
+//! workers' batches at each flush point, in order (dispatching right after
+//! decoding would copy each record while its field stores are still in
+//! flight: a store-forwarding stall per packet). Every batch carries a
+//! watermark, the newest packet time sent, so that workers with no traffic
+//! still fire their timers. Batch vectors come back from the workers for
+//! reuse: nothing is allocated per packet.
+//!
+//! Reading a file, a full worker queue makes the reader wait; on a live
+//! interface the batch is dropped and counted instead
+//! ([`Counts::queue_drops`]), so that the kernel ring never stalls.
+
+use crate::counters::{Counters, Counts};
+use crate::worker::PacketBatch;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use scanwatch_capture::{LiveStats, Next, PacketSource};
+use scanwatch_decode::{decode_into, DecodeError};
+use scanwatch_model::{bucket, Micros, PacketMeta};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What a capture thread works with besides its input.
+pub(crate) struct CaptureCtx<'a> {
+    /// Index of the input (its slot in the workers' watermarks).
+    pub source_id: usize,
+    /// One queue per flow worker.
+    pub workers: Vec<Sender<PacketBatch>>,
+    /// Emptied batch vectors coming back from the workers.
+    pub recycle: Receiver<Vec<PacketMeta>>,
+    /// Packets per batch.
+    pub batch: usize,
+    /// Seed of the flow hash that picks a packet's worker.
+    pub seed: u64,
+    pub counters: &'a Counters,
+    pub shutdown: &'a AtomicBool,
+    /// The first capture error of the run, and whether it was a cut file.
+    pub error: &'a Mutex<Option<(String, bool)>>,
+    /// A live input's latest kernel counters.
+    pub live_stats: &'a Mutex<Option<LiveStats>>,
+}
+
+/// The per-worker batches being filled, and how they are sent.
+struct Dispatch<'a> {
+    ctx: &'a CaptureCtx<'a>,
+    live: bool,
+    bufs: Vec<Vec<PacketMeta>>,
+    /// Wall time at which the oldest packet not yet sent was read.
+    born: Instant,
+}
+
+impl Dispatch<'_> {
+    fn send(&self, w: usize, metas: Vec<PacketMeta>, watermark: Micros) {
+        let b = PacketBatch {
+            metas,
+            watermark,
+            source: self.ctx.source_id,
+            born: self.born,
+        };
+        if self.live {
+            match self.ctx.workers[w].try_send(b) {
+                Ok(()) => {}
+                Err(TrySendError::Full(b)) => {
+                    self.ctx.counters.add(&Counts {
+                        queue_drops: 1,
+                        queue_drop_packets: b.metas.len() as u64,
+                        ..Counts::default()
+                    });
+                }
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        } else {
+            let _ = self.ctx.workers[w].send(b);
+        }
+    }
+
+    /// An empty batch vector: one that came back from a worker, or new.
+    fn fresh(&self) -> Vec<PacketMeta> {
+        match self.ctx.recycle.try_recv() {
+            Ok(mut v) => {
+                v.clear();
+                v
+            }
+            Err(_) => Vec::with_capacity(self.ctx.batch),
+        }
+    }
+
+    /// Moves the staged packets into their workers' batches, sending each
+    /// batch that fills.
+    fn dispatch(&mut self, staged: &mut Vec<PacketMeta>) {
+        let n = self.bufs.len();
+        for meta in staged.drain(..) {
+            // Each packet's own time is the watermark of a batch it fills:
+            // the packets after it, to any worker, are no older. (An ICMP
+            // error's notice follows it, keyed by the quoted flow.)
+            let wm = meta.ts;
+            let w = bucket(
+                scanwatch_flow::dispatch_key(&meta).shard_hash(self.ctx.seed),
+                n,
+            );
+            self.bufs[w].push(meta);
+            if self.bufs[w].len() >= self.ctx.batch {
+                let next = self.fresh();
+                let full = std::mem::replace(&mut self.bufs[w], next);
+                self.send(w, full, wm);
+            }
+        }
+    }
+
+    /// Sends every worker its batch, full or not (empty ones too: they
+    /// carry the watermark).
+    fn send_all(&mut self, watermark: Micros, last: bool) {
+        for w in 0..self.bufs.len() {
+            let next = if last { Vec::new() } else { self.fresh() };
+            let full = std::mem::replace(&mut self.bufs[w], next);
+            self.send(w, full, watermark);
+        }
+    }
+}
+
+/// Reads `src` to its end (or shutdown), feeding the flow workers.
+pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) {
+    let n = ctx.workers.len();
+    let live = src.is_live();
+    let flush_every = ctx.batch * n;
+    let mut d = Dispatch {
+        ctx: &ctx,
+        live,
+        bufs: (0..n).map(|_| Vec::with_capacity(ctx.batch)).collect(),
+        born: Instant::now(),
+    };
+    let mut clock = Micros::MIN;
+    let mut tally = Counts::default();
+    let mut since_flush = 0usize;
+    let mut last_stats = Instant::now();
+    let mut last_flush = Instant::now();
+    let mut staged: Vec<PacketMeta> = Vec::with_capacity(flush_every);
+
+    loop {
+        if ctx.shutdown.load(Relaxed) {
+            break;
+        }
+        let mut idle = false;
+        let mut drained = false;
+        match src.next_packet() {
+            Ok(Next::Packet(p)) => {
+                tally.packets += 1;
+                tally.bytes += u64::from(p.wire_len);
+                if staged.is_empty() && d.bufs.iter().all(|b| b.is_empty()) {
+                    d.born = Instant::now();
+                }
+                staged.push(PacketMeta::default());
+                let last = staged.len() - 1;
+                let meta = &mut staged[last];
+                match decode_into(p.link_type, p.data, p.ts, p.wire_len, meta) {
+                    Ok(quoted) => {
+                        // Packet time never goes backwards inside the pipeline.
+                        if meta.ts < clock {
+                            meta.ts = clock;
+                        } else {
+                            clock = meta.ts;
+                        }
+                        tally.ip_packets += 1;
+                        if let Some(q) = quoted {
+                            // To the quoted flow's worker, uncounted.
+                            let note = scanwatch_flow::icmp_notice(meta, &q);
+                            staged.push(note);
+                        }
+                    }
+                    Err(e) => {
+                        staged.pop();
+                        match e {
+                            DecodeError::NotIp => tally.not_ip += 1,
+                            _ => tally.decode_errors += 1,
+                        }
+                    }
+                }
+                since_flush += 1;
+            }
+            Ok(Next::Idle) => idle = true,
+            Ok(Next::Again) => drained = true,
+            Ok(Next::End) => break,
+            Err(e) => {
+                if let Ok(mut g) = ctx.error.lock() {
+                    g.get_or_insert((e.to_string(), e.is_truncation()));
+                }
+                break;
+            }
+        }
+        // Live traffic may trickle: flush at least every 50 ms of wall time
+        // so that a slow scan is seen within the same second.
+        let stale = live
+            && since_flush > 0
+            && (drained || since_flush.is_multiple_of(16))
+            && last_flush.elapsed() >= Duration::from_millis(50);
+        if since_flush >= flush_every || idle || stale {
+            last_flush = Instant::now();
+            d.dispatch(&mut staged);
+            if idle && live {
+                // An idle link: packet time moves with the wall clock (live
+                // timestamps are the kernel's), less a margin for packets
+                // still in the ring.
+                let wall = wall_micros() - 200_000;
+                if wall > clock && clock != Micros::MIN {
+                    clock = wall;
+                }
+            }
+            d.send_all(clock, false);
+            since_flush = 0;
+            publish(&ctx, &mut tally, clock, &mut *src);
+            if live && last_stats.elapsed() >= Duration::from_millis(500) {
+                last_stats = Instant::now();
+                publish_live(&ctx, &mut *src);
+            }
+        }
+    }
+    // Flush what is left, with a final watermark.
+    d.dispatch(&mut staged);
+    d.send_all(clock, true);
+    publish(&ctx, &mut tally, clock, &mut *src);
+    if live {
+        publish_live(&ctx, &mut *src);
+    }
+}
+
+/// Adds the thread's tally to the shared counters and publishes its clock
+/// and progress.
+fn publish(ctx: &CaptureCtx<'_>, tally: &mut Counts, clock: Micros, src: &mut dyn PacketSource) {
+    ctx.counters.add(tally);
+    *tally = Counts::default();
+    ctx.counters.clock.fetch_max(clock, Relaxed);
+    ctx.counters.progress(src.progress());
+}
+
+fn publish_live(ctx: &CaptureCtx<'_>, src: &mut dyn PacketSource) {
+    if let Some(s) = src.live_stats() {
+        ctx.counters.live(&s);
+        if let Ok(mut g) = ctx.live_stats.lock() {
+            *g = Some(s);
+        }
+    }
+}
+
+fn wall_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as Micros)
+        .unwrap_or(0)
+}

@@ -1,0 +1,189 @@
+//! What a run counts: the live counters every thread adds to and the
+//! progress and stats printers read, and the [`Summary`] a run returns.
+//!
+//! The additive counters are declared once (the `counters!` list below),
+//! which gives both the shared atomics ([`Counters`]) and a plain copy
+//! ([`Counts`]): a thread tallies into its own `Counts` and adds it to the
+//! shared counters at its flush points, and the summary is a snapshot.
+
+use dashmap::DashMap;
+use hdrhistogram::Histogram;
+use scanwatch_capture::LiveStats;
+use scanwatch_detect::DetectStats;
+use scanwatch_flow::FlowStats;
+use scanwatch_model::{Addr, Detection, Micros, ScanKind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Live counters, added to by the pipeline's threads and read by the
+        /// progress and stats printers while running.
+        #[derive(Default)]
+        pub struct Counters {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+            /// Bytes of input read and their total (files), for a progress bar.
+            pub input_read: AtomicU64,
+            pub input_total: AtomicU64,
+            /// Newest packet time seen.
+            pub clock: AtomicI64,
+            /// The kernel's own counters of a live capture (gauges).
+            pub kernel_received: AtomicU64,
+            pub kernel_dropped: AtomicU64,
+            pub if_dropped: AtomicU64,
+            /// Scans in progress (started, not yet ended), by (scanner,
+            /// protocol): the live view the stats printer reads while the
+            /// output thread keeps it current. See [`ActiveScan`].
+            pub active_scans: DashMap<(Addr, u8), ActiveScan>,
+        }
+
+        /// The additive counters' values: one thread's tally, or a snapshot.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct Counts {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// Adds a thread's tally (skipping zeros: most flush points
+            /// touch a few counters).
+            pub fn add(&self, c: &Counts) {
+                $(if c.$name != 0 {
+                    self.$name.fetch_add(c.$name, Relaxed);
+                })*
+            }
+
+            /// The additive counters now.
+            pub fn counts(&self) -> Counts {
+                Counts { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Packets read.
+    packets,
+    /// Bytes of those packets, as on the wire.
+    bytes,
+    /// IPv4/IPv6 packets decoded into a flow.
+    ip_packets,
+    not_ip,
+    decode_errors,
+    /// Batches dropped because a worker queue was full (live only).
+    queue_drops,
+    queue_drop_packets,
+    /// Flow records ended.
+    flows,
+    /// Packets counted in finished flow records.
+    flow_packets,
+    attempts,
+    scans_started,
+    detections,
+    flows_evicted,
+    sources_evicted,
+}
+
+/// A scan in progress as the stats read it: what it is so far, updated at
+/// its start and each update alert, removed at its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveScan {
+    pub detection_id: String,
+    pub kind: ScanKind,
+    pub first: Micros,
+    pub last: Micros,
+    pub targets: u64,
+    pub ports: u64,
+    pub probes: u64,
+    /// Open doors found so far.
+    pub open: u64,
+}
+
+impl ActiveScan {
+    pub fn of(d: &Detection) -> ActiveScan {
+        ActiveScan {
+            detection_id: d.detection_id.clone(),
+            kind: d.kind,
+            first: d.ts_first,
+            last: d.ts_last,
+            targets: d.dst_count,
+            ports: d.port_count,
+            probes: d.probes,
+            open: d.open.len() as u64,
+        }
+    }
+}
+
+impl Counters {
+    /// Publishes an input's progress (bytes read of the total).
+    pub(crate) fn progress(&self, p: Option<(u64, u64)>) {
+        if let Some((read, total)) = p {
+            self.input_read.store(read, Relaxed);
+            self.input_total.store(total, Relaxed);
+        }
+    }
+
+    /// Publishes a live input's kernel counters.
+    pub(crate) fn live(&self, s: &LiveStats) {
+        self.kernel_received.store(s.received, Relaxed);
+        self.kernel_dropped.store(s.kernel_dropped, Relaxed);
+        self.if_dropped.store(s.if_dropped, Relaxed);
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// The counters at the end of the run.
+    pub counts: Counts,
+    pub flow_stats: FlowStats,
+    pub detect_stats: DetectStats,
+    pub detections: Vec<Detection>,
+    pub detection_count: u64,
+    pub alerts: u64,
+    pub files: Vec<PathBuf>,
+    pub seconds: f64,
+    pub live: Option<LiveStats>,
+    /// Capture-to-detection latency of batches, in microseconds.
+    pub latency_us: Option<Histogram<u64>>,
+    /// A capture error that ended an input early (a truncated file…);
+    /// everything before it was processed and written.
+    pub capture_error: Option<String>,
+    pub capture_truncated: bool,
+    /// Peak bytes of flow-table memory summed over workers.
+    pub flow_table_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tallies_add_up_and_the_snapshot_shows_them() {
+        let c = Counters::default();
+        let t = Counts {
+            packets: 3,
+            bytes: 180,
+            ip_packets: 2,
+            not_ip: 1,
+            ..Counts::default()
+        };
+        c.add(&t);
+        c.add(&t);
+        c.add(&Counts {
+            flows: 4,
+            ..Counts::default()
+        });
+        let s = c.counts();
+        assert_eq!(
+            (
+                s.packets,
+                s.bytes,
+                s.ip_packets,
+                s.not_ip,
+                s.flows,
+                s.attempts
+            ),
+            (6, 360, 4, 2, 4, 0)
+        );
+    }
+}

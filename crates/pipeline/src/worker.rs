@@ -1,0 +1,259 @@
+//! The flow workers: each owns one [`FlowTable`] (shared-nothing; the
+//! capture threads send both directions of a flow to the same worker), feeds
+//! it the packets of its batches, fires its timers up to the inputs'
+//! watermark, and sends what the table produces onward: connection attempts
+//! to the detector shard of their source, flow records, built into Arrow
+//! batches here (the Arrow work is spread over the workers), to the output
+//! thread.
+
+use crate::counters::{Counters, Counts};
+use crate::output::OutMsg;
+use crate::shard::ShardMsg;
+use crossbeam_channel::{Receiver, Sender};
+use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
+use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Micros, PacketMeta, Watermark};
+use scanwatch_sink::{FlowBatchBuilder, TableBuilder};
+use std::time::{Duration, Instant};
+
+/// Packets for one worker, with the sending input's watermark.
+pub(crate) struct PacketBatch {
+    pub metas: Vec<PacketMeta>,
+    /// No later packet of this input is older.
+    pub watermark: Micros,
+    /// Which input sent it.
+    pub source: usize,
+    /// Wall time its oldest packet was read (for the latency histogram).
+    pub born: Instant,
+}
+
+/// What a flow worker works with.
+pub(crate) struct WorkerCtx<'a> {
+    pub id: usize,
+    pub rx: Receiver<PacketBatch>,
+    /// The table's settings, with this worker's share of the flow cap.
+    pub flow: FlowConfig,
+    /// One queue per detector shard.
+    pub shards: Vec<Sender<ShardMsg>>,
+    pub out: Sender<OutMsg>,
+    /// Emptied packet vectors go back to the capture threads.
+    pub recycle: Sender<Vec<PacketMeta>>,
+    /// Emptied attempt vectors come back from the shards.
+    pub attempt_recycle: Receiver<Vec<Attempt>>,
+    /// Number of inputs (capture threads) whose watermarks are merged.
+    pub inputs: usize,
+    /// Seed of the source hash that picks an attempt's shard.
+    pub seed: u64,
+    /// Build flow records into batches for the output (else only count them).
+    pub write_flows: bool,
+    pub counters: &'a Counters,
+}
+
+/// Rows per flow batch handed to the output thread.
+const FLOW_BATCH_ROWS: usize = 16_384;
+/// Longest a finished flow waits on its worker before it goes to the writer.
+const FLOW_BATCH_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Per-hour flow batch builders of one worker.
+struct FlowBatches {
+    builders: Vec<(i64, FlowBatchBuilder)>,
+    /// Wall time of the oldest row not yet handed to the output thread: on a
+    /// quiet live link rows must not wait for a full batch (a SIGHUP rotation
+    /// or a crash would otherwise find them still in memory).
+    oldest: Option<Instant>,
+}
+
+impl FlowBatches {
+    fn flush_if_old(&mut self, out: &Sender<OutMsg>) {
+        if self
+            .oldest
+            .is_some_and(|t| t.elapsed() >= FLOW_BATCH_MAX_WAIT)
+        {
+            self.flush(out);
+        }
+    }
+
+    fn add(&mut self, r: &FlowRecord, out: &Sender<OutMsg>) {
+        if self.oldest.is_none() {
+            self.oldest = Some(Instant::now());
+        }
+        let hour = r.ts.div_euclid(3_600_000_000);
+        let i = match self.builders.iter().position(|(h, _)| *h == hour) {
+            Some(i) => i,
+            None => {
+                self.builders
+                    .push((hour, FlowBatchBuilder::with_capacity(FLOW_BATCH_ROWS)));
+                self.builders.len() - 1
+            }
+        };
+        let b = &mut self.builders[i].1;
+        b.append(r);
+        if b.len() >= FLOW_BATCH_ROWS {
+            if let Ok(batch) = b.finish() {
+                let _ = out.send(OutMsg::Flows { hour, batch });
+            }
+            self.builders.swap_remove(i);
+        }
+    }
+
+    fn flush(&mut self, out: &Sender<OutMsg>) {
+        self.oldest = None;
+        for (hour, mut b) in self.builders.drain(..) {
+            if let Ok(batch) = b.finish() {
+                if batch.num_rows() > 0 {
+                    let _ = out.send(OutMsg::Flows { hour, batch });
+                }
+            }
+        }
+    }
+}
+
+/// Attempts sorted into per-shard runs and sent with the worker's watermark.
+struct AttemptRouter<'a> {
+    ctx: &'a WorkerCtx<'a>,
+    per_shard: Vec<Vec<Attempt>>,
+    /// The watermark last sent to the shards.
+    sent: Micros,
+}
+
+impl AttemptRouter<'_> {
+    /// Sends the table's attempts, with watermark `wm`, to their shards;
+    /// nothing is sent when there is nothing new to say unless `force`.
+    fn flush(&mut self, o: &mut Output, wm: Micros, born: Option<Instant>, force: bool) {
+        if o.attempts.is_empty() && !force && wm <= self.sent {
+            return;
+        }
+        let m = self.per_shard.len();
+        for a in o.attempts.drain(..) {
+            let s = bucket(shard_of(a.src, self.ctx.seed), m);
+            self.per_shard[s].push(a);
+        }
+        for (s, v) in self.per_shard.iter_mut().enumerate() {
+            // Sorted here, in parallel across workers; the shard only merges.
+            // Stable sort: the batch's attempts are a few sorted runs
+            // (timer slots, packets), which it merges rather than re-sorts;
+            // equal attempts are identical, so the order is the same.
+            v.sort();
+            let spare = match self.ctx.attempt_recycle.try_recv() {
+                Ok(mut r) => {
+                    r.clear();
+                    r
+                }
+                Err(_) => Vec::new(),
+            };
+            let attempts = std::mem::replace(v, spare);
+            let _ = self.ctx.shards[s].send(ShardMsg {
+                worker: self.ctx.id,
+                attempts,
+                watermark: wm,
+                born,
+            });
+        }
+        self.sent = wm;
+    }
+}
+
+/// Runs one flow worker until its queue closes; returns its table's
+/// counters and peak memory.
+pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
+    let mut table = FlowTable::new(ctx.flow.clone());
+    let mut o = Output::default();
+    let mut router = AttemptRouter {
+        ctx: &ctx,
+        per_shard: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
+        sent: Micros::MIN,
+    };
+    let mut batches_out = FlowBatches {
+        builders: Vec::new(),
+        oldest: None,
+    };
+    let mut flow_packets = 0u64;
+    let mut inputs = Watermark::new(ctx.inputs);
+    let mut last_ts = Micros::MIN;
+    let mut peak_mem = 0u64;
+    let mut batches = 0u64;
+    let mut published_evictions = 0u64;
+
+    // Records of ended flows: counted, and batched for the writer.
+    let mut take_flows = |o: &mut Output, batches_out: &mut FlowBatches| {
+        if o.flows.is_empty() {
+            return;
+        }
+        ctx.counters.add(&Counts {
+            flows: o.flows.len() as u64,
+            ..Counts::default()
+        });
+        for r in o.flows.drain(..) {
+            flow_packets += r.orig_pkts + r.resp_pkts;
+            if ctx.write_flows {
+                batches_out.add(&r, &ctx.out);
+            }
+        }
+    };
+
+    for mut b in ctx.rx.iter() {
+        batches += 1;
+        for meta in b.metas.iter_mut() {
+            if meta.ts < last_ts {
+                meta.ts = last_ts; // several live inputs interleave
+            } else {
+                last_ts = meta.ts;
+            }
+            table.process(meta, &mut o);
+        }
+        let wm = table.advance(inputs.raise(b.source, b.watermark), &mut o);
+        let mut metas = b.metas;
+        metas.clear();
+        let _ = ctx.recycle.try_send(metas);
+        router.flush(&mut o, wm, Some(b.born), false);
+        take_flows(&mut o, &mut batches_out);
+        batches_out.flush_if_old(&ctx.out);
+        // A burst of expiries (a flood's flows timing out together) must not
+        // leave its peak allocation behind.
+        if o.flows.capacity() > 65_536 {
+            o.flows.shrink_to(4096);
+        }
+        if o.attempts.capacity() > 65_536 {
+            o.attempts.shrink_to(4096);
+        }
+        if batches.is_multiple_of(64) {
+            peak_mem = peak_mem.max(table.memory_bytes() as u64);
+            // Evictions show in live stats as they happen.
+            ctx.counters.add(&Counts {
+                flows_evicted: table.stats.evicted - published_evictions,
+                ..Counts::default()
+            });
+            published_evictions = table.stats.evicted;
+        }
+    }
+    peak_mem = peak_mem.max(table.memory_bytes() as u64);
+    // What is left ends now, a chunk at a time: records go out as they are
+    // made; attempts wait (in key order) for the final watermark.
+    let mut left_attempts: Vec<Attempt> = Vec::new();
+    table.drain_with(&mut o, FLOW_BATCH_ROWS, |o| {
+        left_attempts.append(&mut o.attempts);
+        take_flows(o, &mut batches_out);
+    });
+    o.attempts = left_attempts;
+    router.flush(&mut o, Micros::MAX, None, true);
+    batches_out.flush(&ctx.out);
+    ctx.counters.add(&Counts {
+        flow_packets,
+        flows_evicted: table.stats.evicted - published_evictions,
+        attempts: table.stats.attempts,
+        ..Counts::default()
+    });
+    (table.stats, peak_mem)
+}
+
+/// The hash that picks an attempt's detector shard: its source address.
+#[inline]
+fn shard_of(a: Addr, seed: u64) -> u64 {
+    FlowKey {
+        a,
+        b: a,
+        pa: 0,
+        pb: 0,
+        proto: 0,
+    }
+    .shard_hash(seed ^ 0xd1b5_4a32_d192_ed03)
+}
