@@ -18,8 +18,7 @@
 
 use anyhow::{Context, Result};
 use scanwatch_detect::DetectConfig;
-use scanwatch_flow::FlowConfig;
-use scanwatch_pipeline::GivenCaps;
+use scanwatch_pipeline::{FlowConfig, GivenCaps};
 use serde::Deserialize;
 use std::path::Path;
 

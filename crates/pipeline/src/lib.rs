@@ -38,6 +38,8 @@ pub use config::{
     SOURCE_WORST_BYTES,
 };
 pub use counters::{ActiveScan, Counters, Counts, Summary};
+/// The flow tables' settings, part of [`PipelineConfig`].
+pub use scanwatch_flow::FlowConfig;
 
 use crate::capture::{capture_loop, CaptureCtx};
 use crate::output::{output_loop, OutMsg, OutputCtx};
@@ -47,7 +49,6 @@ use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
 use scanwatch_capture::{LiveStats, PacketSource};
 use scanwatch_detect::Detector;
-use scanwatch_flow::FlowConfig;
 use scanwatch_model::{Attempt, PacketMeta};
 use scanwatch_sink::{
     AlertWriter, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError,
