@@ -17,7 +17,7 @@
 //! offloaded captures have wrong ones.
 
 use etherparse::LaxIpSlice;
-use scanwatch_model::{proto, Addr, Micros, PacketKind, PacketMeta, Quoted};
+use scanwatch_model::{proto, Addr, Micros, PacketKind, PacketMeta, Quoted, TcpFlags};
 
 /// pcap/pcapng link types this decoder understands.
 pub mod linktype {
@@ -419,7 +419,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                         .map(|b| u32::from(b >> 4).max(5) * 4)
                         .unwrap_or(20);
                     meta.kind = PacketKind::Tcp;
-                    meta.tcp_flags = flags;
+                    meta.tcp_flags = TcpFlags::from_bits(flags);
                     meta.payload_len = v.claimed_len.saturating_sub(data_off);
                 }
             }

@@ -4,7 +4,7 @@
 use super::*;
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-use scanwatch_model::tcp_flags;
+use scanwatch_model::TcpFlags;
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -31,7 +31,7 @@ fn ethernet_ipv4_tcp_syn() {
     assert_eq!(m.dst, a("198.19.1.10"));
     assert_eq!((m.sport, m.dport, m.proto), (40000, 22, 6));
     assert_eq!(m.kind, PacketKind::Tcp);
-    assert_eq!(m.tcp_flags, tcp_flags::SYN);
+    assert_eq!(m.tcp_flags, TcpFlags::SYN);
     assert_eq!(m.payload_len, 0);
     assert_eq!(m.ts, 7);
 }
@@ -182,7 +182,7 @@ fn ipv6_with_fragment(offset_units: u16, more: bool) -> Vec<u8> {
     tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
     tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
     tcp[12] = 5 << 4;
-    tcp[13] = tcp_flags::SYN;
+    tcp[13] = TcpFlags::SYN.bits();
     p.extend_from_slice(&tcp);
     p
 }

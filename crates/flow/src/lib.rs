@@ -27,8 +27,8 @@ mod wheel;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use scanwatch_model::{
-    proto, tcp_flags as tf, Attempt, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind,
-    PacketMeta, ProbeKind, Quoted,
+    proto, Attempt, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind, PacketMeta,
+    ProbeKind, Quoted,
 };
 use slab::Slab;
 pub use state::{conn_state, Endpoint};
@@ -574,10 +574,9 @@ fn new_flow(stats: &mut FlowStats, key: FlowKey, m: &PacketMeta, from_a: bool) -
     stats.flows_created += 1;
     // Zeek flips a flow whose first packet is a SYN-ACK: the receiver is
     // the originator that we missed.
-    let synack =
-        m.kind == PacketKind::Tcp && m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK);
-    let rst_first = m.kind == PacketKind::Tcp && m.tcp_flags & tf::RST != 0;
-    if synack || rst_first {
+    let tcp = m.kind == PacketKind::Tcp;
+    let synack = tcp && m.tcp_flags.is_syn_ack();
+    if tcp && m.tcp_flags.is_syn_ack_or_rst() {
         stats.backscatter += 1;
     }
     let orig_is_a = if synack { !from_a } else { from_a };
@@ -635,42 +634,18 @@ fn on_packet(
 }
 
 fn is_new_syn(m: &PacketMeta) -> bool {
-    m.kind == PacketKind::Tcp && m.tcp_flags & (tf::SYN | tf::ACK | tf::RST) == tf::SYN
+    m.kind == PacketKind::Tcp && m.tcp_flags.is_opening_syn()
 }
 
 /// What the first packet of a flow says about it being a probe.
 fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
     match m.kind {
-        PacketKind::Tcp => {
-            let f = m.tcp_flags;
-            let (syn, ack, rst, fin) = (
-                f & tf::SYN != 0,
-                f & tf::ACK != 0,
-                f & tf::RST != 0,
-                f & tf::FIN != 0,
-            );
-            if rst || (syn && ack) {
-                None // backscatter
-            } else if syn {
-                Some(ProbeKind::Syn)
-            } else if ack {
-                if m.payload_len > 0 {
-                    None // midstream data: a flow that started before we looked
-                } else if fin {
-                    Some(ProbeKind::Maimon)
-                } else {
-                    Some(ProbeKind::Ack)
-                }
-            } else if f & (tf::FIN | tf::PSH | tf::URG) == (tf::FIN | tf::PSH | tf::URG) {
-                Some(ProbeKind::Xmas)
-            } else if fin {
-                Some(ProbeKind::Fin)
-            } else if f & (tf::FIN | tf::PSH | tf::URG) == 0 {
-                Some(ProbeKind::Null)
-            } else {
-                Some(ProbeKind::Xmas)
-            }
-        }
+        // Backscatter (SYN-ACK, RST) is no probe.
+        PacketKind::Tcp => match m.tcp_flags.probe_shape() {
+            // Midstream data: a flow that started before we looked.
+            Some(ProbeKind::Ack | ProbeKind::Maimon) if m.payload_len > 0 => None,
+            shape => shape,
+        },
         // From a service port to an ephemeral one is a reply whose request
         // we did not see (a multi-homed or anycast server answering from
         // another address), not a probe: scanners aim at service ports.
@@ -705,31 +680,25 @@ fn update(f: &mut Flow, m: &PacketMeta, from_orig: bool) {
         PacketKind::Tcp => {
             let fl = m.tcp_flags;
             let h = &mut f.history;
-            let (syn, ack, rst, fin) = (
-                fl & tf::SYN != 0,
-                fl & tf::ACK != 0,
-                fl & tf::RST != 0,
-                fl & tf::FIN != 0,
-            );
-            if syn && (fin || rst) {
+            if fl.syn() && fl.is_fin_or_rst() {
                 h.add(b'Q', from_orig);
             }
-            if syn && !ack {
+            if fl.syn() && !fl.ack() {
                 h.add(b'S', from_orig);
             }
-            if syn && ack {
+            if fl.is_syn_ack() {
                 h.add(b'H', from_orig);
             }
-            if ack && !syn && !fin && !rst && m.payload_len == 0 {
+            if fl.is_bare_ack() && m.payload_len == 0 {
                 h.add(b'A', from_orig);
             }
             if m.payload_len > 0 {
                 h.add(b'D', from_orig);
             }
-            if fin {
+            if fl.fin() {
                 h.add(b'F', from_orig);
             }
-            if rst {
+            if fl.rst() {
                 h.add(b'R', from_orig);
             }
             let (me, peer) = if from_orig {
@@ -757,9 +726,9 @@ fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<At
             }
             let outcome = match (probe, m.kind) {
                 (ProbeKind::Syn, PacketKind::Tcp) => {
-                    if m.tcp_flags & tf::RST != 0 {
+                    if m.tcp_flags.rst() {
                         Outcome::Rejected
-                    } else if m.tcp_flags & (tf::SYN | tf::ACK) == (tf::SYN | tf::ACK) {
+                    } else if m.tcp_flags.is_syn_ack() {
                         f.set_pending(Pending::await_data(since, m.ts));
                         return None;
                     } else {
@@ -767,7 +736,7 @@ fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<At
                     }
                 }
                 (p, PacketKind::Tcp) if p.is_stealth() => {
-                    if m.tcp_flags & tf::RST != 0 {
+                    if m.tcp_flags.rst() {
                         Outcome::Rejected
                     } else {
                         // The target talks back normally: a flow that began
@@ -783,7 +752,7 @@ fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<At
         }
         Pending::AwaitData { .. } => {
             let data = from_orig && m.payload_len > 0;
-            let closed = m.kind == PacketKind::Tcp && m.tcp_flags & (tf::RST | tf::FIN) != 0;
+            let closed = m.kind == PacketKind::Tcp && m.tcp_flags.is_fin_or_rst();
             if data || closed {
                 f.set_pending(Pending::None);
                 Some(attempt(
@@ -875,7 +844,7 @@ fn resolve_due(
 /// once, so that the record is written when it is due.
 #[inline]
 fn closes(m: &PacketMeta) -> bool {
-    m.kind == PacketKind::Tcp && m.tcp_flags & (tf::FIN | tf::RST) != 0
+    m.kind == PacketKind::Tcp && m.tcp_flags.is_fin_or_rst()
 }
 
 fn idle_timeout(cfg: &FlowConfig, f: &Flow) -> Micros {
