@@ -13,6 +13,7 @@
 mod addr;
 mod community;
 mod flow;
+pub mod icmp;
 mod tcp;
 mod time;
 
