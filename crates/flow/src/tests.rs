@@ -3,7 +3,7 @@
 
 use super::*;
 use proptest::prelude::*;
-use scanwatch_model::{Addr, ConnState, Quoted, TcpFlags};
+use scanwatch_model::{proto, Addr, ConnState, Outcome, ProbeKind, Quoted, TcpFlags};
 
 fn scanner() -> Addr {
     Addr::from_v4([198, 18, 0, 2])
