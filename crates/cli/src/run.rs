@@ -154,7 +154,7 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     if let Some(m) = a.max_sources {
         detect.max_sources = m;
     }
-    detect.validate().map_err(anyhow::Error::msg)?;
+    detect.validate()?;
     let mut cfg = PipelineConfig {
         flow: fs.to_config()?,
         detect,
