@@ -142,8 +142,10 @@ fn read_rows(dirs: &[PathBuf]) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// STIX's millisecond UTC time; outside chrono's range, the nearest instant
+/// it can represent (`civil_clamped`).
 fn stix_time(us: i64) -> String {
-    let c = scanwatch_model::civil(us);
+    let c = scanwatch_model::civil_clamped(us);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         c.year,
@@ -152,7 +154,7 @@ fn stix_time(us: i64) -> String {
         c.hour,
         c.minute,
         c.second,
-        us.rem_euclid(1_000_000) / 1000
+        c.micros / 1000
     )
 }
 

@@ -32,7 +32,7 @@ pub fn ascii_str(b: &[u8]) -> &str {
 }
 pub use community::{community_id, community_id_bytes};
 pub use flow::{bucket, ConnState, FlowKey, FlowRecord, History};
-pub use time::{civil, eve_timestamp, Civil};
+pub use time::{civil, civil_clamped, eve_timestamp, Civil, CIVIL_MAX, CIVIL_MIN};
 
 /// Microseconds since the Unix epoch (UTC), from packet timestamps.
 pub type Micros = i64;
