@@ -434,6 +434,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stable_ids_are_pinned() {
+        // SHA-1 of "scanwatch-stix:KIND:NAME", shaped as a version-5 UUID;
+        // the first value checked by hand in Python (hashlib).
+        for (k, n, want) in [
+            (
+                "indicator",
+                "198.18.0.2",
+                "indicator--75d10e49-80d8-5fe6-9806-931e729f1bf2",
+            ),
+            (
+                "identity",
+                "scanwatch",
+                "identity--bdd52c45-37d0-59d1-954f-ec5147abef66",
+            ),
+            (
+                "sighting",
+                "2001:db8::1@sensor-a",
+                "sighting--b0fbc10b-352b-5729-998d-b17e885e3bc2",
+            ),
+            ("bundle", "", "bundle--4a74960a-2d2f-5b89-86df-aabcfaacd34c"),
+        ] {
+            assert_eq!(stable_id(k, n), want);
+        }
+    }
+
+    #[test]
     fn pseudonyms_preserve_prefixes_and_depend_on_the_key() {
         let k = b"secret";
         let p = |s: &str| pseudonym(k, s.parse().unwrap());
