@@ -3,6 +3,7 @@
 use crate::{detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent};
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
+use scanwatch_model::ids::detection_id;
 use scanwatch_model::{endpoint_text, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
 
 /// Targets listed in a record's `targets` column.
@@ -231,39 +232,5 @@ impl Scan {
             targets: self.targets.clone(),
             open,
         }
-    }
-}
-
-/// A stable id: the same scan gets the same id from run to run.
-fn detection_id(scanner: Addr, proto: u8, first: Micros) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in scanner
-        .0
-        .iter()
-        .chain(std::iter::once(&proto))
-        .chain(first.to_le_bytes().iter())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-#[cfg(test)]
-#[test]
-fn detection_ids_are_pinned() {
-    // 64-bit FNV-1a of the scanner's 16 address bytes, the protocol and the
-    // first time (little-endian); the first value checked by hand in Python.
-    for (a, p, t, want) in [
-        (
-            "198.18.0.2",
-            6u8,
-            1_790_000_000_000_000i64,
-            "eebce94c3ac5368b",
-        ),
-        ("2001:db8::1", 17, 0, "7ee2f75a950ae25f"),
-        ("10.0.0.1", 1, -1, "2e347e428bff8705"),
-    ] {
-        assert_eq!(detection_id(a.parse().unwrap(), p, t), want);
     }
 }

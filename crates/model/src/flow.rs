@@ -92,15 +92,6 @@ pub fn bucket(hash: u64, n: usize) -> usize {
     ((u128::from(hash) * n as u128) >> 64) as usize
 }
 
-#[inline]
-fn mix(mut x: u64) -> u64 {
-    // splitmix64 finaliser: cheap, and every input bit reaches every output bit.
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Zeek's `conn_state` codes, with Zeek's meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConnState {
@@ -296,28 +287,7 @@ impl FlowRecord {
             self.resp_p,
             self.proto,
         );
-        let h1 = key.shard_hash(self.ts as u64);
-        let h2 = mix(h1 ^ (self.ts as u64).rotate_left(17));
-        // 17 base-62 characters from 6-bit chunks of two 64-bit hashes (no
-        // division; the two values above 61 fold back onto the first two
-        // digits, a negligible bias), by table, without a branch.
-        const DIGITS: &[u8; 64] =
-            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01";
-        let d = |h: u64, i: u32| DIGITS[((h >> (i * 6)) & 63) as usize];
-        // Built in registers and stored whole: byte stores that a copy then
-        // reads back in 16-byte loads would stall it.
-        let mut lo = u128::from(b'C');
-        for i in 0..10 {
-            lo |= u128::from(d(h1, i)) << (8 * (1 + i));
-        }
-        for i in 0..5 {
-            lo |= u128::from(d(h2, i)) << (8 * (11 + i));
-        }
-        let mut out = [0u8; 18];
-        out[..16].copy_from_slice(&lo.to_le_bytes());
-        out[16] = d(h2, 5);
-        out[17] = d(h2, 6);
-        out
+        crate::ids::flow_uid(&key, self.ts)
     }
 
     pub fn community_id(&self) -> String {
@@ -345,57 +315,6 @@ impl FlowRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uids_are_pinned() {
-        // Values written by the uid code as it stood before the id helpers
-        // moved to one module; a change here changes every flow's uid.
-        for ((o, op, r, rp, pr, ts), want) in UID_CASES.iter().zip([
-            "C4hEZyyE4lGANDTssp",
-            "C4hEZyyE4lGANDTssp",
-            "C2dt1OYdFX1mc1ju8V",
-            "CiG8VUksFU8Z3tsW6F",
-        ]) {
-            let rec = FlowRecord {
-                ts: *ts,
-                last_ts: *ts,
-                orig_h: o.parse().unwrap(),
-                orig_p: *op,
-                resp_h: r.parse().unwrap(),
-                resp_p: *rp,
-                proto: *pr,
-                orig_pkts: 0,
-                orig_bytes: 0,
-                resp_pkts: 0,
-                resp_bytes: 0,
-                conn_state: ConnState::S0,
-                history: History::default(),
-                vlan: 0,
-            };
-            assert_eq!(rec.uid(), want);
-            assert_eq!(rec.uid_bytes(), want.as_bytes());
-        }
-    }
-    const UID_CASES: &[(&str, u16, &str, u16, u8, i64)] = &[
-        (
-            "198.18.0.2",
-            40000,
-            "198.19.1.10",
-            443,
-            6,
-            1_790_000_000_123_456,
-        ),
-        (
-            "198.19.1.10",
-            443,
-            "198.18.0.2",
-            40000,
-            6,
-            1_790_000_000_123_456,
-        ),
-        ("2001:db8::1", 5353, "2001:db8::53", 53, 17, 0),
-        ("10.0.0.1", 0, "10.0.0.2", 8, 1, -1),
-    ];
 
     #[test]
     fn key_is_direction_free() {

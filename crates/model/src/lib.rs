@@ -13,6 +13,7 @@
 mod addr;
 mod community;
 mod flow;
+pub mod ids;
 mod time;
 
 pub use addr::Addr;
