@@ -151,7 +151,7 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     if let Some(s) = a.scan_idle {
         detect.scan_idle_secs = s;
     }
-    detect.validate().map_err(anyhow::Error::msg)?;
+    detect.validate()?;
     let mut cfg = PipelineConfig {
         flow: fs.to_config()?,
         detect,

@@ -77,7 +77,7 @@ pub fn run(
     let n = cfg.threads.max(1);
     let m = cfg.shards.max(1);
     // Validate detector settings before starting anything.
-    Detector::new(cfg.detect.clone()).map_err(PipelineError::Config)?;
+    Detector::new(cfg.detect.clone()).map_err(|e| PipelineError::Config(e.to_string()))?;
 
     // Outputs first: a bad folder is an error before any packet is read.
     let mut flows = None;
