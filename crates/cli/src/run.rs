@@ -22,7 +22,7 @@ pub struct RunArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
     /// Read packets from a pcap/pcapng file (gzip allowed), a directory
-    /// (its capture files in name order) or `-` for stdin. Repeatable.
+    /// or `-` for stdin. Repeatable: all inputs are merged by packet time.
     #[arg(short = 'r', long = "read", value_name = "FILE|DIR|-")]
     pub read: Vec<PathBuf>,
     /// Output folder for flows/, detections/ and alerts.jsonl.
