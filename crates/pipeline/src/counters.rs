@@ -8,7 +8,7 @@
 
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
-use scanwatch_capture::LiveStats;
+use scanwatch_capture::{InputProblem, LiveStats};
 use scanwatch_detect::DetectStats;
 use scanwatch_flow::FlowStats;
 use scanwatch_model::{Addr, Detection, Micros, ScanKind};
@@ -149,6 +149,9 @@ pub struct Summary {
     /// everything before it was processed and written.
     pub capture_error: Option<String>,
     pub capture_truncated: bool,
+    /// Inputs that could not be read whole (cut, corrupt, not a capture),
+    /// each named once; the other inputs were read.
+    pub damaged: Vec<InputProblem>,
     /// Peak bytes of flow-table memory summed over workers.
     pub flow_table_bytes: u64,
 }

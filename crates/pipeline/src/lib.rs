@@ -47,7 +47,7 @@ use crate::shard::{shard_loop, ShardCtx, ShardMsg};
 use crate::worker::{worker_loop, PacketBatch, WorkerCtx};
 use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
-use scanwatch_capture::{LiveStats, PacketSource};
+use scanwatch_capture::{InputProblem, LiveStats, PacketSource};
 use scanwatch_detect::Detector;
 use scanwatch_model::{Attempt, PacketMeta};
 use scanwatch_sink::{
@@ -121,6 +121,7 @@ pub fn run(
 
     let capture_error: Mutex<Option<(String, bool)>> = Mutex::new(None);
     let live_stats: Mutex<Option<LiveStats>> = Mutex::new(None);
+    let damaged: Mutex<Vec<InputProblem>> = Mutex::new(Vec::new());
 
     let joined = thread::scope(|scope| {
         let output = spawn(scope, "sw-output".into(), {
@@ -191,6 +192,7 @@ pub fn run(
                     counters,
                     shutdown: &cfg.shutdown,
                     error: &capture_error,
+                    damaged: &damaged,
                     live_stats: &live_stats,
                 };
                 spawn(scope, format!("sw-capture-{i}"), move || {
@@ -250,6 +252,7 @@ pub fn run(
         s.capture_error = Some(msg);
         s.capture_truncated = truncated;
     }
+    s.damaged = damaged.into_inner().unwrap_or_default();
     if live {
         s.live = live_stats.into_inner().ok().flatten();
     }
