@@ -16,12 +16,11 @@ import dpkt
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+from conftest import require_shared, shared_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("SCANWATCH", os.path.join(ROOT, "target", "release", "scanwatch"))
 PCAPS = sorted(glob.glob(os.path.join(ROOT, "pcaps", "*.pcap")))
-SHARED = os.path.join(ROOT, "..", "shared", "pcaps")
-SHARED_PCAPS = sorted(glob.glob(os.path.join(SHARED, "*.pcap*"))) if os.path.isdir(SHARED) else []
 ZEEK_STATES = {"S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH"}
 
 FLOW_FIELDS = [
@@ -94,8 +93,11 @@ def outdir():
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.mark.parametrize("pcap", PCAPS + SHARED_PCAPS, ids=os.path.basename)
+@pytest.mark.parametrize("pcap", [pytest.param(p, id=os.path.basename(p)) for p in PCAPS]
+                         + shared_params("*.pcap*"))
 def test_flows_schema_values_and_packet_conservation(pcap, outdir):
+    if pcap is None:
+        require_shared("flows schema and packet conservation over the shared captures")
     out = os.path.join(outdir, os.path.basename(pcap))
     run(pcap, out)
     tables = read_table(out, "flows")
