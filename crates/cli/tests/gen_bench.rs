@@ -183,7 +183,10 @@ fn bench_counts_match_a_hand_count_and_its_rates_fit_the_wall_time() {
         assert_eq!(r["detections"], runs[0]["detections"], "{v}");
     }
     // The three timed runs are sequential inside the process.
-    assert!(total <= wall, "runs take {total} s of a {wall} s process: {v}");
+    assert!(
+        total <= wall,
+        "runs take {total} s of a {wall} s process: {v}"
+    );
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
 }
 
