@@ -8,7 +8,8 @@
 # Seed corpora come from pcaps/ (whole files for the capture readers, single
 # packets for the decoder). A crash input is copied to
 # fuzz/regressions/<target>/, where `cargo test` replays it for ever after
-# (crates/capture/tests/fuzz_regressions.rs), and the script fails.
+# (crates/pipeline/tests/fuzz_regressions.rs, through the targets' own bodies
+# in fuzz/bodies), and the script fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}

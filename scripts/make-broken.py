@@ -2,12 +2,15 @@
 """Writes pcaps/broken/: one small capture file per kind of damage a sensor
 meets (cut files, lying length fields, wrong magic, bad pcapng blocks,
 malformed packets). Deterministic; the expected behaviour of scanwatch on
-each file is in pcaps/broken/README.md and tested by
-crates/cli/tests/broken.rs.
+each file is one row of pcaps/broken/expect.csv (the table the tests read:
+crates/cli/tests/broken.rs, crates/pipeline/tests/fuzz_regressions.rs,
+tests/test_output.py); this script checks that every file it writes has a
+row and every row a file.
 
     python3 scripts/make-broken.py
 """
 
+import csv
 import os
 import struct
 
@@ -130,6 +133,10 @@ def main():
     for name, data in files.items():
         with open(os.path.join(OUT, name), "wb") as f:
             f.write(data)
+    with open(os.path.join(OUT, "expect.csv")) as f:
+        rows = [r["file"] for r in csv.DictReader(f)]
+    if sorted(rows) != sorted(files):
+        raise SystemExit(f"pcaps/broken/expect.csv rows {sorted(rows)} != files written {sorted(files)}")
     print(f"wrote {len(files)} files to {OUT}")
 
 

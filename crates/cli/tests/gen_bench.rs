@@ -1,6 +1,7 @@
 //! `scanwatch gen` and `scanwatch bench` checked against each other and
 //! against `scanwatch eval`: the generator's truth file is what detection
-//! then finds, and bench's figures add up.
+//! then finds; bench's counts match a hand count of the file, and its rates
+//! fit the wall time measured around it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,61 +80,113 @@ fn gen_is_deterministic_by_seed_and_its_truth_is_what_eval_finds() {
     assert_eq!(t["false_alarms"].as_u64(), Some(0), "{t}");
 }
 
+/// Packets and wire bytes (the records' original lengths) of a classic pcap
+/// file, counted here by walking its record headers: a count independent of
+/// scanwatch's readers.
+fn pcap_counts(path: &Path) -> (u64, u64) {
+    let data = std::fs::read(path).unwrap();
+    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
+    let le = match magic {
+        0xA1B2_C3D4 | 0xA1B2_3C4D => true,
+        0xD4C3_B2A1 | 0x4D3C_B2A1 => false,
+        m => panic!("{}: not a classic pcap (magic {m:#x})", path.display()),
+    };
+    let u32_at = |off: usize| {
+        let b: [u8; 4] = data[off..off + 4].try_into().unwrap();
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    };
+    let (mut off, mut packets, mut bytes) = (24usize, 0u64, 0u64);
+    while off + 16 <= data.len() {
+        let caplen = u32_at(off + 8) as usize;
+        bytes += u64::from(u32_at(off + 12));
+        packets += 1;
+        off += 16 + caplen;
+    }
+    assert_eq!(off, data.len(), "{}: ends inside a record", path.display());
+    (packets, bytes)
+}
+
 #[test]
-fn bench_figures_are_consistent() {
+fn bench_counts_match_a_hand_count_and_its_rates_fit_the_wall_time() {
     let d = tmp("bench");
-    let (pcap, packets) = gen(&d, 9);
+    let (pcap, gen_packets) = gen(&d, 9);
+    let (packets, bytes) = pcap_counts(&pcap);
+    assert_eq!(gen_packets, packets, "gen's own count against the file");
+    let truth = std::fs::read_to_string(pcap.with_extension("pcap.truth.csv")).unwrap();
+    let scanners = truth
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(2).is_some_and(|k| k != "none"))
+        .count() as u64;
+    assert!(scanners > 0, "{truth}");
+
+    let t0 = std::time::Instant::now();
     let o = bin()
         .args(["bench", "--json", "--threads-list", "1,2", "-r"])
         .arg(&pcap)
         .output()
         .unwrap();
+    // Every duration bench reports lies inside this one.
+    let wall = t0.elapsed().as_secs_f64();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     let f = |x: &serde_json::Value, k: &str| x[k].as_f64().unwrap_or_else(|| panic!("{k} in {x}"));
-    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0);
+
+    // A rate is finite and positive, no packet takes less than a nanosecond,
+    // and the time it implies for the hand-counted packets and bytes fits
+    // in the wall time measured here; returns that implied time.
+    let implied_seconds = |x: &serde_json::Value| {
+        let (pps, gbps) = (f(x, "packets_per_sec"), f(x, "gbit_per_sec"));
+        assert!(pps.is_finite() && pps > 0.0 && pps < 1e9, "{x}");
+        assert!(gbps.is_finite() && gbps > 0.0, "{x}");
+        let by_packets = packets as f64 / pps;
+        let by_bytes = bytes as f64 * 8.0 / (gbps * 1e9);
+        assert!(by_packets > 0.0 && by_packets <= wall, "wall {wall} s: {x}");
+        // Both rates are over one duration: their quotient is the mean
+        // packet size of the hand count.
+        assert!(
+            (by_bytes - by_packets).abs() <= 1e-6 * by_packets,
+            "bytes/s and packets/s disagree with {bytes} bytes in {packets} packets: {x}"
+        );
+        by_packets
+    };
 
     let plain = &v["plain_read"];
     assert_eq!(plain["packets"].as_u64(), Some(packets), "{v}");
+    assert_eq!(plain["bytes"].as_u64(), Some(bytes), "{v}");
+    let mut total = implied_seconds(plain);
     let runs = v["pipeline"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     for r in runs {
         assert_eq!(r["packets"].as_u64(), Some(packets), "{r}");
-        assert_eq!(r["bytes"], plain["bytes"], "{r}");
-        assert!(
-            close(f(r, "packets_per_sec"), f(r, "packets") / f(r, "seconds")),
-            "{r}"
-        );
-        assert!(
-            close(
-                f(r, "gbit_per_sec"),
-                f(r, "bytes") * 8.0 / f(r, "seconds") / 1e9
-            ),
-            "{r}"
-        );
-        assert!(
-            close(
-                f(r, "ratio_to_plain_read"),
-                f(r, "packets_per_sec") / f(plain, "packets_per_sec")
-            ),
-            "{r}"
-        );
+        assert_eq!(r["bytes"].as_u64(), Some(bytes), "{r}");
+        total += implied_seconds(r);
+        let ratio = f(r, "ratio_to_plain_read");
+        assert!(ratio.is_finite() && ratio > 0.0, "{r}");
         let l = &r["latency_us"];
         let (p50, p99, p999, max) = (f(l, "p50"), f(l, "p99"), f(l, "p999"), f(l, "max"));
         assert!(0.0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max, "{l}");
         assert!(
-            max <= f(r, "seconds") * 1e6 + 1.0,
-            "a batch cannot wait longer than the run: {r}"
+            max <= wall * 1e6,
+            "a batch cannot wait longer than the process ran ({wall} s): {r}"
         );
-        // Same file, same results, whatever the thread count.
+        // Every scanner of the truth file is detected at least once, and
+        // the same file gives the same results whatever the thread count.
+        assert!(r["detections"].as_u64().unwrap() >= scanners, "{r}");
+        assert!(r["flows"].as_u64().unwrap() > 0, "{r}");
         assert_eq!(r["flows"], runs[0]["flows"], "{v}");
         assert_eq!(r["detections"], runs[0]["detections"], "{v}");
     }
-    assert!(close(
-        f(plain, "packets_per_sec"),
-        f(plain, "packets") / f(plain, "seconds")
-    ));
+    // The three timed runs are sequential inside the process.
+    assert!(
+        total <= wall,
+        "runs take {total} s of a {wall} s process: {v}"
+    );
     assert!(v["peak_rss_bytes"].as_u64().unwrap() > 0);
 }
 

@@ -1,121 +1,105 @@
-//! Replays the fuzz targets' inputs without libFuzzer: every file kept in
-//! `fuzz/regressions/` (inputs that once crashed a target) and the broken
-//! captures of `pcaps/broken/`, through the same code the targets run
-//! (`fuzz/fuzz_targets/`). A panic here is a regression.
+//! Replays the fuzz targets' inputs without libFuzzer, through the targets'
+//! own bodies (`scanwatch_fuzz_bodies`, the crate `fuzz/fuzz_targets/`
+//! wrap): every file kept in `fuzz/regressions/` (inputs that once crashed
+//! a target), the broken captures of `pcaps/broken/` against their rows of
+//! `pcaps/broken/expect.csv`, and the project's own captures. A panic here
+//! is a regression.
 
-use scanwatch_capture::{FileSource, Next, PacketSource};
-use scanwatch_decode::{decode, linktype};
-use scanwatch_flow::{FlowConfig, FlowTable, Output};
+use scanwatch_fuzz_bodies::{broken, capture_file, decode, End};
 use std::path::{Path, PathBuf};
-
-const LINKS: [u32; 8] = [
-    linktype::ETHERNET,
-    linktype::RAW,
-    linktype::IPV4,
-    linktype::IPV6,
-    linktype::LINUX_SLL,
-    linktype::LINUX_SLL2,
-    linktype::NULL,
-    linktype::LOOP,
-];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The files of `dir`, sorted, without dot-files and notes (`*.md`).
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.is_file()
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-                        && p.extension().is_none_or(|e| e != "md")
-                })
-                .collect()
+    let rd = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && !p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && p.extension().is_none_or(|e| e != "md")
         })
-        .unwrap_or_default();
+        .collect();
     v.sort();
     v
 }
 
-fn decode_target(data: &[u8]) -> usize {
-    let Some((&sel, pkt)) = data.split_first() else {
-        return 0;
-    };
-    let lt = LINKS[usize::from(sel) % LINKS.len()];
-    let mut table = FlowTable::new(FlowConfig {
-        max_flows: 2,
-        ..FlowConfig::default()
-    });
-    let mut out = Output::default();
-    for i in 0..3i64 {
-        if let Ok(meta) = decode(lt, pkt, 1_700_000_000_000_000 + i * 1000, pkt.len() as u32) {
-            table.process(&meta, &mut out);
-        }
-    }
-    table.drain(&mut out);
-    out.flows.len()
-}
-
-/// Returns (packets handed out, whether reading ended in an error).
-fn capture_target(name: &str, data: &[u8]) -> (u64, bool) {
-    let Ok(mut src) = FileSource::from_bytes(name, data.to_vec()) else {
-        return (0, true);
-    };
-    let mut n = 0;
-    for _ in 0..100_000 {
-        match src.next_packet() {
-            Ok(Next::Packet(p)) => {
-                n += 1;
-                let _ = decode(p.link_type, p.data, p.ts, p.wire_len);
-            }
-            Ok(Next::Idle | Next::Again) => {}
-            // A damaged input ends its part of the stream and is reported.
-            Ok(Next::End) => return (n, !src.problems().is_empty()),
-            Err(_) => return (n, true),
-        }
-    }
-    panic!("{name}: the reader did not end within 100000 steps");
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]
-fn fuzz_regressions_and_broken_files_replay_without_panic() {
-    for f in files(&root().join("fuzz/regressions/decode")) {
-        decode_target(&std::fs::read(&f).unwrap());
+fn kept_crash_inputs_replay_without_panic() {
+    // Each folder exists (with a .keep) even while empty; the loops below
+    // run over whatever the fuzzers kept.
+    let decode_inputs = files(&root().join("fuzz/regressions/decode"));
+    let capture_inputs = files(&root().join("fuzz/regressions/capture_file"));
+    for f in &decode_inputs {
+        decode(&read(f));
     }
-    for f in files(&root().join("fuzz/regressions/capture_file")) {
-        capture_target(&f.display().to_string(), &std::fs::read(&f).unwrap());
+    for f in &capture_inputs {
+        let r = capture_file(&f.display().to_string(), &read(f));
+        assert_ne!(r.end, End::StepLimit, "{}: {r:?}", f.display());
     }
-    // The broken captures through the in-memory reader: same results as
-    // from disk (crates/cli/tests/broken.rs checks the command's view).
-    let broken = files(&root().join("pcaps/broken"));
-    assert!(broken.len() >= 12, "{broken:?}");
-    for f in &broken {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let (n, failed) = capture_target(&name, &std::fs::read(f).unwrap());
-        let want = match name.as_str() {
-            "empty.pcap" | "short_global_header.pcap" | "wrong_magic.pcap" => (0, true),
-            "truncated_record.pcap" | "truncated_record_header.pcap" => (3, true),
-            "caplen_over_256k.pcap" | "pcapng_bad_block_length.pcapng" => (2, true),
-            "caplen_over_snaplen.pcap" | "pcapng_unknown_block.pcapng" => (2, false),
-            "ipv4_ihl0.pcap" => (4, false),
-            "ipv6_ext_loop.pcap" => (3, false),
-            "icmp_quoting_garbage.pcap" => (5, false),
-            other => panic!("{other}: no expectation written for this broken file"),
-        };
-        assert_eq!((n, failed), want, "{name}");
+    eprintln!(
+        "replayed {} decode and {} capture_file crash inputs",
+        decode_inputs.len(),
+        capture_inputs.len()
+    );
+}
+
+#[test]
+fn broken_files_read_as_their_table_rows_say() {
+    let cases = broken::cases().unwrap();
+    assert!(!cases.is_empty());
+    for c in &cases {
+        let r = capture_file(&c.file, &read(&c.path()));
+        // What the reader hands out is what the command counts; it stops at
+        // an error exactly when the command exits 1.
+        let packets = c.counts.map_or(0, |n| n.packets);
+        assert_eq!(r.packets, packets, "{}: {r:?}", c.file);
+        match &r.end {
+            End::Error(msg) => {
+                assert_eq!(c.exit, 1, "{}: {r:?}", c.file);
+                assert!(msg.contains(&c.message), "{}: {msg:?}", c.file);
+            }
+            End::Clean => assert_eq!(c.exit, 0, "{}: {r:?}", c.file),
+            End::StepLimit => panic!("{}: the reader did not end: {r:?}", c.file),
+        }
     }
-    // The project's own captures (the fuzz seed corpus) read whole.
-    for f in files(&root().join("pcaps"))
+}
+
+#[test]
+fn decode_body_makes_flows_from_a_real_packet() {
+    // The first packet of an own capture (Ethernet: selector 0) through the
+    // decode body: one flow, so the body really decodes and tracks.
+    let data = read(&root().join("pcaps/nmap_syn_vertical_1-1000.pcap"));
+    let caplen = u32::from_le_bytes(data[32..36].try_into().unwrap()) as usize;
+    let mut input = vec![0u8];
+    input.extend_from_slice(&data[40..40 + caplen]);
+    assert_eq!(decode(&input), 1);
+    assert_eq!(decode(&[]), 0);
+}
+
+#[test]
+fn own_captures_read_whole() {
+    let own: Vec<PathBuf> = files(&root().join("pcaps"))
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-    {
-        let data = std::fs::read(&f).unwrap();
-        let (n, failed) = capture_target("own", &data);
-        assert!(n > 0 && !failed, "{}", f.display());
+        .collect();
+    assert!(own.len() >= 9, "{own:?}");
+    for f in own {
+        let r = capture_file("own", &read(&f));
+        assert!(
+            r.packets > 0 && r.end == End::Clean,
+            "{}: {r:?}",
+            f.display()
+        );
     }
 }
