@@ -27,6 +27,7 @@
 //!   written and every file finished.
 
 mod capture;
+mod clock;
 mod config;
 mod counters;
 mod output;
@@ -37,7 +38,8 @@ pub use config::{
     GivenCaps, MemoryCaps, PipelineConfig, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
     SOURCE_WORST_BYTES,
 };
-pub use counters::{ActiveScan, Counters, Counts, Summary};
+pub use clock::{ClockConfig, Outlier, OutlierKind};
+pub use counters::{ActiveScan, Counters, Counts, Summary, OUTLIERS_KEPT};
 /// The flow tables' settings, part of [`PipelineConfig`].
 pub use scanwatch_flow::FlowConfig;
 
@@ -188,6 +190,7 @@ pub fn run(
                     recycle: recycle_rx.clone(),
                     batch: cfg.batch,
                     seed,
+                    clock: cfg.clock,
                     counters,
                     shutdown: &cfg.shutdown,
                     error: &capture_error,
@@ -245,6 +248,11 @@ pub fn run(
     });
     let mut s = joined?;
     s.counts = counters.counts();
+    s.outliers = counters
+        .outliers
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     s.seconds = started.elapsed().as_secs_f64();
     if let Some((msg, truncated)) = capture_error.into_inner().ok().flatten() {
         s.capture_error = Some(msg);
