@@ -4,7 +4,7 @@
 
 use scanwatch_capture::{FileSource, Next, PacketSource};
 use scanwatch_model::{
-    proto, tcp_flags, Addr, Attempt, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
+    proto, Addr, Attempt, Micros, Outcome, PacketKind, PacketMeta, ProbeKind, TcpFlags,
 };
 use std::path::{Path, PathBuf};
 
@@ -54,7 +54,7 @@ pub fn syn_flows(n: u32) -> Vec<PacketMeta> {
             dport: 443,
             proto: proto::TCP,
             kind: PacketKind::Tcp,
-            tcp_flags: tcp_flags::SYN,
+            tcp_flags: TcpFlags::SYN,
             wire_len: 60,
             ..PacketMeta::default()
         })

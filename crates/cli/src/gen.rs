@@ -16,6 +16,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use scanwatch_model::TcpFlags;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -80,12 +81,6 @@ impl Rng {
     }
 }
 
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const RST: u8 = 0x04;
-const FIN: u8 = 0x01;
-const PSH: u8 = 0x08;
-
 /// One packet to write.
 #[derive(Clone, Copy)]
 enum Pkt {
@@ -94,7 +89,7 @@ enum Pkt {
         dst: [u8; 4],
         sp: u16,
         dp: u16,
-        flags: u8,
+        flags: TcpFlags,
         payload: u16,
     },
     Udp {
@@ -187,8 +182,8 @@ impl PcapOut {
                 let b = &mut self.buf;
                 b.extend_from_slice(&sp.to_be_bytes());
                 b.extend_from_slice(&dp.to_be_bytes());
-                b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, if flags & ACK != 0 { 1 } else { 0 }]);
-                b.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+                b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, if flags.ack() { 1 } else { 0 }]);
+                b.extend_from_slice(&[0x50, flags.bits(), 0xff, 0xff, 0, 0, 0, 0]);
                 wire = 54 + usize::from(payload);
                 let keep = usize::from(payload).min(64);
                 b.resize(b.len() + keep, 0x61);
@@ -345,7 +340,7 @@ impl Stream for Benign {
         let rtt = 200 + self.rng.below(20_000) as i64;
         let s = &mut self.sessions[id as usize];
         let (c, sv, cp, sp) = (s.c, s.s, s.cp, s.sp);
-        let tcp = |fwd: bool, flags: u8, payload: u16| {
+        let tcp = |fwd: bool, flags: TcpFlags, payload: u16| {
             if fwd {
                 Pkt::Tcp {
                     src: c,
@@ -372,19 +367,19 @@ impl Stream for Benign {
                 let n = 3 + 2 * usize::from(s.rounds) + 3;
                 let st = usize::from(s.step);
                 let p = match st {
-                    0 => tcp(true, SYN, 0),
-                    1 => tcp(false, SYN | ACK, 0),
-                    2 => tcp(true, ACK, 0),
+                    0 => tcp(true, TcpFlags::SYN, 0),
+                    1 => tcp(false, TcpFlags::SYN | TcpFlags::ACK, 0),
+                    2 => tcp(true, TcpFlags::ACK, 0),
                     x if x < n - 3 => {
                         if (x - 3).is_multiple_of(2) {
-                            tcp(true, PSH | ACK, 300)
+                            tcp(true, TcpFlags::PSH | TcpFlags::ACK, 300)
                         } else {
-                            tcp(false, PSH | ACK, 1400)
+                            tcp(false, TcpFlags::PSH | TcpFlags::ACK, 1400)
                         }
                     }
-                    x if x == n - 3 => tcp(true, FIN | ACK, 0),
-                    x if x == n - 2 => tcp(false, FIN | ACK, 0),
-                    _ => tcp(true, ACK, 0),
+                    x if x == n - 3 => tcp(true, TcpFlags::FIN | TcpFlags::ACK, 0),
+                    x if x == n - 2 => tcp(false, TcpFlags::FIN | TcpFlags::ACK, 0),
+                    _ => tcp(true, TcpFlags::ACK, 0),
                 };
                 (p, st + 1 >= n)
             }
@@ -494,7 +489,7 @@ impl Stream for Scan {
                     dst,
                     sp,
                     dp: port,
-                    flags: SYN,
+                    flags: TcpFlags::SYN,
                     payload: 0,
                 },
                 if is_dead(dst) {
@@ -505,7 +500,7 @@ impl Stream for Scan {
                         dst: s,
                         sp: port,
                         dp: sp,
-                        flags: SYN | ACK,
+                        flags: TcpFlags::SYN | TcpFlags::ACK,
                         payload: 0,
                     })
                 } else {
@@ -514,7 +509,7 @@ impl Stream for Scan {
                         dst: s,
                         sp: port,
                         dp: sp,
-                        flags: RST | ACK,
+                        flags: TcpFlags::RST | TcpFlags::ACK,
                         payload: 0,
                     })
                 },
@@ -525,7 +520,7 @@ impl Stream for Scan {
                     dst,
                     sp,
                     dp: port,
-                    flags: FIN,
+                    flags: TcpFlags::FIN,
                     payload: 0,
                 },
                 if is_dead(dst) || is_open(dst, port) {
@@ -536,7 +531,7 @@ impl Stream for Scan {
                         dst: s,
                         sp: port,
                         dp: sp,
-                        flags: RST | ACK,
+                        flags: TcpFlags::RST | TcpFlags::ACK,
                         payload: 0,
                     })
                 },
@@ -617,7 +612,7 @@ impl Stream for Flood {
                 dst: src,
                 sp: 80,
                 dp: sp,
-                flags: SYN | ACK,
+                flags: TcpFlags::SYN | TcpFlags::ACK,
                 payload: 0,
             },
         ));
@@ -628,7 +623,7 @@ impl Stream for Flood {
                 dst: self.victim,
                 sp,
                 dp: 80,
-                flags: SYN,
+                flags: TcpFlags::SYN,
                 payload: 0,
             },
         ))

@@ -17,7 +17,7 @@
 //! offloaded captures have wrong ones.
 
 use etherparse::LaxIpSlice;
-use scanwatch_model::{proto, Addr, Micros, PacketKind, PacketMeta, Quoted};
+use scanwatch_model::{icmp, proto, Addr, Micros, PacketKind, PacketMeta, Quoted, TcpFlags};
 
 /// pcap/pcapng link types this decoder understands.
 pub mod linktype {
@@ -419,7 +419,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                         .map(|b| u32::from(b >> 4).max(5) * 4)
                         .unwrap_or(20);
                     meta.kind = PacketKind::Tcp;
-                    meta.tcp_flags = flags;
+                    meta.tcp_flags = TcpFlags::from_bits(flags);
                     meta.payload_len = v.claimed_len.saturating_sub(data_off);
                 }
             }
@@ -437,14 +437,14 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                 meta.icmp_type = ty;
                 meta.icmp_code = code;
                 meta.payload_len = v.claimed_len.saturating_sub(8);
-                if is_icmp_error(v.proto, ty) {
+                if icmp::is_error(v.proto, ty) {
                     meta.kind = PacketKind::IcmpError;
                     meta.sport = u16::from(ty);
                     meta.dport = u16::from(code);
                     return t.get(8..).and_then(read_quoted);
                 } else {
                     meta.kind = PacketKind::IcmpQuery;
-                    let (sp, dp) = icmp_ports(v.proto, ty, code);
+                    let (sp, dp) = icmp::ports(v.proto, ty, code);
                     meta.sport = sp;
                     meta.dport = dp;
                 }
@@ -457,34 +457,6 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
     None
 }
 
-/// ICMP types that quote the offending packet.
-pub fn is_icmp_error(ip_proto: u8, ty: u8) -> bool {
-    if ip_proto == proto::ICMP6 {
-        matches!(ty, 1..=4)
-    } else {
-        matches!(ty, 3 | 4 | 5 | 11 | 12)
-    }
-}
-
-/// Maps an ICMP type to (sport, dport) as Community ID does: paired types
-/// (echo request/reply, …) give (type, partner); others (type, code).
-pub fn icmp_ports(ip_proto: u8, ty: u8, code: u8) -> (u16, u16) {
-    let pairs: &[(u8, u8)] = if ip_proto == proto::ICMP6 {
-        &[(128, 129), (133, 134), (135, 136), (139, 140), (144, 145)]
-    } else {
-        &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
-    };
-    for &(a, b) in pairs {
-        if ty == a {
-            return (u16::from(a), u16::from(b));
-        }
-        if ty == b {
-            return (u16::from(b), u16::from(a));
-        }
-    }
-    (u16::from(ty), u16::from(code))
-}
-
 /// Reads the tuple of the packet quoted inside an ICMP error (only its IP
 /// header and first 8 bytes are guaranteed to be there).
 fn read_quoted(q: &[u8]) -> Option<Quoted> {
@@ -494,10 +466,10 @@ fn read_quoted(q: &[u8]) -> Option<Quoted> {
         proto::TCP | proto::UDP if !v.later_fragment => (be16(t, 0)?, be16(t, 2)?),
         proto::ICMP | proto::ICMP6 if !v.later_fragment => {
             let ty = *t.first()?;
-            if is_icmp_error(v.proto, ty) {
+            if icmp::is_error(v.proto, ty) {
                 return None;
             }
-            icmp_ports(v.proto, ty, *t.get(1)?)
+            icmp::ports(v.proto, ty, *t.get(1)?)
         }
         _ => (0, 0),
     };

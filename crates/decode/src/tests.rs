@@ -4,7 +4,7 @@
 use super::*;
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-use scanwatch_model::tcp_flags;
+use scanwatch_model::TcpFlags;
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
@@ -31,7 +31,7 @@ fn ethernet_ipv4_tcp_syn() {
     assert_eq!(m.dst, a("198.19.1.10"));
     assert_eq!((m.sport, m.dport, m.proto), (40000, 22, 6));
     assert_eq!(m.kind, PacketKind::Tcp);
-    assert_eq!(m.tcp_flags, tcp_flags::SYN);
+    assert_eq!(m.tcp_flags, TcpFlags::SYN);
     assert_eq!(m.payload_len, 0);
     assert_eq!(m.ts, 7);
 }
@@ -146,6 +146,75 @@ fn icmp_echo_request_and_reply_map_to_paired_ports() {
     assert_eq!((m.sport, m.dport), (0, 8));
 }
 
+/// One ICMP or ICMPv6 packet of type `ty` and code `code` from `src` to
+/// `dst`, decoded from its bytes.
+fn icmp_packet(v6: bool, src: u8, dst: u8, ty: u8, code: u8) -> PacketMeta {
+    let mut p = Vec::new();
+    if v6 {
+        let addr = |x: u8| {
+            let mut b = [0u8; 16];
+            b[0] = 0x20;
+            b[1] = 0x01;
+            b[15] = x;
+            b
+        };
+        PacketBuilder::ipv6(addr(src), addr(dst), 64)
+            .icmpv6_raw(ty, code, [0; 4])
+            .write(&mut p, &[])
+            .unwrap();
+    } else {
+        PacketBuilder::ipv4([10, 0, 0, src], [10, 0, 0, dst], 64)
+            .icmpv4_raw(ty, code, [0; 4])
+            .write(&mut p, &[])
+            .unwrap();
+    }
+    decode(linktype::RAW, &p, 0, p.len() as u32).unwrap()
+}
+
+/// The decoder's ICMP ports decide which packets make one flow (one flow
+/// key); Community ID decides which share an ID. For every pair of types,
+/// a packet from A to B and one from B to A must be grouped alike by both:
+/// same flow key exactly when same Community ID (computed, as a flow record
+/// does, from the decoded tuple with that packet as the originator).
+///
+/// One exception is old and kept (outputs stay as they are): a one-way type
+/// whose code equals its type, against its own mirror image, gives the same
+/// ports both ways, hence one flow key, while Community ID keeps one-way
+/// packets' directions apart. The test lists exactly those cases.
+#[test]
+fn icmp_flow_keys_and_community_ids_group_the_same_packets() {
+    use scanwatch_model::{community_id_bytes, FlowKey};
+    for v6 in [false, true] {
+        let p = if v6 { proto::ICMP6 } else { proto::ICMP };
+        for code in [0u8, 1, 3] {
+            let fwd: Vec<PacketMeta> = (0..=255).map(|t| icmp_packet(v6, 1, 2, t, code)).collect();
+            let rev: Vec<PacketMeta> = (0..=255).map(|t| icmp_packet(v6, 2, 1, t, code)).collect();
+            let key = |m: &PacketMeta| FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto).0;
+            let cid = |m: &PacketMeta| community_id_bytes(m.src, m.dst, m.sport, m.dport, m.proto);
+            let fwd_ids: Vec<_> = fwd.iter().map(cid).collect();
+            let rev_ids: Vec<_> = rev.iter().map(cid).collect();
+            let mut paired = 0;
+            for (t1, a) in fwd.iter().enumerate() {
+                assert_eq!((a.proto, usize::from(a.icmp_type)), (p, t1));
+                for (t2, b) in rev.iter().enumerate() {
+                    let same_key = key(a) == key(b);
+                    let same_id = fwd_ids[t1] == rev_ids[t2];
+                    let mirror_one_way =
+                        t1 == t2 && icmp::pair(p, t1 as u8).is_none() && t1 == usize::from(code);
+                    if mirror_one_way {
+                        assert!(same_key && !same_id, "{p} type {t1} code {code}");
+                        continue;
+                    }
+                    assert_eq!(same_key, same_id, "{p}: {t1} against {t2}, code {code}");
+                    paired += usize::from(same_key);
+                }
+            }
+            // Five request/reply pairs, each matched in both orders.
+            assert_eq!(paired, 10, "{p} code {code}");
+        }
+    }
+}
+
 #[test]
 fn ipv6_tcp_and_icmpv6_echo() {
     let b = PacketBuilder::ipv6(a("2001:db8:5::2").0, a("2001:db8:6::1").0, 64)
@@ -182,7 +251,7 @@ fn ipv6_with_fragment(offset_units: u16, more: bool) -> Vec<u8> {
     tcp[0..2].copy_from_slice(&1234u16.to_be_bytes());
     tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
     tcp[12] = 5 << 4;
-    tcp[13] = tcp_flags::SYN;
+    tcp[13] = TcpFlags::SYN.bits();
     p.extend_from_slice(&tcp);
     p
 }

@@ -9,8 +9,8 @@
 //! reused last-freed-first, while they are still in cache. The timer wheel
 //! threads its lists through the entries' `next`/`prev` links ([`Links`]).
 
+use crate::record::Flow;
 use crate::wheel::Links;
-use crate::Flow;
 
 const CHUNK_SHIFT: u32 = 12;
 /// Entries per chunk (one allocation of 4096 × 112 bytes).

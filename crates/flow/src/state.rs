@@ -2,7 +2,7 @@
 //! `base/protocols/conn/main.zeek` (`conn_state()`), so the codes mean what
 //! analysts already know them to mean.
 
-use scanwatch_model::{proto, tcp_flags as tf, ConnState};
+use scanwatch_model::{proto, ConnState, TcpFlags};
 
 /// One side of a flow. TCP uses the first seven, as Zeek's analyzer does;
 /// UDP and the rest only `Inactive`/`Active`.
@@ -35,13 +35,8 @@ impl Endpoint {
 }
 
 /// Moves `me` (the sender) and, where the handshake completes, `peer`.
-pub fn tcp_step(me: &mut Endpoint, peer: &mut Endpoint, flags: u8, payload: u32) {
-    let (syn, ack, rst, fin) = (
-        flags & tf::SYN != 0,
-        flags & tf::ACK != 0,
-        flags & tf::RST != 0,
-        flags & tf::FIN != 0,
-    );
+pub fn tcp_step(me: &mut Endpoint, peer: &mut Endpoint, flags: TcpFlags, payload: u32) {
+    let (syn, ack, rst, fin) = (flags.syn(), flags.ack(), flags.rst(), flags.fin());
     if rst {
         *me = Endpoint::Reset;
         return;

@@ -3,7 +3,7 @@
 
 use super::*;
 use proptest::prelude::*;
-use scanwatch_model::{Addr, ConnState, Quoted};
+use scanwatch_model::{proto, Addr, ConnState, Outcome, ProbeKind, Quoted, TcpFlags};
 
 fn scanner() -> Addr {
     Addr::from_v4([198, 18, 0, 2])
@@ -17,7 +17,7 @@ fn tcp(
     from_scanner: bool,
     sport: u16,
     dport: u16,
-    flags: u8,
+    flags: TcpFlags,
     payload: u32,
 ) -> PacketMeta {
     let (src, dst, sp, dp) = if from_scanner {
@@ -50,13 +50,13 @@ fn run(pkts: &[PacketMeta]) -> (Output, FlowTable) {
     (out, t)
 }
 
-const S: u8 = tf::SYN;
-const SA: u8 = tf::SYN | tf::ACK;
-const A: u8 = tf::ACK;
-const RA: u8 = tf::RST | tf::ACK;
-const R: u8 = tf::RST;
-const FA: u8 = tf::FIN | tf::ACK;
-const PA: u8 = tf::PSH | tf::ACK;
+const S: TcpFlags = TcpFlags::SYN;
+const SA: TcpFlags = TcpFlags::SYN.union(TcpFlags::ACK);
+const A: TcpFlags = TcpFlags::ACK;
+const RA: TcpFlags = TcpFlags::RST.union(TcpFlags::ACK);
+const R: TcpFlags = TcpFlags::RST;
+const FA: TcpFlags = TcpFlags::FIN.union(TcpFlags::ACK);
+const PA: TcpFlags = TcpFlags::PSH.union(TcpFlags::ACK);
 
 #[test]
 fn syn_to_closed_port_is_rejected_rej() {
@@ -193,19 +193,29 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
 #[test]
 fn stealth_probes() {
     // FIN to a closed port: RST back.
-    let (out, _) = run(&[tcp(0, true, 1, 25, tf::FIN, 0), tcp(5, false, 1, 25, RA, 0)]);
+    let (out, _) = run(&[
+        tcp(0, true, 1, 25, TcpFlags::FIN, 0),
+        tcp(5, false, 1, 25, RA, 0),
+    ]);
     assert_eq!(
         (out.attempts[0].probe, out.attempts[0].outcome),
         (ProbeKind::Fin, Outcome::Rejected)
     );
     // NULL to an open port: silence.
-    let (out, _) = run(&[tcp(0, true, 1, 80, 0, 0)]);
+    let (out, _) = run(&[tcp(0, true, 1, 80, TcpFlags::NONE, 0)]);
     assert_eq!(
         (out.attempts[0].probe, out.attempts[0].outcome),
         (ProbeKind::Null, Outcome::Unanswered)
     );
     // Xmas and ACK shapes.
-    let (out, _) = run(&[tcp(0, true, 1, 80, tf::FIN | tf::PSH | tf::URG, 0)]);
+    let (out, _) = run(&[tcp(
+        0,
+        true,
+        1,
+        80,
+        TcpFlags::FIN | TcpFlags::PSH | TcpFlags::URG,
+        0,
+    )]);
     assert_eq!(out.attempts[0].probe, ProbeKind::Xmas);
     let (out, _) = run(&[tcp(0, true, 1, 80, A, 0), tcp(9, false, 1, 80, R, 0)]);
     assert_eq!(
@@ -326,7 +336,7 @@ proptest! {
         let mut ts = 0i64;
         let pkts: Vec<PacketMeta> = steps.iter().map(|&(dt, dir, port, flags, pl)| {
             ts += i64::from(dt) * 100_000;
-            tcp(ts, dir, 40000, port, flags, pl)
+            tcp(ts, dir, 40000, port, TcpFlags::from_bits(flags), pl)
         }).collect();
         let mut results = Vec::new();
         for with_cuts in [false, true] {

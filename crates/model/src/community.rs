@@ -1,30 +1,13 @@
 //! Community ID v1 flow hashes (<https://github.com/corelight/community-id-spec>),
 //! so scanwatch's flow records join with Zeek's, Suricata's and Elastic's.
 
-use crate::{proto, Addr};
-
-/// ICMP types that pair with another type, mapped to "ports" as the spec
-/// does; every other type is one-way and its code takes the port slot.
-fn icmp_pair(ip_proto: u8, ty: u8) -> Option<u8> {
-    let pairs: &[(u8, u8)] = if ip_proto == proto::ICMP6 {
-        &[(128, 129), (133, 134), (135, 136), (139, 140), (144, 145)]
-    } else {
-        &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
-    };
-    pairs.iter().find_map(|&(a, b)| {
-        if ty == a {
-            Some(b)
-        } else if ty == b {
-            Some(a)
-        } else {
-            None
-        }
-    })
-}
+use crate::{icmp, proto, Addr};
 
 /// Community ID v1 with seed 0 for one packet direction (either direction of
 /// a flow gives the same value). For ICMP/ICMPv6 `sport` is the type and
-/// `dport` the code; the pairing of types is applied here. Protocols without
+/// `dport` the code; the pairing of types ([`icmp::pair`]) is applied here:
+/// a paired type's partner takes the port slot, and any other type is
+/// one-way with its code in the port slot. Protocols without
 /// ports pass 0 for both.
 pub fn community_id(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto: u8) -> String {
     let b = community_id_bytes(src, dst, sport, dport, ip_proto);
@@ -39,7 +22,7 @@ pub fn community_id_bytes(src: Addr, dst: Addr, sport: u16, dport: u16, ip_proto
     let has_ports = matches!(ip_proto, proto::TCP | proto::UDP | proto::SCTP);
     if ip_proto == proto::ICMP || ip_proto == proto::ICMP6 {
         let ty = sport as u8;
-        match icmp_pair(ip_proto, ty) {
+        match icmp::pair(ip_proto, ty) {
             Some(peer) => {
                 sp = u16::from(ty);
                 dp = u16::from(peer);
@@ -220,7 +203,7 @@ mod tests {
         let icmp = p == proto::ICMP || p == proto::ICMP6;
         let (mut sp, mut dp, mut one_way) = (sport, dport, false);
         if icmp {
-            match icmp_pair(p, sport as u8) {
+            match icmp::pair(p, sport as u8) {
                 Some(peer) => dp = u16::from(peer),
                 None => one_way = true,
             }

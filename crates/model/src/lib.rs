@@ -13,6 +13,8 @@
 mod addr;
 mod community;
 mod flow;
+pub mod icmp;
+mod tcp;
 mod time;
 mod watermark;
 
@@ -33,6 +35,7 @@ pub fn ascii_str(b: &[u8]) -> &str {
 }
 pub use community::{community_id, community_id_bytes};
 pub use flow::{bucket, ConnState, FlowKey, FlowRecord, History};
+pub use tcp::TcpFlags;
 pub use time::{civil, eve_timestamp, Civil};
 pub use watermark::Watermark;
 
@@ -69,18 +72,6 @@ pub mod proto {
             _ => return None,
         })
     }
-}
-
-/// TCP flag bits as they sit in the header's 13th byte (plus NS folded out).
-pub mod tcp_flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
 }
 
 /// What kind of packet a [`PacketMeta`] describes; decides how the flow
@@ -143,7 +134,7 @@ pub struct PacketMeta {
     pub vlan: u16,
     pub proto: u8,
     pub kind: PacketKind,
-    pub tcp_flags: u8,
+    pub tcp_flags: TcpFlags,
     pub icmp_type: u8,
     pub icmp_code: u8,
 }

@@ -1,0 +1,274 @@
+//! The attempt state machine: whether a flow's first packet is a probe, and
+//! how the probe's outcome becomes known (an answer or a reject from the
+//! target, an ICMP error quoting it, the attempt timeout, or the flow's end),
+//! producing the [`Attempt`] sent to the detectors.
+//!
+//! A flow's pending attempt is a [`Pending`] packed into its slab entry
+//! (see [`crate::record::Flow`]). A SYN answered by a SYN-ACK waits a while
+//! longer, for the originator's first byte, to tell a conversation from a
+//! connect scan.
+
+use crate::record::Flow;
+use crate::{FlowConfig, FlowStats, Output};
+use scanwatch_model::{proto, Attempt, Micros, Outcome, PacketKind, PacketMeta, ProbeKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    None,
+    /// Waiting for any answer. A probe is always a flow's first packet, so
+    /// its time is the flow's `first_ts`.
+    Probe {
+        probe: ProbeKind,
+    },
+    /// Answered (SYN-ACK); waiting to see whether the originator sends data.
+    /// The answer time is kept as a delay after the probe (it comes within
+    /// the attempt timeout), so the state fits 8 bytes.
+    AwaitData {
+        delay_us: u32,
+    },
+}
+
+impl Pending {
+    pub(crate) fn await_data(probe_ts: Micros, answered_at: Micros) -> Pending {
+        Pending::AwaitData {
+            delay_us: u32::try_from((answered_at - probe_ts).max(0)).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn answered_at(probe_ts: Micros, delay_us: u32) -> Micros {
+    probe_ts + Micros::from(delay_us)
+}
+
+pub(crate) fn is_new_syn(m: &PacketMeta) -> bool {
+    m.kind == PacketKind::Tcp && m.tcp_flags.is_opening_syn()
+}
+
+/// What the first packet of a flow says about it being a probe.
+pub(crate) fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
+    match m.kind {
+        // Backscatter (SYN-ACK, RST) is no probe.
+        PacketKind::Tcp => match m.tcp_flags.probe_shape() {
+            // Midstream data: a flow that started before we looked.
+            Some(ProbeKind::Ack | ProbeKind::Maimon) if m.payload_len > 0 => None,
+            shape => shape,
+        },
+        // From a service port to an ephemeral one is a reply whose request
+        // we did not see (a multi-homed or anycast server answering from
+        // another address), not a probe: scanners aim at service ports.
+        PacketKind::Udp if m.sport < 1024 && m.dport >= 1024 => None,
+        PacketKind::Udp => Some(ProbeKind::Udp),
+        PacketKind::IcmpQuery => match (m.proto, m.icmp_type) {
+            (proto::ICMP, 8) | (proto::ICMP6, 128) => Some(ProbeKind::IcmpEcho),
+            (proto::ICMP, 13) => Some(ProbeKind::IcmpTimestamp),
+            (proto::ICMP, 17) => Some(ProbeKind::IcmpAddrMask),
+            _ => None,
+        },
+        PacketKind::IcmpError | PacketKind::IcmpNotice => None,
+        PacketKind::Other => match m.proto {
+            // A transport header cut short or a later fragment: not a probe.
+            proto::TCP | proto::UDP | proto::ICMP | proto::ICMP6 => None,
+            _ => Some(ProbeKind::IpProto),
+        },
+    }
+}
+
+/// Resolves a pending probe from a packet of its own flow.
+pub(crate) fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -> Option<Attempt> {
+    let since = f.first_ts;
+    match f.pending() {
+        Pending::None => None,
+        Pending::Probe { probe } => {
+            if from_orig {
+                return None;
+            }
+            let outcome = match (probe, m.kind) {
+                (ProbeKind::Syn, PacketKind::Tcp) => {
+                    if m.tcp_flags.rst() {
+                        Outcome::Rejected
+                    } else if m.tcp_flags.is_syn_ack() {
+                        f.set_pending(Pending::await_data(since, m.ts));
+                        return None;
+                    } else {
+                        return None;
+                    }
+                }
+                (p, PacketKind::Tcp) if p.is_stealth() => {
+                    if m.tcp_flags.rst() {
+                        Outcome::Rejected
+                    } else {
+                        // The target talks back normally: a flow that began
+                        // before the capture, not a probe.
+                        f.set_pending(Pending::None);
+                        return None;
+                    }
+                }
+                _ => Outcome::Answered,
+            };
+            f.set_pending(Pending::None);
+            Some(attempt(f, m.ts, since, probe, outcome, false))
+        }
+        Pending::AwaitData { .. } => {
+            let data = from_orig && m.payload_len > 0;
+            let closed = m.kind == PacketKind::Tcp && m.tcp_flags.is_fin_or_rst();
+            if data || closed {
+                f.set_pending(Pending::None);
+                Some(attempt(
+                    f,
+                    m.ts,
+                    since,
+                    ProbeKind::Syn,
+                    Outcome::Answered,
+                    data,
+                ))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+pub(crate) fn attempt(
+    f: &Flow,
+    time: Micros,
+    probe_ts: Micros,
+    probe: ProbeKind,
+    outcome: Outcome,
+    data: bool,
+) -> Attempt {
+    let key = &f.key;
+    let (src, sport, dst, dport) = if f.orig_is_a() {
+        (key.a, key.pa, key.b, key.pb)
+    } else {
+        (key.b, key.pb, key.a, key.pa)
+    };
+    let (dport, sport) = match probe {
+        // ICMP: the "port" of a probe is its type.
+        ProbeKind::IcmpEcho | ProbeKind::IcmpTimestamp | ProbeKind::IcmpAddrMask => (sport, 0),
+        ProbeKind::IpProto => (u16::from(key.proto), 0),
+        _ => (dport, sport),
+    };
+    Attempt {
+        time,
+        src,
+        dst,
+        proto: key.proto,
+        dport,
+        sport,
+        probe_ts,
+        probe,
+        outcome,
+        data,
+    }
+}
+
+/// Resolves the flow's pending attempt if its time ran out before `limit`
+/// (exclusive): an unanswered probe at its attempt timeout, an answered SYN
+/// whose originator sent no data at the end of the data wait.
+pub(crate) fn resolve_due(
+    cfg: &FlowConfig,
+    stats: &mut FlowStats,
+    f: &mut Flow,
+    limit: Micros,
+    out: &mut Output,
+) {
+    let since = f.first_ts;
+    let (time, probe_ts, probe, outcome) = match f.pending() {
+        Pending::Probe { probe } if since + cfg.attempt_timeout < limit => (
+            since + cfg.attempt_timeout,
+            since,
+            probe,
+            Outcome::Unanswered,
+        ),
+        Pending::AwaitData { delay_us } if answered_at(since, delay_us) + cfg.data_wait < limit => {
+            (
+                answered_at(since, delay_us) + cfg.data_wait,
+                since,
+                ProbeKind::Syn,
+                Outcome::Answered,
+            )
+        }
+        _ => return,
+    };
+    f.set_pending(Pending::None);
+    stats.attempts += 1;
+    out.attempts
+        .push(attempt(f, time, probe_ts, probe, outcome, false));
+}
+
+/// An ICMP error (its notice) about flow `f`, quoting a packet whose sender
+/// was the key's `a` endpoint when `quoted_from_a`: the attempt it resolves,
+/// if the flow's originator has a probe pending and the error is one that
+/// refuses (ICMP unreachable, time exceeded, parameter problem; ICMPv6
+/// unreachable, time exceeded, parameter problem). A probe whose timeout
+/// passed before the error came stays unanswered.
+pub(crate) fn on_icmp_error(
+    cfg: &FlowConfig,
+    f: &mut Flow,
+    m: &PacketMeta,
+    quoted_from_a: bool,
+) -> Option<Attempt> {
+    // ICMP quotes its own family: v4 addresses mean ICMPv4.
+    let rejects = if m.src.is_v4() {
+        matches!(m.icmp_type, 3 | 11 | 12)
+    } else {
+        matches!(m.icmp_type, 1 | 3 | 4)
+    };
+    // Only an error about the originator's probe rejects it.
+    if !rejects || quoted_from_a != f.orig_is_a() {
+        return None;
+    }
+    let Pending::Probe { probe } = f.pending() else {
+        return None;
+    };
+    let since = f.first_ts;
+    f.set_pending(Pending::None);
+    let outcome = if since + cfg.attempt_timeout <= m.ts {
+        Outcome::Unanswered
+    } else {
+        Outcome::Rejected
+    };
+    let t = if outcome == Outcome::Unanswered {
+        since + cfg.attempt_timeout
+    } else {
+        m.ts
+    };
+    Some(attempt(f, t, since, probe, outcome, false))
+}
+
+/// The attempt still pending when flow `f` ends: a probe is unanswered and an
+/// answered SYN had no data, at the end's time `at` (a packet's, for an
+/// early end) or at its own deadline (`at` is `None` for a timer), never
+/// after that deadline and never before the wheel's `horizon`.
+pub(crate) fn resolve_at_end(
+    cfg: &FlowConfig,
+    f: &Flow,
+    at: Option<Micros>,
+    horizon: Micros,
+) -> Option<Attempt> {
+    match f.pending() {
+        Pending::Probe { probe } => {
+            let since = f.first_ts;
+            let t = at.unwrap_or(since + cfg.attempt_timeout);
+            let t = t.min(since + cfg.attempt_timeout).max(horizon);
+            Some(attempt(f, t, since, probe, Outcome::Unanswered, false))
+        }
+        Pending::AwaitData { delay_us } => {
+            let answered_at = answered_at(f.first_ts, delay_us);
+            let t = at
+                .unwrap_or(answered_at + cfg.data_wait)
+                .min(answered_at + cfg.data_wait)
+                .max(horizon);
+            Some(attempt(
+                f,
+                t,
+                f.first_ts,
+                ProbeKind::Syn,
+                Outcome::Answered,
+                false,
+            ))
+        }
+        Pending::None => None,
+    }
+}
