@@ -180,7 +180,8 @@ impl InputClock {
             && ts <= self.cfg.latest
             && ts >= self.floor
             && (n < 2 || self.held[n - 2].ts <= ts)
-            && (self.newest == Micros::MIN || ts <= self.newest.saturating_add(self.cfg.reorder_window))
+            && (self.newest == Micros::MIN
+                || ts <= self.newest.saturating_add(self.cfg.reorder_window))
         {
             if let Some(x) = notice {
                 self.held.push_back(x);
@@ -218,8 +219,7 @@ impl InputClock {
             out.push((OutlierKind::Late, packet, ts));
             return;
         }
-        if self.newest != Micros::MIN && ts > self.newest.saturating_add(self.cfg.reorder_window)
-        {
+        if self.newest != Micros::MIN && ts > self.newest.saturating_add(self.cfg.reorder_window) {
             self.suspect = Some(Suspect {
                 meta,
                 notice,
@@ -273,7 +273,11 @@ impl InputClock {
         if waiting > self.cfg.max_held {
             let excess = waiting - self.cfg.max_held;
             if let Some(m) = self.held.get(waiting_from + excess) {
-                let raised = self.held.range(waiting_from..).take_while(|x| x.ts < m.ts).count();
+                let raised = self
+                    .held
+                    .range(waiting_from..)
+                    .take_while(|x| x.ts < m.ts)
+                    .count();
                 self.overflow += raised as u64;
                 self.floor = m.ts;
             }
@@ -336,7 +340,10 @@ mod tests {
 
     /// Feeds `times` (µs after T0) as packets 1.., releasing after each;
     /// returns the released (time, packet number) and the outliers.
-    fn run(cfg: ClockConfig, times: &[Micros]) -> (Vec<(Micros, u16)>, Vec<(OutlierKind, u64)>) {
+    type Released = Vec<(Micros, u16)>;
+    type Outliers = Vec<(OutlierKind, u64)>;
+
+    fn run(cfg: ClockConfig, times: &[Micros]) -> (Released, Outliers) {
         let mut c = InputClock::new(cfg);
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for (i, t) in times.iter().enumerate() {
@@ -354,11 +361,24 @@ mod tests {
     #[test]
     fn small_disorder_comes_out_sorted_and_nothing_is_lost() {
         let ms = 1000;
-        let times = [0, 5 * ms, 3 * ms, 4 * ms, 10 * ms, 9 * ms, 200 * ms, 150 * ms, 400 * ms];
+        let times = [
+            0,
+            5 * ms,
+            3 * ms,
+            4 * ms,
+            10 * ms,
+            9 * ms,
+            200 * ms,
+            150 * ms,
+            400 * ms,
+        ];
         let (out, bad) = run(ClockConfig::default(), &times);
         assert!(bad.is_empty(), "{bad:?}");
-        let mut want: Vec<(Micros, u16)> =
-            times.iter().enumerate().map(|(i, t)| (*t, i as u16 + 1)).collect();
+        let mut want: Vec<(Micros, u16)> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, i as u16 + 1))
+            .collect();
         want.sort();
         assert_eq!(out, want);
     }
@@ -408,7 +428,10 @@ mod tests {
     fn a_packet_behind_the_release_point_is_late() {
         let s = 1_000_000;
         // 2 s, then one from 1 s earlier (beyond the 300 ms window).
-        let (out, bad) = run(ClockConfig::default(), &[0, 100, 2 * s, 2 * s + 10, s, 3 * s]);
+        let (out, bad) = run(
+            ClockConfig::default(),
+            &[0, 100, 2 * s, 2 * s + 10, s, 3 * s],
+        );
         assert_eq!(bad, vec![(OutlierKind::Late, 5)]);
         assert_eq!(out.len(), 5);
     }
@@ -447,7 +470,17 @@ mod tests {
     fn decoding_in_place_gives_what_pushing_gives() {
         let year = 365 * 86_400_000_000;
         let times: Vec<Micros> = vec![
-            0, 10, 5, 400_000, 300_000, year, 500_000, 3_000_000_000, 3_000_000_100, 1, 3_000_000_050,
+            0,
+            10,
+            5,
+            400_000,
+            300_000,
+            year,
+            500_000,
+            3_000_000_000,
+            3_000_000_100,
+            1,
+            3_000_000_050,
         ];
         let (mut a, mut b) = (
             InputClock::new(ClockConfig::default()),
@@ -505,7 +538,12 @@ mod tests {
             (out, bad, c.overflow)
         };
         let a = outcome(1);
-        assert!(!a.1.is_empty() && a.2 > 0, "the input exercises both rules: {} outliers, {} overflow", a.1.len(), a.2);
+        assert!(
+            !a.1.is_empty() && a.2 > 0,
+            "the input exercises both rules: {} outliers, {} overflow",
+            a.1.len(),
+            a.2
+        );
         assert!(a.0.windows(2).all(|w| w[0].ts <= w[1].ts));
         assert_eq!(a, outcome(7));
         assert_eq!(a, outcome(0));

@@ -6,6 +6,7 @@
 //! ([`Counts`]): a thread tallies into its own `Counts` and adds it to the
 //! shared counters at its flush points, and the summary is a snapshot.
 
+use crate::clock::Outlier;
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use scanwatch_capture::LiveStats;
@@ -13,7 +14,6 @@ use scanwatch_detect::DetectStats;
 use scanwatch_flow::FlowStats;
 use scanwatch_model::{Addr, Detection, Micros, ScanKind};
 use std::path::PathBuf;
-use crate::clock::Outlier;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 

@@ -34,11 +34,11 @@ mod output;
 mod shard;
 mod worker;
 
+pub use clock::{ClockConfig, Outlier, OutlierKind};
 pub use config::{
     GivenCaps, MemoryCaps, PipelineConfig, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
     SOURCE_WORST_BYTES,
 };
-pub use clock::{ClockConfig, Outlier, OutlierKind};
 pub use counters::{ActiveScan, Counters, Counts, Summary, OUTLIERS_KEPT};
 /// The flow tables' settings, part of [`PipelineConfig`].
 pub use scanwatch_flow::FlowConfig;
