@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what scanwatch needs on Debian 12 (as root): libpcap for capture,
-# jq, tcpdump, iproute2 and nmap for the live tests, Python with
+# jq, tcpdump, iproute2 and nmap for the live tests, editcap/mergecap
+# (wireshark-common) to split and merge captures in the merge tests, Python with
 # pyarrow/dpkt/pytest for the output tests.
 # Idempotent: does nothing that is already there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in libpcap-dev jq tcpdump iproute2 nmap python3 python3-venv gzip; do
+for p in libpcap-dev jq tcpdump iproute2 nmap wireshark-common python3 python3-venv gzip; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 # Java for the Spark SQL check of scripts/sql (PySpark comes from PyPI).

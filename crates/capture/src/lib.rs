@@ -4,10 +4,11 @@
 //! source's own buffer (no copy, no allocation per packet). Files are read by
 //! a pure-Rust reader ([`FileSource`]: classic pcap in either byte order with
 //! µs or ns stamps, pcapng with several interfaces and link types, gzip by
-//! magic bytes, a directory in name order, stdin), which measures faster than
-//! libpcap's and reports exactly where a file is cut. Live interfaces go
-//! through libpcap ([`LiveSource`], the `pcap` crate) with a BPF filter, snap
-//! length, promiscuous switch, kernel buffer and read timeout.
+//! magic bytes, a directory, stdin; several inputs merged by packet time),
+//! which measures faster than libpcap's and reports exactly where a file is
+//! cut. Live interfaces go through libpcap ([`LiveSource`], the `pcap` crate)
+//! with a BPF filter, snap length, promiscuous switch, kernel buffer and read
+//! timeout.
 //!
 //! Everything here returns typed [`CaptureError`]s; turning them into one line
 //! for the operator is the binary's job.
@@ -15,7 +16,7 @@
 mod file;
 mod live;
 
-pub use file::{FileSource, Format};
+pub use file::{FileSource, Format, MAX_OPEN_FILES, MAX_OPEN_FILES_ENV};
 pub use live::{LiveOptions, LiveSource};
 use scanwatch_model::Micros;
 use std::path::PathBuf;
@@ -66,6 +67,25 @@ pub trait PacketSource: Send {
     fn is_live(&self) -> bool {
         false
     }
+    /// Inputs found damaged since the last call (cut, corrupt, not a
+    /// capture), each once; the source went on with the others.
+    fn problems(&mut self) -> Vec<InputProblem> {
+        Vec::new()
+    }
+}
+
+/// One input that could not be read whole; the rest of the stream was read.
+#[derive(Debug)]
+pub struct InputProblem {
+    pub path: PathBuf,
+    pub error: CaptureError,
+}
+
+impl InputProblem {
+    /// A cut file: its packets before the cut were read.
+    pub fn is_truncation(&self) -> bool {
+        self.error.is_truncation()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +116,8 @@ pub enum CaptureError {
     },
     #[error("{path}: no capture files in directory")]
     EmptyDir { path: PathBuf },
+    #[error("{count} capture files would have to be open at once (their times overlap), more than the cap of {cap}; merge some of them first (mergecap) or read them in separate runs")]
+    TooManyOpen { count: usize, cap: usize },
     #[error("{iface}: no such interface (list them with `ip link`)")]
     NoSuchInterface { iface: String },
     #[error("{iface}: no permission to capture; run as root or grant the capability: sudo setcap cap_net_raw,cap_net_admin=eip {exe}")]

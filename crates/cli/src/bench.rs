@@ -16,7 +16,7 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Capture file to measure on.
+    /// Capture file (or directory of captures, merged by time) to measure on.
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     pub file: PathBuf,
     /// Flow worker threads for the pipeline run (default: the machine's cores).
@@ -67,9 +67,19 @@ fn plain_read(file: &PathBuf) -> Result<Plain> {
     })
 }
 
-/// Reads `path` once, a MiB at a time, to bring it into the page cache.
+/// Reads `path` once, a MiB at a time, to bring it into the page cache (a
+/// directory: each file in it).
 fn warm_cache(path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Read;
+    if path.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            let p = e?.path();
+            if p.is_file() {
+                warm_cache(&p)?;
+            }
+        }
+        return Ok(());
+    }
     let mut f = std::fs::File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     while f.read(&mut buf)? > 0 {}

@@ -639,35 +639,173 @@ struct Planned {
     truth: Option<String>,
 }
 
-/// A scan stream and its truth row (the row's text after the address).
-#[allow(clippy::too_many_arguments)]
-fn scan(
-    seed: u64,
+/// The ports a scan probes, in order.
+#[derive(Clone, Copy)]
+enum Ports {
+    List(&'static [u16]),
+    /// `first..=last`.
+    Range(u16, u16),
+}
+
+impl Ports {
+    fn to_vec(self) -> Vec<u16> {
+        match self {
+            Ports::List(l) => l.to_vec(),
+            Ports::Range(a, b) => (a..=b).collect(),
+        }
+    }
+}
+
+/// When a scan starts, within its profile's background traffic of `span`
+/// microseconds from the capture start.
+#[derive(Clone, Copy)]
+enum Start {
+    /// `span × share` in (it is a float, truncated).
+    Share(f64),
+    /// `span / n` in (integer division).
+    Part(i64),
+}
+
+/// One injected scan: who scans what, how, when and how fast, and the text
+/// of its truth row after the scanner's address.
+struct ScanSpec {
     scanner: [u8; 4],
-    targets: Vec<[u8; 4]>,
-    ports: Vec<u16>,
-    kind: ScanShape,
-    start: i64,
+    /// Targets: hosts `first..=last` of this /24.
+    net: [u8; 3],
+    hosts: (u8, u8),
+    ports: Ports,
+    shape: ScanShape,
+    start: Start,
+    /// Microseconds between probes.
     gap: i64,
-    truth: &str,
-) -> Planned {
-    let ip = format!(
-        "{}.{}.{}.{}",
-        scanner[0], scanner[1], scanner[2], scanner[3]
-    );
-    Planned {
-        stream: Box::new(Scan {
-            scanner,
-            targets,
-            ports,
-            kind,
-            t: start,
-            gap,
-            i: 0,
-            pending: None,
-            rng: Rng::new(seed ^ u64::from(u32::from_be_bytes(scanner))),
-        }),
-        truth: Some(format!("{ip},{truth}")),
+    truth: &'static str,
+}
+
+/// The `mixed` profile's scans, in stream order (ties in the merge go to
+/// the earlier stream).
+const MIXED_SCANS: &[ScanSpec] = &[
+    ScanSpec {
+        scanner: [203, 0, 113, 1],
+        net: [172, 20, 1],
+        hosts: (1, 254),
+        ports: Ports::List(&[22]),
+        shape: ScanShape::Syn,
+        start: Start::Share(0.1),
+        gap: 2_000,
+        truth: "horizontal,tcp,172.20.1.1-254,22,gen,syn sweep",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 2],
+        net: [172, 20, 1],
+        hosts: (10, 10),
+        ports: Ports::Range(1, 1000),
+        shape: ScanShape::Syn,
+        start: Start::Share(0.2),
+        gap: 500,
+        truth: "vertical,tcp,172.20.1.10,1-1000,gen,syn vertical",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 3],
+        net: [172, 20, 2],
+        hosts: (1, 20),
+        ports: Ports::List(&[21, 22, 23, 25, 80, 443, 445, 3389, 8080, 3306]),
+        shape: ScanShape::Syn,
+        start: Start::Share(0.3),
+        gap: 1_000,
+        truth: "block,tcp,172.20.2.1-20,10 ports,gen,syn block",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 4],
+        net: [172, 20, 1],
+        hosts: (12, 12),
+        ports: Ports::Range(1, 300),
+        shape: ScanShape::Fin,
+        start: Start::Share(0.4),
+        gap: 1_000,
+        truth: "vertical,tcp,172.20.1.12,1-300,gen,fin vertical",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 5],
+        net: [172, 20, 3],
+        hosts: (1, 120),
+        ports: Ports::List(&[161]),
+        shape: ScanShape::Udp,
+        start: Start::Share(0.5),
+        gap: 5_000,
+        truth: "horizontal,udp,172.20.3.1-120,161,gen,udp sweep",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 6],
+        net: [172, 20, 4],
+        hosts: (1, 254),
+        ports: Ports::List(&[0]),
+        shape: ScanShape::Echo,
+        start: Start::Share(0.6),
+        gap: 3_000,
+        truth: "horizontal,icmp,172.20.4.0/24,-,gen,echo sweep",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 7],
+        net: [172, 20, 5],
+        hosts: (1, 100),
+        ports: Ports::List(&[8080]),
+        shape: ScanShape::Connect,
+        start: Start::Share(0.7),
+        gap: 4_000,
+        truth: "horizontal,tcp,172.20.5.1-100,8080,gen,connect sweep all open",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 8],
+        net: [172, 20, 1],
+        hosts: (21, 21),
+        ports: Ports::Range(20, 59),
+        shape: ScanShape::Syn,
+        start: Start::Share(0.0),
+        gap: 15_000_000,
+        truth: "vertical,tcp,172.20.1.21,20-59,gen,slow vertical one probe per 15 s",
+    },
+];
+
+/// The scan hidden in the `flood` profile, a third of the way into it.
+const FLOOD_SCANS: &[ScanSpec] = &[ScanSpec {
+    scanner: [203, 0, 113, 66],
+    net: [172, 20, 9],
+    hosts: (80, 80),
+    ports: Ports::Range(1, 500),
+    shape: ScanShape::Syn,
+    start: Start::Part(3),
+    gap: 2_000,
+    truth: "vertical,tcp,172.20.9.80,1-500,gen,syn vertical hidden in a flood",
+}];
+
+impl ScanSpec {
+    /// The scan's stream and truth row, in a capture that starts at `start`
+    /// with background traffic `span` microseconds long.
+    fn plan(&self, seed: u64, start: i64, span: i64) -> Planned {
+        let scanner = self.scanner;
+        let ip = format!(
+            "{}.{}.{}.{}",
+            scanner[0], scanner[1], scanner[2], scanner[3]
+        );
+        let t = start
+            + match self.start {
+                Start::Share(f) => (span as f64 * f) as i64,
+                Start::Part(n) => span / n,
+            };
+        Planned {
+            stream: Box::new(Scan {
+                scanner,
+                targets: hosts(self.net, self.hosts.0..=self.hosts.1),
+                ports: self.ports.to_vec(),
+                kind: self.shape,
+                t,
+                gap: self.gap,
+                i: 0,
+                pending: None,
+                rng: Rng::new(seed ^ u64::from(u32::from_be_bytes(scanner))),
+            }),
+            truth: Some(format!("{ip},{}", self.truth)),
+        }
     }
 }
 
@@ -680,93 +818,11 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
         truth: None,
     });
     let span = (benign_flows as f64 / a.rate.max(1e-3) * 1e6) as i64;
-    let at = |frac: f64| start + (span as f64 * frac) as i64;
     let s = a.seed;
-    match a.profile.as_str() {
-        "benign" => {}
-        "mixed" => {
-            let net = [172, 20, 1];
-            planned.push(scan(
-                s,
-                [203, 0, 113, 1],
-                hosts(net, 1..=254),
-                vec![22],
-                ScanShape::Syn,
-                at(0.1),
-                2_000,
-                "horizontal,tcp,172.20.1.1-254,22,gen,syn sweep",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 2],
-                hosts(net, 10..=10),
-                (1..=1000).collect(),
-                ScanShape::Syn,
-                at(0.2),
-                500,
-                "vertical,tcp,172.20.1.10,1-1000,gen,syn vertical",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 3],
-                hosts([172, 20, 2], 1..=20),
-                vec![21, 22, 23, 25, 80, 443, 445, 3389, 8080, 3306],
-                ScanShape::Syn,
-                at(0.3),
-                1_000,
-                "block,tcp,172.20.2.1-20,10 ports,gen,syn block",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 4],
-                hosts(net, 12..=12),
-                (1..=300).collect(),
-                ScanShape::Fin,
-                at(0.4),
-                1_000,
-                "vertical,tcp,172.20.1.12,1-300,gen,fin vertical",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 5],
-                hosts([172, 20, 3], 1..=120),
-                vec![161],
-                ScanShape::Udp,
-                at(0.5),
-                5_000,
-                "horizontal,udp,172.20.3.1-120,161,gen,udp sweep",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 6],
-                hosts([172, 20, 4], 1..=254),
-                vec![0],
-                ScanShape::Echo,
-                at(0.6),
-                3_000,
-                "horizontal,icmp,172.20.4.0/24,-,gen,echo sweep",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 7],
-                hosts([172, 20, 5], 1..=100),
-                vec![8080],
-                ScanShape::Connect,
-                at(0.7),
-                4_000,
-                "horizontal,tcp,172.20.5.1-100,8080,gen,connect sweep all open",
-            ));
-            planned.push(scan(
-                s,
-                [203, 0, 113, 8],
-                hosts(net, 21..=21),
-                (20..=59).collect(),
-                ScanShape::Syn,
-                at(0.0),
-                15_000_000,
-                "vertical,tcp,172.20.1.21,20-59,gen,slow vertical one probe per 15 s",
-            ));
-        }
+    // The profile's scans, and the span of background traffic they start in.
+    let (scans, scan_span): (&[ScanSpec], i64) = match a.profile.as_str() {
+        "benign" => (&[], span),
+        "mixed" => (MIXED_SCANS, span),
         "flood" => {
             let victim = [172, 20, 9, 80];
             let flood_span = span.max(10_000_000);
@@ -782,18 +838,12 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
                 }),
                 truth: None,
             });
-            planned.push(scan(
-                s,
-                [203, 0, 113, 66],
-                hosts([172, 20, 9], 80..=80),
-                (1..=500).collect(),
-                ScanShape::Syn,
-                start + flood_span / 3,
-                2_000,
-                "vertical,tcp,172.20.9.80,1-500,gen,syn vertical hidden in a flood",
-            ));
+            (FLOOD_SCANS, flood_span)
         }
         p => anyhow::bail!("--profile {p:?}: expected mixed, benign or flood"),
+    };
+    for spec in scans {
+        planned.push(spec.plan(s, start, scan_span));
     }
     let mut out = PcapOut::new(&a.out)?;
     let mut truth = String::from("pcap,scanner_ip,scan_type,protocol,targets,ports,tool,command\n");

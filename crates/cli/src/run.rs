@@ -5,7 +5,7 @@
 use crate::config;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use scanwatch_capture::{FileSource, LiveOptions, LiveSource, PacketSource};
+use scanwatch_capture::{CaptureError, FileSource, LiveOptions, LiveSource, PacketSource};
 use scanwatch_detect::Window;
 use scanwatch_model::{proto, Detection};
 use scanwatch_pipeline::{Counters, GivenCaps, PipelineConfig, Summary};
@@ -22,7 +22,7 @@ pub struct RunArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interfaces: Vec<String>,
     /// Read packets from a pcap/pcapng file (gzip allowed), a directory
-    /// (its capture files in name order) or `-` for stdin. Repeatable.
+    /// or `-` for stdin. Repeatable: all inputs are merged by packet time.
     #[arg(short = 'r', long = "read", value_name = "FILE|DIR|-")]
     pub read: Vec<PathBuf>,
     /// Output folder for flows/, detections/ and alerts.jsonl.
@@ -151,7 +151,7 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     if let Some(s) = a.scan_idle {
         detect.scan_idle_secs = s;
     }
-    detect.validate().map_err(anyhow::Error::msg)?;
+    detect.validate()?;
     let mut cfg = PipelineConfig {
         flow: fs.to_config()?,
         detect,
@@ -304,10 +304,21 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     if live {
         append_stats(&a.out.join("stats.jsonl"), &counters, "exit");
     }
+    for p in &summary.damaged {
+        let kept = match p.error {
+            CaptureError::Truncated { .. } => "",
+            CaptureError::Corrupt { .. } => "; the packets before it were read",
+            _ => "; not read",
+        };
+        eprintln!("scanwatch: warning: damaged input: {}{kept}", p.error);
+    }
     if let Some(e) = &summary.capture_error {
         eprintln!(
             "scanwatch: warning: {e}; everything before that point was processed and written"
         );
+        return Ok(ExitCode::from(1));
+    }
+    if !summary.damaged.is_empty() {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -567,6 +578,18 @@ fn print_summary(s: &Summary, live: bool) {
         eprintln!(
             "scanwatch: caps reached: {} flows and {} sources evicted (raise --max-memory, or --max-flows / --max-sources)",
             s.flow_stats.evicted, s.detect_stats.sources_evicted
+        );
+    }
+    if !s.damaged.is_empty() {
+        let names: Vec<String> = s
+            .damaged
+            .iter()
+            .map(|p| p.path.display().to_string())
+            .collect();
+        eprintln!(
+            "scanwatch: {} damaged input(s), everything else was read: {}",
+            names.len(),
+            names.join(", ")
         );
     }
     if live {

@@ -12,6 +12,7 @@ use arrow_array::{
     Array, RecordBatch,
 };
 use clap::Args;
+use scanwatch_model::ids::stix_id;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -142,8 +143,10 @@ fn read_rows(dirs: &[PathBuf]) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// STIX's millisecond UTC time; outside chrono's range, the nearest instant
+/// it can represent (`civil_clamped`).
 fn stix_time(us: i64) -> String {
-    let c = scanwatch_model::civil(us);
+    let c = scanwatch_model::civil_clamped(us);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         c.year,
@@ -152,32 +155,7 @@ fn stix_time(us: i64) -> String {
         c.hour,
         c.minute,
         c.second,
-        us.rem_euclid(1_000_000) / 1000
-    )
-}
-
-/// A deterministic RFC 4122 version-5-shaped UUID from a name, so the same
-/// scanner gets the same STIX id in every share.
-fn stable_id(kind: &str, name: &str) -> String {
-    use sha1::Digest;
-    let mut h = sha1::Sha1::new();
-    h.update(b"scanwatch-stix:");
-    h.update(kind.as_bytes());
-    h.update(b":");
-    h.update(name.as_bytes());
-    let digest: [u8; 20] = h.finalize().into();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x50;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let x: Vec<String> = b.iter().map(|v| format!("{v:02x}")).collect();
-    format!(
-        "{kind}--{}-{}-{}-{}-{}",
-        x[0..4].concat(),
-        x[4..6].concat(),
-        x[6..8].concat(),
-        x[8..10].concat(),
-        x[10..16].concat()
+        c.micros / 1000
     )
 }
 
@@ -336,7 +314,7 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
                 .map(|d| d.as_micros() as i64)
                 .unwrap_or(0),
         );
-        let org = stable_id("identity", &a.identity);
+        let org = stix_id("identity", &a.identity);
         let mut objects: Vec<Value> = vec![json!({
             "type": "identity", "spec_version": "2.1", "id": org,
             "created": now, "modified": now,
@@ -346,7 +324,7 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
         for sensors in by.values() {
             for sensor in sensors.keys() {
                 sensor_ids.entry(sensor).or_insert_with(|| {
-                    let id = stable_id("identity", &format!("{}/{sensor}", a.identity));
+                    let id = stix_id("identity", &format!("{}/{sensor}", a.identity));
                     objects.push(json!({
                         "type": "identity", "spec_version": "2.1", "id": id,
                         "created": now, "modified": now, "created_by_ref": org,
@@ -369,7 +347,7 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
             };
             let kinds: Vec<String> = all.kinds().into_iter().collect();
             let ports: Vec<u16> = all.ports().into_iter().take(MAX_PORTS_LISTED).collect();
-            let ind = stable_id("indicator", scanner);
+            let ind = stix_id("indicator", scanner);
             objects.push(json!({
                 "type": "indicator", "spec_version": "2.1", "id": ind,
                 "created": now, "modified": now, "created_by_ref": org,
@@ -388,7 +366,7 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
             for (sensor, seen) in sensors {
                 let mut s = json!({
                     "type": "sighting", "spec_version": "2.1",
-                    "id": stable_id("sighting", &format!("{scanner}@{sensor}")),
+                    "id": stix_id("sighting", &format!("{scanner}@{sensor}")),
                     "created": now, "modified": now, "created_by_ref": org,
                     "sighting_of_ref": ind,
                     "where_sighted_refs": [sensor_ids[sensor]],
@@ -409,7 +387,7 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
         }
         let bundle = json!({
             "type": "bundle",
-            "id": stable_id("bundle", &format!("{}:{now}", a.identity)),
+            "id": stix_id("bundle", &format!("{}:{now}", a.identity)),
             "objects": objects,
         });
         serde_json::to_string_pretty(&bundle)? + "\n"

@@ -40,7 +40,7 @@
 mod config;
 mod scan;
 
-pub use config::{Cidr, DetectConfig, Service, Window};
+pub use config::{Cidr, CidrProblem, ConfigError, DetectConfig, Service, ServiceProblem, Window};
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use scan::Scan;
@@ -155,8 +155,19 @@ struct Source {
     eval_skip: u32,
 }
 
-/// Detectors that can fire, as bits in a scan's `detectors`.
+/// Detectors that can fire, as bits in a scan's `detectors`: TRW is bit 0,
+/// window `i` (in config order) is bit `i + 1`.
 pub(crate) const DET_TRW: u8 = 1;
+
+/// Most detection windows a [`DetectConfig`] may have: one detector bit each
+/// beside TRW's, in a `u8` ([`DetectConfig::validate`] rejects more).
+pub const MAX_WINDOWS: usize = u8::BITS as usize - 1;
+
+/// The detector bit of window `i`. `validate` keeps `i < MAX_WINDOWS`; the
+/// clamp only keeps the shift in range for a config that skipped it.
+fn window_bit(i: usize) -> u8 {
+    2u8 << i.min(MAX_WINDOWS - 1)
+}
 
 pub struct Detector {
     cfg: DetectConfig,
@@ -177,7 +188,7 @@ pub struct Detector {
 }
 
 impl Detector {
-    pub fn new(cfg: DetectConfig) -> Result<Detector, String> {
+    pub fn new(cfg: DetectConfig) -> Result<Detector, ConfigError> {
         let (allow_scanners, allow_services) = cfg.validate()?;
         let ln_eta1 = (cfg.trw_beta / cfg.trw_alpha).ln();
         let ln_eta0 = ((1.0 - cfg.trw_beta) / (1.0 - cfg.trw_alpha)).ln();
@@ -400,7 +411,7 @@ impl Detector {
         let mut detectors = 0u8;
         let mut kind = None;
         for (i, win) in cfg.windows.iter().enumerate() {
-            let bit = 2u8 << i.min(6);
+            let bit = window_bit(i);
             let block_needed = (cfg.block_hosts * cfg.block_ports) as usize;
             if block_pairs[i].len() >= block_needed {
                 let hosts = hosts_with_many_ports(&mut block_pairs[i], cfg.block_ports);
@@ -599,7 +610,7 @@ pub fn detector_names(bits: u8, cfg: &DetectConfig) -> String {
         names.push("trw".to_string());
     }
     for (i, w) in cfg.windows.iter().enumerate() {
-        if bits & (2u8 << i.min(6)) != 0 {
+        if bits & window_bit(i) != 0 {
             names.push(format!("window:{}", human_secs(w.seconds)));
         }
     }

@@ -3,6 +3,7 @@
 use crate::{detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent};
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
+use scanwatch_model::ids::detection_id;
 use scanwatch_model::{endpoint_text, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
 
 /// Targets listed in a record's `targets` column.
@@ -232,19 +233,4 @@ impl Scan {
             open,
         }
     }
-}
-
-/// A stable id: the same scan gets the same id from run to run.
-fn detection_id(scanner: Addr, proto: u8, first: Micros) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in scanner
-        .0
-        .iter()
-        .chain(std::iter::once(&proto))
-        .chain(first.to_le_bytes().iter())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
 }

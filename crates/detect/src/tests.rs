@@ -252,6 +252,46 @@ fn slow_vertical_scan_is_caught_by_the_long_window() {
 }
 
 #[test]
+fn the_last_window_at_the_limit_fires_under_its_own_name() {
+    // MAX_WINDOWS windows, only the last one (7 minutes) slow enough for
+    // this scan: one probe every 10 s, 25 ports; the others need 1000.
+    let windows = (1..=MAX_WINDOWS as u64)
+        .map(|i| Window {
+            seconds: 60 * i,
+            horizontal: 1000.0,
+            vertical: if i == MAX_WINDOWS as u64 {
+                20.0
+            } else {
+                1000.0
+            },
+        })
+        .collect();
+    let cfg = DetectConfig {
+        windows,
+        trw: false,
+        ..DetectConfig::default()
+    };
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.21");
+    let atts = (0..25u16)
+        .map(|i| {
+            att(
+                i64::from(i) * 10 * SEC,
+                s,
+                t,
+                20 + i,
+                Outcome::Rejected,
+                false,
+            )
+        })
+        .collect();
+    let (ev, _) = run(cfg, atts);
+    let d = ends(&ev);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].detector, "window:7m");
+}
+
+#[test]
 fn allow_list_silences_a_scanner() {
     let cfg = DetectConfig {
         allow_scanners: vec!["198.18.0.0/24".into()],

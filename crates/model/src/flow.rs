@@ -92,15 +92,6 @@ pub fn bucket(hash: u64, n: usize) -> usize {
     ((u128::from(hash) * n as u128) >> 64) as usize
 }
 
-#[inline]
-fn mix(mut x: u64) -> u64 {
-    // splitmix64 finaliser: cheap, and every input bit reaches every output bit.
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 /// Zeek's `conn_state` codes, with Zeek's meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConnState {
@@ -296,28 +287,7 @@ impl FlowRecord {
             self.resp_p,
             self.proto,
         );
-        let h1 = key.shard_hash(self.ts as u64);
-        let h2 = mix(h1 ^ (self.ts as u64).rotate_left(17));
-        // 17 base-62 characters from 6-bit chunks of two 64-bit hashes (no
-        // division; the two values above 61 fold back onto the first two
-        // digits, a negligible bias), by table, without a branch.
-        const DIGITS: &[u8; 64] =
-            b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01";
-        let d = |h: u64, i: u32| DIGITS[((h >> (i * 6)) & 63) as usize];
-        // Built in registers and stored whole: byte stores that a copy then
-        // reads back in 16-byte loads would stall it.
-        let mut lo = u128::from(b'C');
-        for i in 0..10 {
-            lo |= u128::from(d(h1, i)) << (8 * (1 + i));
-        }
-        for i in 0..5 {
-            lo |= u128::from(d(h2, i)) << (8 * (11 + i));
-        }
-        let mut out = [0u8; 18];
-        out[..16].copy_from_slice(&lo.to_le_bytes());
-        out[16] = d(h2, 5);
-        out[17] = d(h2, 6);
-        out
+        crate::ids::flow_uid(&key, self.ts)
     }
 
     pub fn community_id(&self) -> String {

@@ -14,6 +14,7 @@ mod addr;
 mod community;
 mod flow;
 pub mod icmp;
+pub mod ids;
 mod tcp;
 mod time;
 mod watermark;
@@ -36,7 +37,7 @@ pub fn ascii_str(b: &[u8]) -> &str {
 pub use community::{community_id, community_id_bytes};
 pub use flow::{bucket, ConnState, FlowKey, FlowRecord, History};
 pub use tcp::TcpFlags;
-pub use time::{civil, eve_timestamp, Civil};
+pub use time::{civil, civil_clamped, eve_timestamp, Civil, CIVIL_MAX, CIVIL_MIN};
 pub use watermark::Watermark;
 
 /// Microseconds since the Unix epoch (UTC), from packet timestamps.

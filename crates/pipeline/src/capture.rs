@@ -17,7 +17,7 @@ use crate::clock::{ClockConfig, InputClock, Outlier, OutlierKind};
 use crate::counters::{Counters, Counts};
 use crate::worker::PacketBatch;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use scanwatch_capture::{LiveStats, Next, PacketSource};
+use scanwatch_capture::{InputProblem, LiveStats, Next, PacketSource};
 use scanwatch_decode::{decode_into, DecodeError};
 use scanwatch_model::{bucket, Micros, PacketMeta};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -42,6 +42,8 @@ pub(crate) struct CaptureCtx<'a> {
     pub shutdown: &'a AtomicBool,
     /// The first capture error of the run, and whether it was a cut file.
     pub error: &'a Mutex<Option<(String, bool)>>,
+    /// Inputs found damaged (the source read the others).
+    pub damaged: &'a Mutex<Vec<InputProblem>>,
     /// A live input's latest kernel counters.
     pub live_stats: &'a Mutex<Option<LiveStats>>,
 }
@@ -218,6 +220,9 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
     publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
     if live {
         publish_live(&ctx, &mut *src);
+    }
+    if let Ok(mut g) = ctx.damaged.lock() {
+        g.extend(src.problems());
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::clock::Outlier;
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
-use scanwatch_capture::LiveStats;
+use scanwatch_capture::{InputProblem, LiveStats};
 use scanwatch_detect::DetectStats;
 use scanwatch_flow::FlowStats;
 use scanwatch_model::{Addr, Detection, Micros, ScanKind};
@@ -177,6 +177,9 @@ pub struct Summary {
     /// everything before it was processed and written.
     pub capture_error: Option<String>,
     pub capture_truncated: bool,
+    /// Inputs that could not be read whole (cut, corrupt, not a capture),
+    /// each named once; the other inputs were read.
+    pub damaged: Vec<InputProblem>,
     /// Peak bytes of flow-table memory summed over workers.
     pub flow_table_bytes: u64,
     /// The first outliers of the packet clock (all are counted in

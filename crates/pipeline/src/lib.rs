@@ -49,7 +49,7 @@ use crate::shard::{shard_loop, ShardCtx, ShardMsg};
 use crate::worker::{worker_loop, PacketBatch, WorkerCtx};
 use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
-use scanwatch_capture::{LiveStats, PacketSource};
+use scanwatch_capture::{InputProblem, LiveStats, PacketSource};
 use scanwatch_detect::Detector;
 use scanwatch_model::{Attempt, PacketMeta};
 use scanwatch_sink::{
@@ -79,7 +79,7 @@ pub fn run(
     let n = cfg.threads.max(1);
     let m = cfg.shards.max(1);
     // Validate detector settings before starting anything.
-    Detector::new(cfg.detect.clone()).map_err(PipelineError::Config)?;
+    Detector::new(cfg.detect.clone()).map_err(|e| PipelineError::Config(e.to_string()))?;
 
     // Outputs first: a bad folder is an error before any packet is read.
     let mut flows = None;
@@ -123,6 +123,7 @@ pub fn run(
 
     let capture_error: Mutex<Option<(String, bool)>> = Mutex::new(None);
     let live_stats: Mutex<Option<LiveStats>> = Mutex::new(None);
+    let damaged: Mutex<Vec<InputProblem>> = Mutex::new(Vec::new());
 
     let joined = thread::scope(|scope| {
         let output = spawn(scope, "sw-output".into(), {
@@ -194,6 +195,7 @@ pub fn run(
                     counters,
                     shutdown: &cfg.shutdown,
                     error: &capture_error,
+                    damaged: &damaged,
                     live_stats: &live_stats,
                 };
                 spawn(scope, format!("sw-capture-{i}"), move || {
@@ -258,6 +260,7 @@ pub fn run(
         s.capture_error = Some(msg);
         s.capture_truncated = truncated;
     }
+    s.damaged = damaged.into_inner().unwrap_or_default();
     if live {
         s.live = live_stats.into_inner().ok().flatten();
     }

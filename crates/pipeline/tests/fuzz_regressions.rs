@@ -74,7 +74,8 @@ fn capture_target(name: &str, data: &[u8]) -> (u64, bool) {
                 let _ = decode(p.link_type, p.data, p.ts, p.wire_len);
             }
             Ok(Next::Idle | Next::Again) => {}
-            Ok(Next::End) => return (n, false),
+            // A damaged input ends its part of the stream and is reported.
+            Ok(Next::End) => return (n, !src.problems().is_empty()),
             Err(_) => return (n, true),
         }
     }

@@ -20,7 +20,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use scanwatch_model::{civil, eve_timestamp, proto, Detection, Micros, ScanKind};
+use scanwatch_model::{civil_clamped, eve_timestamp, proto, Detection, Micros, ScanKind};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -330,7 +330,7 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
     }
 
     fn new_part(&self, hour: i64) -> Result<OpenPart<B>, SinkError> {
-        let c = civil(hour * 3_600_000_000);
+        let c = civil_clamped(hour * 3_600_000_000);
         let mut dir = self.root.clone();
         for p in &self.opts.prefix {
             dir.push(p);

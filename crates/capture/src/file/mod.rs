@@ -1,6 +1,14 @@
 //! Capture files: classic pcap and pcapng, plain or gzip-compressed, one file,
-//! a list of files, a directory (name order) or stdin — one packet stream, so
-//! flow state carries across files.
+//! a list of files, a directory or stdin — one packet stream in packet-time
+//! order, so flow state carries across files.
+//!
+//! Several inputs are merged by timestamp, as `mergecap` does: each input is
+//! ranked by its first packet's time (then its path), opened only when the
+//! merged stream reaches that time and closed at its end, and the reader
+//! holding the oldest next packet hands it out (ties go to the lower rank,
+//! never to the command-line position). At most [`MAX_OPEN_FILES`] inputs
+//! are open at once. A damaged input (cut, corrupt, not a capture) is
+//! reported as an [`InputProblem`] and the others are still read.
 //!
 //! The reader keeps one growable buffer per file and parses records in place:
 //! a packet's bytes are handed out as a slice of that buffer. Every length
@@ -9,8 +17,10 @@
 //! ends inside a record reports [`CaptureError::Truncated`] with the offset,
 //! after every whole record before the cut has been returned.
 
-use crate::{CaptureError, Next, PacketSource, RawPacket, MAX_CAPLEN};
+use crate::{CaptureError, InputProblem, Next, PacketSource, RawPacket, MAX_CAPLEN};
 use scanwatch_model::Micros;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -55,6 +65,7 @@ enum State {
 }
 
 /// Where one record's packet sits in the reader's buffer.
+#[derive(Clone, Copy)]
 struct Rec {
     ts: Micros,
     wire: u32,
@@ -167,7 +178,7 @@ impl Reader {
 
     /// Opens `path` (or stdin for `-`), unwraps gzip, and reads the file
     /// header.
-    fn open(path: &Path, read_bytes: Arc<AtomicU64>) -> Result<Reader, CaptureError> {
+    fn open(path: &Path, read_bytes: Arc<AtomicU64>, buf: usize) -> Result<Reader, CaptureError> {
         let raw: Box<dyn Read + Send> = if path == Path::new("-") {
             Box::new(Counting {
                 inner: io::stdin(),
@@ -183,14 +194,19 @@ impl Reader {
                 n: read_bytes,
             })
         };
-        Reader::from_input(path, raw)
+        Reader::from_input(path, raw, buf)
     }
 
-    fn from_input(path: &Path, raw: Box<dyn Read + Send>) -> Result<Reader, CaptureError> {
+    /// `buf` is the initial buffer size (it grows for a larger record).
+    fn from_input(
+        path: &Path,
+        raw: Box<dyn Read + Send>,
+        buf: usize,
+    ) -> Result<Reader, CaptureError> {
         let mut r = Reader {
             path: path.to_path_buf(),
             input: raw,
-            buf: vec![0; 1 << 20],
+            buf: vec![0; buf],
             start: 0,
             end: 0,
             offset: 0,
@@ -564,11 +580,66 @@ struct Bpf(pcap::BpfProgram);
 // moving it between threads moves the ownership of its instruction array.
 unsafe impl Send for Bpf {}
 
-/// Capture files read as one stream of packets.
+/// How many inputs may be open at once while merging (an open input holds a
+/// file descriptor and a read buffer of 256 KiB). Inputs are opened when the
+/// merged stream reaches their first packet and closed at their end, so only
+/// inputs whose time ranges overlap are open together; more than this is an
+/// error ([`CaptureError::TooManyOpen`]).
+pub const MAX_OPEN_FILES: usize = 256;
+
+/// An environment variable that lowers [`MAX_OPEN_FILES`] (for tests).
+pub const MAX_OPEN_FILES_ENV: &str = "SCANWATCH_MAX_OPEN_FILES";
+
+/// Read buffer of a lone input, of each of several, and of the first look
+/// at an input (it grows for a larger record).
+const BUF_ONE: usize = 1 << 20;
+const BUF_MANY: usize = 256 << 10;
+const BUF_PROBE: usize = 64 << 10;
+
+/// Extensions of directory members skipped without a word: notes and data
+/// files that sit beside captures, never captures themselves.
+const QUIET_EXTENSIONS: &[&str] = &["md", "csv", "txt", "json"];
+
+/// Where one input stands.
+enum Slot {
+    /// Not opened yet: the merged stream has not reached its first packet.
+    Waiting,
+    /// Open, with its next record read (its bytes in the reader's buffer).
+    Open(Reader, Rec),
+    /// Read to its end, damaged, or without packets.
+    Done,
+}
+
+struct Input {
+    path: PathBuf,
+    /// Time of its first packet (`Micros::MAX` when it has none).
+    first: Micros,
+    slot: Slot,
+}
+
+/// What the first look at an input found beyond its header.
+enum Probe {
+    First(Micros),
+    NoPackets,
+    /// The first record is already damaged.
+    Damaged(CaptureError),
+}
+
+/// Capture files read as one stream of packets in packet-time order.
 pub struct FileSource {
-    files: Vec<PathBuf>,
-    next_file: usize,
-    cur: Option<Reader>,
+    /// Every input, in rank order: (first packet time, path).
+    inputs: Vec<Input>,
+    /// Inputs before this index are no longer waiting.
+    next_wait: usize,
+    /// Open inputs other than `head`, keyed by (next packet time, rank).
+    heap: BinaryHeap<Reverse<(Micros, usize)>>,
+    /// The open input holding the oldest next packet.
+    head: Option<usize>,
+    /// Whether `head`'s record was handed out (it moves on at the next call).
+    handed: bool,
+    max_open: usize,
+    buf_size: usize,
+    problems: Vec<InputProblem>,
     read_bytes: Arc<AtomicU64>,
     total_bytes: u64,
     filter: Option<String>,
@@ -578,10 +649,28 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Files and directories as given to `-r`, in order; a directory
-    /// contributes its capture files in name order. `-` is stdin.
+    /// Files and directories as given to `-r` (`-` is stdin), merged by
+    /// packet time. A directory contributes every regular file in it except
+    /// hidden ones and notes (`.md`, `.csv`, `.txt`, `.json`); a member that
+    /// is not a readable capture is reported by [`PacketSource::problems`]
+    /// and the others are read. A file named directly that is not a capture
+    /// (missing, empty, bad header) is an error here, before any packet.
     pub fn open(inputs: &[PathBuf], filter: Option<String>) -> Result<FileSource, CaptureError> {
-        let mut files = Vec::new();
+        let cap = std::env::var(MAX_OPEN_FILES_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(MAX_OPEN_FILES, |n| n.clamp(1, MAX_OPEN_FILES));
+        FileSource::open_with_cap(inputs, filter, cap)
+    }
+
+    /// As [`FileSource::open`], with at most `max_open` inputs open at once.
+    pub fn open_with_cap(
+        inputs: &[PathBuf],
+        filter: Option<String>,
+        max_open: usize,
+    ) -> Result<FileSource, CaptureError> {
+        // (path, named in a directory)
+        let mut paths: Vec<(PathBuf, bool)> = Vec::new();
         for p in inputs {
             if p.is_dir() {
                 let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
@@ -590,42 +679,83 @@ impl FileSource {
                         source: e,
                     })?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.is_file()
-                            && !p
-                                .file_name()
-                                .and_then(|n| n.to_str())
-                                .is_some_and(|n| n.starts_with('.'))
-                            && looks_like_capture(p)
-                    })
+                    .filter(|p| p.is_file() && !quietly_skipped(p))
                     .collect();
                 entries.sort();
                 if entries.is_empty() {
                     return Err(CaptureError::EmptyDir { path: p.clone() });
                 }
-                files.extend(entries);
+                paths.extend(entries.into_iter().map(|e| (e, true)));
             } else {
-                files.push(p.clone());
+                paths.push((p.clone(), false));
             }
         }
-        let total_bytes = files
+        let total_bytes = paths
             .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
+            .filter(|(p, _)| p != Path::new("-"))
+            .filter_map(|(p, _)| std::fs::metadata(p).ok())
             .map(|m| m.len())
             .sum();
+        let buf_size = if paths.len() == 1 { BUF_ONE } else { BUF_MANY };
+        let read_bytes = Arc::new(AtomicU64::new(0));
+        let mut problems = Vec::new();
+        let mut list = Vec::with_capacity(paths.len());
+        for (path, in_dir) in paths {
+            let mut input = Input {
+                path,
+                first: Micros::MAX,
+                slot: Slot::Done,
+            };
+            let probe = if input.path == Path::new("-") {
+                // stdin cannot be read twice: it stays open from here on.
+                Reader::open(&input.path, read_bytes.clone(), buf_size)
+                    .map(|r| first_record(r, &mut input))
+            } else {
+                probe(&input.path)
+            };
+            match probe {
+                Ok(Probe::First(ts)) => {
+                    input.first = ts;
+                    if matches!(input.slot, Slot::Done) {
+                        input.slot = Slot::Waiting;
+                    }
+                }
+                Ok(Probe::NoPackets) => {}
+                Ok(Probe::Damaged(e)) => problems.push(InputProblem {
+                    path: input.path.clone(),
+                    error: e,
+                }),
+                Err(e) if in_dir => problems.push(InputProblem {
+                    path: input.path.clone(),
+                    error: e,
+                }),
+                Err(e) => return Err(e),
+            }
+            list.push(input);
+        }
+        // Rank: first packet time, then path; never the order given.
+        list.sort_by(|a, b| (a.first, &a.path).cmp(&(b.first, &b.path)));
         let mut src = FileSource {
-            files,
-            next_file: 0,
-            cur: None,
-            read_bytes: Arc::new(AtomicU64::new(0)),
+            inputs: list,
+            next_wait: 0,
+            heap: BinaryHeap::new(),
+            head: None,
+            handed: false,
+            max_open: max_open.max(1),
+            buf_size,
+            problems,
+            read_bytes,
             total_bytes,
             filter,
             programs: Vec::new(),
             filtered: 0,
         };
-        // Open the first file now so that a missing or bad file is reported
-        // before any thread starts.
-        src.advance()?;
+        for (i, input) in src.inputs.iter().enumerate() {
+            if let Slot::Open(_, rec) = &input.slot {
+                src.heap.push(Reverse((rec.ts, i)));
+            }
+        }
+        src.settle()?;
         Ok(src)
     }
 
@@ -633,12 +763,29 @@ impl FileSource {
     /// for files, gzip included. `name` is used in messages.
     pub fn from_bytes(name: &str, data: Vec<u8>) -> Result<FileSource, CaptureError> {
         let total_bytes = data.len() as u64;
-        let path = PathBuf::from(name);
-        let reader = Reader::from_input(&path, Box::new(io::Cursor::new(data)))?;
+        let mut input = Input {
+            path: PathBuf::from(name),
+            first: Micros::MAX,
+            slot: Slot::Done,
+        };
+        let reader = Reader::from_input(&input.path, Box::new(io::Cursor::new(data)), BUF_ONE)?;
+        let mut problems = Vec::new();
+        if let Probe::Damaged(e) = first_record(reader, &mut input) {
+            problems.push(InputProblem {
+                path: input.path.clone(),
+                error: e,
+            });
+        }
+        let head = matches!(input.slot, Slot::Open(..)).then_some(0);
         Ok(FileSource {
-            files: vec![path],
-            next_file: 1,
-            cur: Some(reader),
+            inputs: vec![input],
+            next_wait: 1,
+            heap: BinaryHeap::new(),
+            head,
+            handed: false,
+            max_open: 1,
+            buf_size: BUF_ONE,
+            problems,
             read_bytes: Arc::new(AtomicU64::new(0)),
             total_bytes,
             filter: None,
@@ -647,22 +794,140 @@ impl FileSource {
         })
     }
 
-    /// The container of the file being read.
+    /// The container of the input being read.
     pub fn format(&self) -> Option<Format> {
-        self.cur.as_ref().map(|r| match r.state {
-            State::Pcap { .. } => Format::Pcap,
-            State::Pcapng { .. } => Format::Pcapng,
-        })
+        let h = self.head?;
+        match &self.inputs[h].slot {
+            Slot::Open(r, _) => Some(match r.state {
+                State::Pcap { .. } => Format::Pcap,
+                State::Pcapng { .. } => Format::Pcapng,
+            }),
+            _ => None,
+        }
     }
 
-    fn advance(&mut self) -> Result<bool, CaptureError> {
-        self.cur = None;
-        let Some(path) = self.files.get(self.next_file) else {
-            return Ok(false);
+    /// How many inputs are open now.
+    fn open_count(&self) -> usize {
+        self.heap.len() + usize::from(self.head.is_some())
+    }
+
+    /// (next packet time, rank) of an open input.
+    #[inline]
+    fn key(&self, i: usize) -> Option<(Micros, usize)> {
+        match &self.inputs[i].slot {
+            Slot::Open(_, rec) => Some((rec.ts, i)),
+            _ => None,
+        }
+    }
+
+    /// The first input, in rank order, still waiting to be opened.
+    #[inline]
+    fn waiting(&mut self) -> Option<usize> {
+        while let Some(input) = self.inputs.get(self.next_wait) {
+            if matches!(input.slot, Slot::Waiting) {
+                return Some(self.next_wait);
+            }
+            self.next_wait += 1;
+        }
+        None
+    }
+
+    /// Opens every waiting input whose first packet is due, then makes the
+    /// open input with the oldest next packet the head.
+    #[inline]
+    fn settle(&mut self) -> Result<(), CaptureError> {
+        loop {
+            let head = self.head.and_then(|h| self.key(h));
+            let top = self.heap.peek().map(|r| r.0);
+            let min = match (head, top) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let Some(w) = self.waiting() else {
+                break;
+            };
+            if min.is_some_and(|(ts, _)| self.inputs[w].first > ts) {
+                break;
+            }
+            if self.open_count() >= self.max_open {
+                let due = min.map_or(0, |(ts, _)| {
+                    self.inputs[w..]
+                        .iter()
+                        .filter(|i| matches!(i.slot, Slot::Waiting) && i.first <= ts)
+                        .count()
+                });
+                return Err(CaptureError::TooManyOpen {
+                    count: self.open_count() + due.max(1),
+                    cap: self.max_open,
+                });
+            }
+            self.next_wait = w + 1;
+            self.open_input(w);
+        }
+        if let Some(&Reverse(top)) = self.heap.peek() {
+            match self.head.and_then(|h| self.key(h)) {
+                Some(h) if h <= top => {}
+                Some(h) => {
+                    self.heap.pop();
+                    self.heap.push(Reverse(h));
+                    self.head = Some(top.1);
+                }
+                None => {
+                    self.heap.pop();
+                    self.head = Some(top.1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a waiting input and reads its first record onto the heap; a
+    /// failure is recorded as a problem of that input.
+    fn open_input(&mut self, i: usize) {
+        let path = self.inputs[i].path.clone();
+        match Reader::open(&path, self.read_bytes.clone(), self.buf_size) {
+            Ok(r) => {
+                let input = &mut self.inputs[i];
+                match first_record(r, input) {
+                    Probe::First(ts) => self.heap.push(Reverse((ts, i))),
+                    Probe::NoPackets => {}
+                    Probe::Damaged(error) => self.problems.push(InputProblem { path, error }),
+                }
+            }
+            Err(error) => {
+                self.inputs[i].slot = Slot::Done;
+                self.problems.push(InputProblem { path, error });
+            }
+        }
+    }
+
+    /// Moves the head input to its next record, closing it at its end or
+    /// at damage.
+    #[inline]
+    fn step_head(&mut self) {
+        let Some(h) = self.head else {
+            return;
         };
-        self.next_file += 1;
-        self.cur = Some(Reader::open(path, self.read_bytes.clone())?);
-        Ok(true)
+        let input = &mut self.inputs[h];
+        let Slot::Open(r, rec) = &mut input.slot else {
+            self.head = None;
+            return;
+        };
+        match r.next() {
+            Ok(Some(next)) => *rec = next,
+            Ok(None) => {
+                input.slot = Slot::Done;
+                self.head = None;
+            }
+            Err(error) => {
+                input.slot = Slot::Done;
+                self.head = None;
+                self.problems.push(InputProblem {
+                    path: input.path.clone(),
+                    error,
+                });
+            }
+        }
     }
 
     /// Compiles the filter for `link_type` once.
@@ -692,80 +957,108 @@ impl FileSource {
     }
 }
 
-/// Directory entries are read only when they start like a capture.
-fn looks_like_capture(p: &Path) -> bool {
-    let mut b = [0u8; 4];
-    let Ok(mut f) = File::open(p) else {
-        return false;
-    };
-    if f.read_exact(&mut b).is_err() {
-        return false;
+/// Reads the first record of an opened input and leaves it open on it (or
+/// done when there is none).
+fn first_record(mut r: Reader, input: &mut Input) -> Probe {
+    match r.next() {
+        Ok(Some(rec)) => {
+            input.first = rec.ts;
+            input.slot = Slot::Open(r, rec);
+            Probe::First(rec.ts)
+        }
+        Ok(None) => {
+            input.slot = Slot::Done;
+            Probe::NoPackets
+        }
+        Err(e) => {
+            input.slot = Slot::Done;
+            Probe::Damaged(e)
+        }
     }
-    let m = u32::from_le_bytes(b);
-    b[..2] == GZIP_MAGIC
-        || m == PCAPNG_SHB
-        || [PCAP_MAGIC_US, PCAP_MAGIC_NS].contains(&m)
-        || [PCAP_MAGIC_US, PCAP_MAGIC_NS].contains(&m.swap_bytes())
+}
+
+/// The first look at a file: its header and first record, then closed.
+fn probe(path: &Path) -> Result<Probe, CaptureError> {
+    let mut r = Reader::open(path, Arc::new(AtomicU64::new(0)), BUF_PROBE)?;
+    Ok(match r.next() {
+        Ok(Some(rec)) => Probe::First(rec.ts),
+        Ok(None) => Probe::NoPackets,
+        Err(e) => Probe::Damaged(e),
+    })
+}
+
+/// Directory members that are never captures: hidden files and notes.
+fn quietly_skipped(p: &Path) -> bool {
+    let hidden = p
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'));
+    let note = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| QUIET_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    hidden || note
 }
 
 impl PacketSource for FileSource {
     fn next_packet(&mut self) -> Result<Next<'_>, CaptureError> {
         loop {
-            let Some(r) = self.cur.as_mut() else {
+            if self.handed {
+                self.handed = false;
+                self.step_head();
+            }
+            self.settle()?;
+            let Some(h) = self.head else {
                 return Ok(Next::End);
             };
-            match r.next()? {
-                Some(Rec {
-                    ts,
-                    wire,
-                    link_type: lt,
-                    at,
-                    len,
-                }) => {
-                    if self.filter.is_some() {
-                        self.ensure_program(lt)?;
-                        let Some(r) = self.cur.as_ref() else {
-                            return Ok(Next::End);
-                        };
-                        let data = &r.buf[at..at + len];
-                        let pass = self
-                            .programs
-                            .iter()
-                            .find(|(t, _)| *t == lt)
-                            .is_none_or(|(_, p)| p.0.filter(data));
-                        if !pass {
-                            self.filtered += 1;
-                            continue;
-                        }
-                    }
-                    let Some(r) = self.cur.as_ref() else {
-                        return Ok(Next::End);
-                    };
-                    return Ok(Next::Packet(RawPacket {
-                        ts,
-                        wire_len: wire,
-                        link_type: lt,
-                        data: &r.buf[at..at + len],
-                    }));
-                }
-                None => {
-                    if !self.advance()? {
-                        return Ok(Next::End);
-                    }
+            let Some(rec) = (match &self.inputs[h].slot {
+                Slot::Open(_, rec) => Some(*rec),
+                _ => None,
+            }) else {
+                return Ok(Next::End);
+            };
+            self.handed = true;
+            if self.filter.is_some() {
+                self.ensure_program(rec.link_type)?;
+                let Slot::Open(r, _) = &self.inputs[h].slot else {
+                    return Ok(Next::End);
+                };
+                let data = &r.buf[rec.at..rec.at + rec.len];
+                let pass = self
+                    .programs
+                    .iter()
+                    .find(|(t, _)| *t == rec.link_type)
+                    .is_none_or(|(_, p)| p.0.filter(data));
+                if !pass {
+                    self.filtered += 1;
+                    continue;
                 }
             }
+            let Slot::Open(r, _) = &self.inputs[h].slot else {
+                return Ok(Next::End);
+            };
+            return Ok(Next::Packet(RawPacket {
+                ts: rec.ts,
+                wire_len: rec.wire,
+                link_type: rec.link_type,
+                data: &r.buf[rec.at..rec.at + rec.len],
+            }));
         }
     }
 
     fn name(&self) -> String {
-        match self.files.len() {
-            1 => self.files[0].display().to_string(),
+        match self.inputs.len() {
+            1 => self.inputs[0].path.display().to_string(),
             n => format!("{n} files"),
         }
     }
 
     fn progress(&self) -> Option<(u64, u64)> {
         Some((self.read_bytes.load(Ordering::Relaxed), self.total_bytes))
+    }
+
+    fn problems(&mut self) -> Vec<InputProblem> {
+        std::mem::take(&mut self.problems)
     }
 }
 

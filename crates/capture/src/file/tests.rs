@@ -100,10 +100,36 @@ fn read_all(p: &Path) -> (Packets, Option<CaptureError>) {
     loop {
         match src.next_packet() {
             Ok(Next::Packet(r)) => out.push((r.ts, r.link_type, r.data.to_vec())),
-            Ok(_) => return (out, None),
+            Ok(_) => return (out, src.problems().into_iter().next().map(|p| p.error)),
             Err(e) => return (out, Some(e)),
         }
     }
+}
+
+/// Every packet of a source (time, bytes) and the names of its damaged
+/// inputs.
+fn drain(mut src: FileSource) -> (Vec<(Micros, Vec<u8>)>, Vec<String>) {
+    let mut out = Vec::new();
+    loop {
+        match src.next_packet() {
+            Ok(Next::Packet(r)) => out.push((r.ts, r.data.to_vec())),
+            Ok(_) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let bad = src
+        .problems()
+        .iter()
+        .map(|p| p.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    (out, bad)
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scanwatch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]
@@ -195,18 +221,116 @@ fn broken_files_give_clear_errors() {
 }
 
 #[test]
-fn directory_is_read_in_name_order_skipping_non_captures() {
-    let dir = std::env::temp_dir().join(format!("scanwatch-dir-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("b.pcap"), pcap(false, false, 1, &[(2, 0, b"b")])).unwrap();
-    std::fs::write(dir.join("a.pcap"), pcap(false, false, 1, &[(1, 0, b"a")])).unwrap();
+fn directory_is_ordered_by_first_timestamp_and_notes_are_skipped_quietly() {
+    let dir = fresh_dir("dir");
+    // Name order is the reverse of time order.
+    std::fs::write(dir.join("a.pcap"), pcap(false, false, 1, &[(2, 0, b"b")])).unwrap();
+    std::fs::write(dir.join("b.pcap"), pcap(false, false, 1, &[(1, 0, b"a")])).unwrap();
     std::fs::write(dir.join("notes.txt"), b"not a capture").unwrap();
-    let mut src = FileSource::open(std::slice::from_ref(&dir), None).unwrap();
-    let mut got = Vec::new();
-    while let Ok(Next::Packet(p)) = src.next_packet() {
-        got.push(p.data.to_vec());
+    std::fs::write(dir.join(".hidden"), b"not a capture").unwrap();
+    let src = FileSource::open(std::slice::from_ref(&dir), None).unwrap();
+    let (got, bad) = drain(src);
+    let data: Vec<_> = got.into_iter().map(|p| p.1).collect();
+    assert_eq!(data, vec![b"a".to_vec(), b"b".to_vec()]);
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
+#[test]
+fn inputs_are_merged_by_time_whatever_their_order() {
+    let dir = fresh_dir("merge");
+    // Two halves of one stream, interleaved, with a tie at t=3 (the file
+    // with the earlier first packet wins it) and a pcapng half.
+    let a = pcap(
+        false,
+        false,
+        1,
+        &[(1, 0, b"a1"), (3, 0, b"a3"), (5, 0, b"a5")],
+    );
+    let mut b = shb();
+    b.extend(idb(1, None));
+    for (t, d) in [(2u64, &b"b2"[..]), (3, b"b3"), (4, b"b4"), (9, b"b9")] {
+        b.extend(epb(0, t * 1_000_000, d));
     }
-    assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
+    let (pa, pb) = (dir.join("z.pcap"), dir.join("y.pcapng"));
+    std::fs::write(&pa, a).unwrap();
+    std::fs::write(&pb, b).unwrap();
+    let want: Vec<&[u8]> = vec![b"a1", b"b2", b"a3", b"b3", b"b4", b"a5", b"b9"];
+    for order in [[&pa, &pb], [&pb, &pa]] {
+        let list: Vec<PathBuf> = order.iter().map(|p| p.to_path_buf()).collect();
+        let (got, bad) = drain(FileSource::open(&list, None).unwrap());
+        let data: Vec<_> = got.iter().map(|p| p.1.as_slice()).collect();
+        assert_eq!(data, want);
+        assert!(got.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(bad.is_empty());
+    }
+}
+
+#[test]
+fn a_damaged_member_is_reported_and_the_rest_is_read() {
+    let dir = fresh_dir("damaged");
+    std::fs::write(dir.join("1.pcap"), pcap(false, false, 1, &[(1, 0, b"one")])).unwrap();
+    let mut cut = pcap(false, false, 1, &[(2, 0, b"two"), (4, 0, b"four")]);
+    cut.truncate(cut.len() - 2);
+    std::fs::write(dir.join("2.pcap"), cut).unwrap();
+    std::fs::write(
+        dir.join("3.pcap"),
+        pcap(false, false, 1, &[(3, 0, b"three")]),
+    )
+    .unwrap();
+    std::fs::write(dir.join("4.bin"), b"\x13\x37random bytes, not a capture").unwrap();
+    std::fs::write(dir.join("5.pcap"), b"").unwrap();
+    std::fs::write(
+        dir.join("6.pcap"),
+        pcap(false, false, 1, &[(5, 0, b"five")]),
+    )
+    .unwrap();
+    let (got, mut bad) = drain(FileSource::open(std::slice::from_ref(&dir), None).unwrap());
+    let data: Vec<_> = got.into_iter().map(|p| p.1).collect();
+    let want: Vec<&[u8]> = vec![b"one", b"two", b"three", b"five"];
+    assert_eq!(data, want);
+    bad.sort();
+    assert_eq!(bad, ["2.pcap", "4.bin", "5.pcap"]);
+}
+
+#[test]
+fn more_overlapping_inputs_than_the_cap_is_a_clear_error() {
+    let dir = fresh_dir("cap");
+    let mut files = Vec::new();
+    for i in 0..4u32 {
+        let p = dir.join(format!("{i}.pcap"));
+        // Every file spans t=1..10: all four overlap.
+        std::fs::write(
+            &p,
+            pcap(false, false, 1, &[(1 + i, 0, b"x"), (10, i, b"y")]),
+        )
+        .unwrap();
+        files.push(p);
+    }
+    let mut src = FileSource::open_with_cap(&files, None, 3).unwrap();
+    let e = loop {
+        match src.next_packet() {
+            Ok(Next::Packet(_)) => {}
+            Ok(_) => panic!("no error"),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(e, CaptureError::TooManyOpen { count: 4, cap: 3 }),
+        "{e}"
+    );
+    // Files that follow one another never count together.
+    let mut seq = Vec::new();
+    for i in 0..4u32 {
+        let p = dir.join(format!("s{i}.pcap"));
+        std::fs::write(
+            &p,
+            pcap(false, false, 1, &[(10 * i, 0, b"x"), (10 * i + 5, 0, b"y")]),
+        )
+        .unwrap();
+        seq.push(p);
+    }
+    let (got, bad) = drain(FileSource::open_with_cap(&seq, None, 1).unwrap());
+    assert_eq!((got.len(), bad.len()), (8, 0));
 }
 
 #[test]

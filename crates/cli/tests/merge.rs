@@ -1,0 +1,349 @@
+//! Several inputs are one stream in packet-time order: the two halves of a
+//! tap, pieces of a capture in any order (as `-r` lists and as a directory
+//! whose names are shuffled) give the outputs of the whole capture; a
+//! directory with damaged members is read whole and names them; more
+//! overlapping inputs than the open-files cap is one clear error.
+//!
+//! Captures are split here with tcpdump and editcap (`scripts/deps.sh`
+//! installs them) from the project's own `pcaps/` and, when present,
+//! `../shared/pcaps`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scanwatch-merge-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tool(cmd: &mut Command) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?}: {}", text(&o));
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                v.extend(walk(&p));
+            } else {
+                v.push(p);
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// Every row of every Arrow file of a table, each column printed, sorted.
+fn table_rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for f in walk(dir) {
+        let r = arrow_ipc::reader::FileReader::try_new(std::fs::File::open(&f).unwrap(), None)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        for b in r {
+            let b = b.unwrap();
+            for i in 0..b.num_rows() {
+                let cells: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| format!("{:?}", c.slice(i, 1)))
+                    .collect();
+                rows.push(cells.join(" | "));
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// What a run wrote: flows, detections and alerts, row by row (sorted).
+#[derive(Debug, PartialEq)]
+struct Outputs {
+    flows: Vec<String>,
+    detections: Vec<String>,
+    alerts: Vec<String>,
+}
+
+/// Runs `scanwatch run` on the inputs; the exit status and the outputs.
+fn run(inputs: &[PathBuf], out: &Path, env: &[(&str, &str)]) -> (Output, Outputs) {
+    let _ = std::fs::remove_dir_all(out);
+    let mut c = bin();
+    c.args(["run", "-q", "--threads", "2"]);
+    for i in inputs {
+        c.arg("-r").arg(i);
+    }
+    c.arg("-w").arg(out);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    let mut alerts: Vec<String> = std::fs::read_to_string(out.join("alerts.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    alerts.sort();
+    let outs = Outputs {
+        flows: table_rows(&out.join("flows")),
+        detections: table_rows(&out.join("detections")),
+        alerts,
+    };
+    let _ = std::fs::remove_dir_all(out);
+    (o, outs)
+}
+
+/// A clean run's outputs.
+fn run_ok(inputs: &[PathBuf], out: &Path) -> Outputs {
+    let (o, outs) = run(inputs, out, &[]);
+    assert!(o.status.success(), "{inputs:?}: {}", text(&o));
+    outs
+}
+
+/// Pieces of `file` of `n` packets each (editcap -c), in time order, in
+/// the file's own container.
+fn pieces(file: &Path, n: u32, dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    let ext = file.extension().unwrap().to_string_lossy().into_owned();
+    // Each piece in its file's own container (editcap's default is pcapng).
+    let format = if ext == "pcap" { "pcap" } else { "pcapng" };
+    tool(
+        Command::new("editcap")
+            .args(["-F", format, "-c"])
+            .arg(n.to_string())
+            .arg(file)
+            .arg(dir.join(format!("piece.{ext}"))),
+    );
+    // editcap numbers the pieces (piece_00000_<time>.pcap, ...).
+    walk(dir)
+}
+
+/// A fixed shuffle: odd positions reversed, then even ones.
+fn shuffled(v: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = v.iter().skip(1).step_by(2).rev().cloned().collect();
+    out.extend(v.iter().step_by(2).cloned());
+    out
+}
+
+/// The pieces copied into a directory under names whose order is not
+/// their time order.
+fn shuffled_dir(pieces: &[PathBuf], dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, p) in shuffled(pieces).iter().enumerate() {
+        let ext = p.extension().unwrap().to_string_lossy().into_owned();
+        std::fs::copy(p, dir.join(format!("{:03}-{}.{ext}", 997 - i * 7 % 13, i))).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Byte offsets where the records of a classic pcap end.
+fn record_ends(b: &[u8]) -> Vec<usize> {
+    let mut at = 24;
+    let mut ends = Vec::new();
+    while at + 16 <= b.len() {
+        let caplen = u32::from_le_bytes(b[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16 + caplen;
+        if at > b.len() {
+            break;
+        }
+        ends.push(at);
+    }
+    ends
+}
+
+#[test]
+fn two_halves_of_a_tap_give_the_outputs_of_the_whole_capture() {
+    let d = tmpdir("tap");
+    let whole = root().join("pcaps/nmap_syn_vertical_1-1000.pcap");
+    let (a, b) = (d.join("a.pcap"), d.join("b.pcap"));
+    let scanner = "src host 198.18.0.2";
+    tool(
+        Command::new("tcpdump")
+            .arg("-r")
+            .arg(&whole)
+            .arg("-w")
+            .arg(&a)
+            .arg(scanner),
+    );
+    tool(
+        Command::new("tcpdump")
+            .arg("-r")
+            .arg(&whole)
+            .arg("-w")
+            .arg(&b)
+            .arg(format!("not ({scanner})")),
+    );
+    let want = run_ok(std::slice::from_ref(&whole), &d.join("o"));
+    assert!(
+        want.alerts.iter().any(|a| a.contains(":22\"")) && !want.detections.is_empty(),
+        "the whole capture shows open doors: {:?}",
+        want.alerts
+    );
+    let ab = run_ok(&[a.clone(), b.clone()], &d.join("o"));
+    assert_eq!(ab, want, "-r A -r B");
+    let ba = run_ok(&[b, a], &d.join("o"));
+    assert_eq!(ba, want, "-r B -r A");
+}
+
+#[test]
+fn pieces_in_any_order_and_a_directory_of_shuffled_names_give_the_whole() {
+    let d = tmpdir("pieces");
+    let whole = root().join("pcaps/nmap_syn_vertical_1-1000.pcap");
+    let want = run_ok(std::slice::from_ref(&whole), &d.join("o"));
+    let p = pieces(&whole, 211, &d.join("p"));
+    assert!(p.len() >= 5, "{p:?}");
+    let mut rev = p.clone();
+    rev.reverse();
+    for (what, list) in [
+        ("in order", p.clone()),
+        ("reversed", rev),
+        ("shuffled", shuffled(&p)),
+    ] {
+        assert_eq!(run_ok(&list, &d.join("o")), want, "-r pieces {what}");
+    }
+    let dir = shuffled_dir(&p, &d.join("dir"));
+    assert_eq!(run_ok(&[dir], &d.join("o")), want, "a directory");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn shared_corpus_split_and_read_back_in_shuffled_order() {
+    let shared = root().join("../shared/pcaps");
+    if !shared.join("truth.csv").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/pcaps is missing (required under CI=true)"
+        );
+        println!("skipped: ../shared/pcaps is not there");
+        return;
+    }
+    let d = tmpdir("shared");
+    let files: Vec<PathBuf> = walk(&shared)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    assert!(!files.is_empty());
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let p = pieces(&f, 97, &d.join(format!("p-{name}")));
+        // The pieces merged back by mergecap (ties to the earlier piece):
+        // the whole capture, in time order.
+        let merged = d.join(format!("m-{name}"));
+        tool(Command::new("mergecap").arg("-w").arg(&merged).args(&p));
+        let want = run_ok(std::slice::from_ref(&merged), &d.join("o"));
+        assert_eq!(run_ok(&shuffled(&p), &d.join("o")), want, "{name}: -r list");
+        let dir = shuffled_dir(&p, &d.join(format!("d-{name}")));
+        assert_eq!(run_ok(&[dir], &d.join("o")), want, "{name}: directory");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_directory_with_damaged_members_is_read_whole_and_names_them() {
+    let d = tmpdir("damaged");
+    let whole = root().join("pcaps/nmap_syn_vertical_1-1000.pcap");
+    let p = pieces(&whole, 300, &d.join("p"));
+    assert!(p.len() >= 3, "{p:?}");
+    let (good, last) = p.split_at(p.len() - 1);
+    // The last piece cut in the middle of a record, and the same piece
+    // ending cleanly before that record: what the cut file can give.
+    let bytes = std::fs::read(&last[0]).unwrap();
+    let ends = record_ends(&bytes);
+    assert!(ends.len() > 4, "a classic pcap piece");
+    let keep = ends[ends.len() / 2];
+    let cut_at = keep + 16 + 5;
+
+    let ok_dir = d.join("ok");
+    let bad_dir = d.join("bad");
+    for dir in [&ok_dir, &bad_dir] {
+        std::fs::create_dir_all(dir).unwrap();
+        for g in good {
+            std::fs::copy(g, dir.join(g.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(ok_dir.join("last.pcap"), &bytes[..keep]).unwrap();
+    std::fs::write(bad_dir.join("last.pcap"), &bytes[..cut_at]).unwrap();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(bad_dir.join("random.pcap"), noise).unwrap();
+    std::fs::write(bad_dir.join("empty.pcap"), b"").unwrap();
+    // Notes beside the captures are skipped without a word.
+    std::fs::write(bad_dir.join("README.md"), b"captures of the night").unwrap();
+
+    let want = run_ok(std::slice::from_ref(&ok_dir), &d.join("o"));
+    assert!(!want.detections.is_empty());
+    let (o, got) = run(std::slice::from_ref(&bad_dir), &d.join("o"), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(got, want, "every good packet is read");
+    let err = String::from_utf8_lossy(&o.stderr);
+    for name in ["last.pcap", "random.pcap", "empty.pcap"] {
+        let lines = err
+            .lines()
+            .filter(|l| l.contains("damaged input:") && l.contains(name))
+            .count();
+        assert_eq!(lines, 1, "{name} named once:\n{err}");
+    }
+    assert!(err.contains("truncated at byte"), "{err}");
+    assert!(!err.contains("README.md"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn more_overlapping_files_than_the_cap_is_one_clear_error() {
+    let d = tmpdir("cap");
+    let whole = root().join("pcaps/nmap_syn_vertical_1-1000.pcap");
+    let (a, b) = (d.join("a.pcap"), d.join("b.pcap"));
+    tool(
+        Command::new("tcpdump")
+            .arg("-r")
+            .arg(&whole)
+            .arg("-w")
+            .arg(&a)
+            .arg("tcp"),
+    );
+    tool(
+        Command::new("tcpdump")
+            .arg("-r")
+            .arg(&whole)
+            .arg("-w")
+            .arg(&b)
+            .arg("not tcp"),
+    );
+    let three = [whole.clone(), a, b];
+    let cap = [("SCANWATCH_MAX_OPEN_FILES", "2")];
+    let (o, _) = run(&three, &d.join("o"), &cap);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line: Vec<&str> = err.lines().filter(|l| l.contains("cap of 2")).collect();
+    assert_eq!(line.len(), 1, "{err}");
+    assert!(line[0].contains("3 capture files"), "{err}");
+    // Pieces that follow one another keep one or two open: under the same
+    // cap they read fine.
+    let p = pieces(&whole, 150, &d.join("p"));
+    let (o, got) = run(&p, &d.join("o"), &cap);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(got, run_ok(std::slice::from_ref(&whole), &d.join("o")));
+    let _ = std::fs::remove_dir_all(&d);
+}
