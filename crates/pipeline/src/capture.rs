@@ -13,7 +13,7 @@
 //! interface the batch is dropped and counted instead
 //! ([`Counts::queue_drops`]), so that the kernel ring never stalls.
 
-use crate::clock::{ClockConfig, InputClock, Outlier, OutlierKind};
+use crate::clock::{ClockConfig, Decided, InputClock, Outlier, OutlierKind, Pos};
 use crate::counters::{Counters, Counts};
 use crate::worker::PacketBatch;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -141,7 +141,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
     // Packets are decoded in place into the clock's reorder buffer and
     // leave it in time order at each flush point.
     let mut clock = InputClock::new(ctx.clock);
-    let mut outliers: Vec<(OutlierKind, u64, Micros)> = Vec::new();
+    let mut outliers: Vec<Decided> = Vec::new();
     let mut read = 0u64;
     let mut tally = Counts::default();
     let mut since_flush = 0usize;
@@ -168,7 +168,14 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                         tally.ip_packets += 1;
                         // To the quoted flow's worker, uncounted.
                         let notice = quoted.map(|q| scanwatch_flow::icmp_notice(meta, &q));
-                        clock.commit(notice, read, &mut outliers);
+                        let pos = match src.position() {
+                            Some((input, packet)) => Pos { input, packet },
+                            None => Pos {
+                                input: 0,
+                                packet: read,
+                            },
+                        };
+                        clock.commit(notice, pos, &mut outliers);
                     }
                     Err(e) => {
                         clock.discard();
@@ -204,7 +211,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                 // still in the ring.
                 clock.idle(wall_micros() - 200_000);
             }
-            d.dispatch(clock.release(false, &mut outliers));
+            d.dispatch(clock.out.drain(..));
             d.send_all(clock.released(), false);
             since_flush = 0;
             publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
@@ -215,7 +222,8 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
         }
     }
     // Release what is left, with a final watermark.
-    d.dispatch(clock.release(true, &mut outliers));
+    clock.finish(&mut outliers);
+    d.dispatch(clock.out.drain(..));
     d.send_all(clock.released(), true);
     publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
     if live {
@@ -232,7 +240,7 @@ fn publish(
     ctx: &CaptureCtx<'_>,
     tally: &mut Counts,
     clock: &mut InputClock,
-    outliers: &mut Vec<(OutlierKind, u64, Micros)>,
+    outliers: &mut Vec<Decided>,
     src: &dyn PacketSource,
 ) {
     for &(kind, _, _) in outliers.iter() {
@@ -247,13 +255,12 @@ fn publish(
     ctx.counters.add(tally);
     *tally = Counts::default();
     if !outliers.is_empty() {
-        let input = src.name();
         let stream = clock.newest();
         ctx.counters
-            .note_outliers(outliers.drain(..).map(|(kind, packet, ts)| Outlier {
+            .note_outliers(outliers.drain(..).map(|(kind, pos, ts)| Outlier {
                 kind,
-                input: input.clone(),
-                packet,
+                input: src.input_name(pos.input),
+                packet: pos.packet,
                 ts,
                 stream,
             }));

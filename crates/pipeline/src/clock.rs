@@ -27,7 +27,8 @@
 //! ICMP-error notice shares its fate.
 
 use scanwatch_model::{Micros, PacketMeta};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Packet-clock settings (µs of packet time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ impl Default for ClockConfig {
             earliest: 788_918_400_000_000,
             latest: 4_102_444_800_000_000,
             last_jump: 86_400_000_000,
-            max_held: 1 << 18,
+            max_held: 1 << 16,
         }
     }
 }
@@ -77,6 +78,17 @@ impl OutlierKind {
     }
 }
 
+/// Where a packet came from: its input's index (as its source numbers
+/// inputs) and its 1-based number in that input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub input: u32,
+    pub packet: u64,
+}
+
+/// An outlier as the clock decides it: why, where from, its time.
+pub(crate) type Decided = (OutlierKind, Pos, Micros);
+
 /// A packet left out, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outlier {
@@ -95,7 +107,31 @@ pub struct Outlier {
 struct Suspect {
     meta: PacketMeta,
     notice: Option<PacketMeta>,
-    packet: u64,
+    packet: Pos,
+}
+
+/// A packet that arrived out of order, waiting in the heap by (time,
+/// arrival).
+struct Stray {
+    seq: u64,
+    meta: PacketMeta,
+}
+
+impl PartialEq for Stray {
+    fn eq(&self, o: &Self) -> bool {
+        (self.meta.ts, self.seq) == (o.meta.ts, o.seq)
+    }
+}
+impl Eq for Stray {}
+impl PartialOrd for Stray {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Stray {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.meta.ts, self.seq).cmp(&(o.meta.ts, o.seq))
+    }
 }
 
 /// One input's clock; see the module documentation.
@@ -104,15 +140,24 @@ pub(crate) struct InputClock {
     /// Newest packet time accepted.
     newest: Micros,
     /// The release point: the newest time less the window (or more, after
-    /// an overflow). Raised packet by packet, so that which packets are late
-    /// depends on the input alone, never on when the capture thread
-    /// flushes. Packets older than it may leave; a packet that arrives older
-    /// than it is late.
+    /// an overflow). Everything held is at or after it, everything released
+    /// before it; a packet that arrives older than it is late. It moves
+    /// packet by packet, so what is late depends on the input alone, never
+    /// on when the capture thread flushes.
     floor: Micros,
-    /// Accepted packets not yet released, sorted by time (stable).
-    held: VecDeque<PacketMeta>,
+    /// Accepted packets that arrived in time order (the common case), in
+    /// arrival order: sorted.
+    run: VecDeque<PacketMeta>,
+    /// Accepted packets that arrived out of order. At equal times a packet
+    /// of `run` arrived first (`run` only grows at its back), so it leaves
+    /// first.
+    strays: BinaryHeap<Reverse<Stray>>,
+    seq: u64,
     suspect: Option<Suspect>,
-    /// Packets released early because `max_held` was reached.
+    /// Released packets, in time order, for the capture thread to send.
+    pub out: Vec<PacketMeta>,
+    /// Packets released before their window was over because more than
+    /// `max_held` waited.
     pub overflow: u64,
     /// Packets that arrived out of order and were put back in order.
     pub reordered: u64,
@@ -124,8 +169,11 @@ impl InputClock {
             cfg,
             newest: Micros::MIN,
             floor: Micros::MIN,
-            held: VecDeque::with_capacity(4096),
+            run: VecDeque::with_capacity(4096),
+            strays: BinaryHeap::new(),
+            seq: 0,
             suspect: None,
+            out: Vec::with_capacity(4096),
             overflow: 0,
             reordered: 0,
         }
@@ -147,30 +195,25 @@ impl InputClock {
     /// [`InputClock::discard`].
     #[inline]
     pub fn slot(&mut self) -> &mut PacketMeta {
-        let i = self.held.len();
-        self.held.push_back(PacketMeta::default());
-        &mut self.held[i]
+        let i = self.run.len();
+        self.run.push_back(PacketMeta::default());
+        &mut self.run[i]
     }
 
     /// Drops the slot (the packet did not decode).
     #[inline]
     pub fn discard(&mut self) {
-        self.held.pop_back();
+        self.run.pop_back();
     }
 
     /// Takes the packet decoded into the slot (and the notice of its ICMP
-    /// error), number `packet` of its input. Outliers it decides (this
-    /// packet, or a held one its time disproved) go to `out` as (kind,
-    /// packet number, time).
+    /// error), from `packet` of its input. Outliers it decides (this packet,
+    /// or a held one its time disproved) go to `out` as (kind, position,
+    /// time).
     #[inline]
-    pub fn commit(
-        &mut self,
-        notice: Option<PacketMeta>,
-        packet: u64,
-        out: &mut Vec<(OutlierKind, u64, Micros)>,
-    ) {
-        let n = self.held.len();
-        let Some(ts) = self.held.back().map(|m| m.ts) else {
+    pub fn commit(&mut self, notice: Option<PacketMeta>, packet: Pos, out: &mut Vec<Decided>) {
+        let n = self.run.len();
+        let Some(ts) = self.run.back().map(|m| m.ts) else {
             return;
         };
         // The common case: in range, in order, not far ahead, nothing held
@@ -179,17 +222,17 @@ impl InputClock {
             && ts >= self.cfg.earliest
             && ts <= self.cfg.latest
             && ts >= self.floor
-            && (n < 2 || self.held[n - 2].ts <= ts)
+            && (n < 2 || self.run[n - 2].ts <= ts)
             && (self.newest == Micros::MIN
                 || ts <= self.newest.saturating_add(self.cfg.reorder_window))
         {
             if let Some(x) = notice {
-                self.held.push_back(x);
+                self.run.push_back(x);
             }
             self.advance(ts);
             return;
         }
-        if let Some(meta) = self.held.pop_back() {
+        if let Some(meta) = self.run.pop_back() {
             self.push(meta, notice, packet, out);
         }
     }
@@ -199,8 +242,8 @@ impl InputClock {
         &mut self,
         meta: PacketMeta,
         notice: Option<PacketMeta>,
-        packet: u64,
-        out: &mut Vec<(OutlierKind, u64, Micros)>,
+        packet: Pos,
+        out: &mut Vec<Decided>,
     ) {
         let ts = meta.ts;
         if ts < self.cfg.earliest || ts > self.cfg.latest {
@@ -232,54 +275,93 @@ impl InputClock {
 
     fn accept(&mut self, meta: PacketMeta, notice: Option<PacketMeta>) {
         let ts = meta.ts;
-        if self.held.back().is_none_or(|b| b.ts <= ts) {
-            self.held.push_back(meta);
+        if self.run.back().is_none_or(|b| b.ts <= ts) {
+            self.run.push_back(meta);
             if let Some(n) = notice {
-                self.held.push_back(n);
+                self.run.push_back(n);
             }
         } else {
-            // After every held packet of the same time or older: stable.
-            let at = self.held.partition_point(|m| m.ts <= ts);
-            self.held.insert(at, meta);
-            if let Some(n) = notice {
-                self.held.insert(at + 1, n);
-            }
             self.reordered += 1;
+            self.seq += 1;
+            self.strays.push(Reverse(Stray {
+                seq: self.seq,
+                meta,
+            }));
+            if let Some(n) = notice {
+                self.seq += 1;
+                self.strays.push(Reverse(Stray {
+                    seq: self.seq,
+                    meta: n,
+                }));
+            }
         }
         self.advance(ts);
     }
 
     /// A packet at `ts` was accepted: the newest time and the release point
-    /// move on.
+    /// move on, and what falls below the release point leaves.
     #[inline]
     fn advance(&mut self, ts: Micros) {
         self.newest = self.newest.max(ts);
         self.floor = self
             .floor
             .max(self.newest.saturating_sub(self.cfg.reorder_window));
-        if self.held.len() > self.cfg.max_held {
-            self.overflow_check();
+        self.release_below_floor();
+        // Too many waiting: the oldest leave early and the release point
+        // follows them (the window shrinks for a moment; counted).
+        while self.run.len() + self.strays.len() > self.cfg.max_held {
+            match self.pop_oldest() {
+                Some(m) => {
+                    self.floor = self.floor.max(m.ts);
+                    self.overflow += 1;
+                    self.out.push(m);
+                }
+                None => break,
+            }
         }
     }
 
-    /// Too many packets wait above the release point: raise it to the
-    /// oldest that may stay, so that at most `max_held` wait (the window
-    /// shrinks for a moment; counted). Only packets above the release point
-    /// count, and those do not depend on when packets were released.
-    #[cold]
-    fn overflow_check(&mut self) {
-        let waiting_from = self.held.partition_point(|m| m.ts < self.floor);
-        let waiting = self.held.len() - waiting_from;
-        if waiting > self.cfg.max_held {
-            let excess = waiting - self.cfg.max_held;
-            if let Some(m) = self.held.get(waiting_from + excess) {
-                let raised = self
-                    .held
-                    .range(waiting_from..)
-                    .take_while(|x| x.ts < m.ts)
-                    .count();
-                self.overflow += raised as u64;
-                self.floor = m.ts;
+    /// The oldest held packet: the earlier of the run's front and the
+    /// heap's top (the run's at equal times).
+    #[inline]
+    fn oldest_ts(&self) -> Option<Micros> {
+        match (self.run.front(), self.strays.peek()) {
+            (Some(r), Some(Reverse(s))) => Some(r.ts.min(s.meta.ts)),
+            (Some(r), None) => Some(r.ts),
+            (None, Some(Reverse(s))) => Some(s.meta.ts),
+            (None, None) => None,
+        }
+    }
+
+    #[inline]
+    fn pop_oldest(&mut self) -> Option<PacketMeta> {
+        let from_run = match (self.run.front(), self.strays.peek()) {
+            (Some(r), Some(Reverse(s))) => r.ts <= s.meta.ts,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if from_run {
+            self.run.pop_front()
+        } else {
+            self.strays.pop().map(|Reverse(s)| s.meta)
+        }
+    }
+
+    #[inline]
+    fn release_below_floor(&mut self) {
+        if self.strays.is_empty() {
+            // Only the run: a front-to-back scan.
+            while self.run.front().is_some_and(|m| m.ts < self.floor) {
+                if let Some(m) = self.run.pop_front() {
+                    self.out.push(m);
+                }
+            }
+            return;
+        }
+        while self.oldest_ts().is_some_and(|t| t < self.floor) {
+            if let Some(m) = self.pop_oldest() {
+                self.out.push(m);
             }
         }
     }
@@ -300,27 +382,20 @@ impl InputClock {
         }
     }
 
-    /// Releases every packet below the release point (all of them at
-    /// `end`), in time order. At `end` a held jump is decided as the last
-    /// packet's.
-    pub fn release(
-        &mut self,
-        end: bool,
-        outliers: &mut Vec<(OutlierKind, u64, Micros)>,
-    ) -> std::collections::vec_deque::Drain<'_, PacketMeta> {
-        if end {
-            if let Some(s) = self.suspect.take() {
-                if s.meta.ts - self.newest <= self.cfg.last_jump {
-                    self.accept(s.meta, s.notice);
-                } else {
-                    outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts));
-                }
+    /// The input has ended: a held jump is decided as the last packet's,
+    /// and everything held is released.
+    pub fn finish(&mut self, outliers: &mut Vec<Decided>) {
+        if let Some(s) = self.suspect.take() {
+            if s.meta.ts - self.newest <= self.cfg.last_jump {
+                self.accept(s.meta, s.notice);
+            } else {
+                outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts));
             }
-            self.floor = self.floor.max(self.newest);
-            return self.held.drain(..);
         }
-        let n = self.held.partition_point(|m| m.ts < self.floor);
-        self.held.drain(..n)
+        while let Some(m) = self.pop_oldest() {
+            self.out.push(m);
+        }
+        self.floor = self.floor.max(self.newest);
     }
 }
 
@@ -329,6 +404,10 @@ mod tests {
     use super::*;
 
     const T0: Micros = 1_767_225_600_000_000; // 2026-01-01
+
+    fn pos(packet: u64) -> Pos {
+        Pos { input: 0, packet }
+    }
 
     fn at(ts: Micros, port: u16) -> PacketMeta {
         PacketMeta {
@@ -347,14 +426,15 @@ mod tests {
         let mut c = InputClock::new(cfg);
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for (i, t) in times.iter().enumerate() {
-            c.push(at(T0 + t, i as u16 + 1), None, i as u64 + 1, &mut bad);
-            out.extend(c.release(false, &mut bad));
+            c.push(at(T0 + t, i as u16 + 1), None, pos(i as u64 + 1), &mut bad);
+            out.append(&mut c.out);
             assert!(out.iter().all(|m| m.ts < c.released()));
         }
-        out.extend(c.release(true, &mut bad));
+        c.finish(&mut bad);
+        out.append(&mut c.out);
         (
             out.iter().map(|m| (m.ts - T0, m.dport)).collect(),
-            bad.iter().map(|(k, p, _)| (*k, *p)).collect(),
+            bad.iter().map(|(k, p, _)| (*k, p.packet)).collect(),
         )
     }
 
@@ -412,11 +492,11 @@ mod tests {
     fn zero_and_absurd_times_are_out_of_range() {
         let mut c = InputClock::new(ClockConfig::default());
         let mut bad = Vec::new();
-        c.push(at(T0, 1), None, 1, &mut bad);
-        c.push(at(0, 2), None, 2, &mut bad);
-        c.push(at(i64::MAX, 3), None, 3, &mut bad);
-        c.push(at(T0 + 10, 4), None, 4, &mut bad);
-        let kinds: Vec<_> = bad.iter().map(|(k, p, _)| (*k, *p)).collect();
+        c.push(at(T0, 1), None, pos(1), &mut bad);
+        c.push(at(0, 2), None, pos(2), &mut bad);
+        c.push(at(i64::MAX, 3), None, pos(3), &mut bad);
+        c.push(at(T0 + 10, 4), None, pos(4), &mut bad);
+        let kinds: Vec<_> = bad.iter().map(|(k, p, _)| (*k, p.packet)).collect();
         assert_eq!(
             kinds,
             vec![(OutlierKind::OutOfRange, 2), (OutlierKind::OutOfRange, 3)]
@@ -456,12 +536,13 @@ mod tests {
         let mut c = InputClock::new(cfg);
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for i in 0..10 {
-            c.push(at(T0 + i, 0), None, i as u64 + 1, &mut bad);
-            out.extend(c.release(false, &mut bad));
+            c.push(at(T0 + i, 0), None, pos(i as u64 + 1), &mut bad);
+            out.append(&mut c.out);
         }
         assert!(c.overflow > 0);
         assert!(out.windows(2).all(|w| w[0].ts <= w[1].ts));
-        out.extend(c.release(true, &mut bad));
+        c.finish(&mut bad);
+        out.append(&mut c.out);
         assert_eq!(out.len(), 10);
         assert!(bad.is_empty());
     }
@@ -489,13 +570,15 @@ mod tests {
         let (mut oa, mut ob, mut ba, mut bb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, t) in times.iter().enumerate() {
             *a.slot() = at(T0 + t, i as u16);
-            a.commit(None, i as u64, &mut ba);
-            b.push(at(T0 + t, i as u16), None, i as u64, &mut bb);
-            oa.extend(a.release(false, &mut ba));
-            ob.extend(b.release(false, &mut bb));
+            a.commit(None, pos(i as u64), &mut ba);
+            b.push(at(T0 + t, i as u16), None, pos(i as u64), &mut bb);
+            oa.append(&mut a.out);
+            ob.append(&mut b.out);
         }
-        oa.extend(a.release(true, &mut ba));
-        ob.extend(b.release(true, &mut bb));
+        a.finish(&mut ba);
+        oa.append(&mut a.out);
+        b.finish(&mut bb);
+        ob.append(&mut b.out);
         assert_eq!(oa, ob);
         assert_eq!(ba, bb);
         assert!(!ba.is_empty());
@@ -529,12 +612,13 @@ mod tests {
             let (mut out, mut bad) = (Vec::new(), Vec::new());
             for (i, t) in times.iter().enumerate() {
                 *c.slot() = at(T0 + t, (i % 60_000) as u16);
-                c.commit(None, i as u64, &mut bad);
+                c.commit(None, pos(i as u64), &mut bad);
                 if every > 0 && i % every == 0 {
-                    out.extend(c.release(false, &mut bad));
+                    out.append(&mut c.out);
                 }
             }
-            out.extend(c.release(true, &mut bad));
+            c.finish(&mut bad);
+            out.append(&mut c.out);
             (out, bad, c.overflow)
         };
         let a = outcome(1);
@@ -553,9 +637,10 @@ mod tests {
     fn a_notice_stays_right_after_its_error() {
         let mut c = InputClock::new(ClockConfig::default());
         let (mut out, mut bad) = (Vec::new(), Vec::new());
-        c.push(at(T0 + 50, 1), None, 1, &mut bad);
-        c.push(at(T0 + 10, 2), Some(at(T0 + 10, 99)), 2, &mut bad);
-        out.extend(c.release(true, &mut bad));
+        c.push(at(T0 + 50, 1), None, pos(1), &mut bad);
+        c.push(at(T0 + 10, 2), Some(at(T0 + 10, 99)), pos(2), &mut bad);
+        c.finish(&mut bad);
+        out.append(&mut c.out);
         let ports: Vec<u16> = out.iter().map(|m| m.dport).collect();
         assert_eq!(ports, vec![2, 99, 1]);
     }
@@ -564,13 +649,13 @@ mod tests {
     fn live_idle_time_confirms_a_jump_it_has_reached() {
         let mut c = InputClock::new(ClockConfig::default());
         let (mut out, mut bad) = (Vec::new(), Vec::new());
-        c.push(at(T0, 1), None, 1, &mut bad);
-        c.push(at(T0 + 5_000_000, 2), None, 2, &mut bad);
+        c.push(at(T0, 1), None, pos(1), &mut bad);
+        c.push(at(T0 + 5_000_000, 2), None, pos(2), &mut bad);
         c.idle(T0 + 4_000_000);
-        out.extend(c.release(false, &mut bad));
+        out.append(&mut c.out);
         assert_eq!(out.len(), 1);
         c.idle(T0 + 6_000_000);
-        out.extend(c.release(false, &mut bad));
+        out.append(&mut c.out);
         assert_eq!(out.len(), 2);
         assert!(bad.is_empty());
     }

@@ -34,7 +34,7 @@ mod output;
 mod shard;
 mod worker;
 
-pub use clock::{ClockConfig, Outlier, OutlierKind};
+pub use clock::{ClockConfig, Outlier, OutlierKind, Pos};
 pub use config::{
     GivenCaps, MemoryCaps, PipelineConfig, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
     SOURCE_WORST_BYTES,
