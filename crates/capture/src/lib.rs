@@ -67,6 +67,16 @@ pub trait PacketSource: Send {
     fn is_live(&self) -> bool {
         false
     }
+    /// Where the packet last returned came from: the index of its input
+    /// (see [`PacketSource::input_name`]) and its 1-based number there.
+    /// `None` when the source is one stream (the caller counts).
+    fn position(&self) -> Option<(u32, u64)> {
+        None
+    }
+    /// The name of input `i` of [`PacketSource::position`].
+    fn input_name(&self, _i: u32) -> String {
+        self.name()
+    }
     /// Inputs found damaged since the last call (cut, corrupt, not a
     /// capture), each once; the source went on with the others.
     fn problems(&mut self) -> Vec<InputProblem> {

@@ -84,6 +84,14 @@ pub struct RunArgs {
     /// A scan ends after this many seconds without a probe.
     #[arg(long, value_name = "SECS")]
     pub scan_idle: Option<u64>,
+    /// Packets out of order by up to this much packet time are put back in
+    /// order; a packet further behind is late (left out, counted and
+    /// reported), one further ahead waits for the next packet to confirm
+    /// the jump. Default: 300 on live interfaces; on files a day, so that a
+    /// file is read as if sorted (at most 65,536 packets are held either
+    /// way).
+    #[arg(long, value_name = "MS")]
+    pub reorder_window: Option<u64>,
     /// Unanswered probes resolve after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub attempt_timeout: Option<f64>,
@@ -152,9 +160,18 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
         detect.scan_idle_secs = s;
     }
     detect.validate()?;
+    let reorder_ms = reorder_window_ms(a);
+    anyhow::ensure!(
+        reorder_ms <= DAY_MS,
+        "--reorder-window is at most a day ({DAY_MS} ms)"
+    );
     let mut cfg = PipelineConfig {
         flow: fs.to_config()?,
         detect,
+        clock: scanwatch_pipeline::ClockConfig {
+            reorder_window: reorder_ms as i64 * 1000,
+            ..Default::default()
+        },
         ..PipelineConfig::default()
     };
     if let Some(t) = a.threads {
@@ -295,6 +312,7 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     reporter.thread().unpark();
     let _ = reporter.join();
     let summary = result?;
+    let reorder_ms = reorder_window_ms(&a);
     if !a.quiet {
         for d in &summary.detections {
             println!("{}", detection_line(d));
@@ -303,6 +321,9 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     }
     if live {
         append_stats(&a.out.join("stats.jsonl"), &counters, "exit");
+    }
+    if let Some(line) = outlier_line(&summary, reorder_ms) {
+        eprintln!("{line}");
     }
     for p in &summary.damaged {
         let kept = match p.error {
@@ -322,6 +343,46 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+/// The reorder window in force: as given, else 300 ms live and a day on
+/// files (latency matters live; a file is best read as if sorted).
+fn reorder_window_ms(a: &RunArgs) -> u64 {
+    a.reorder_window
+        .unwrap_or(if a.interfaces.is_empty() { DAY_MS } else { 300 })
+}
+
+/// One warning line when packets were left out as outliers of the packet
+/// clock: how many of each kind, and where the first ones are.
+fn outlier_line(s: &Summary, reorder_ms: u64) -> Option<String> {
+    let c = &s.counts;
+    let total = c.outliers_late + c.outliers_ahead + c.outliers_out_of_range;
+    if total == 0 {
+        return None;
+    }
+    let first: Vec<String> = s
+        .outliers
+        .iter()
+        .take(3)
+        .map(|o| {
+            format!(
+                "{} packet {} dated {} ({})",
+                o.input,
+                o.packet,
+                scanwatch_model::eve_timestamp(o.ts),
+                o.kind.name()
+            )
+        })
+        .collect();
+    Some(format!(
+        "scanwatch: warning: {total} packets left out as outside the stream's time ({} late: more than --reorder-window {reorder_ms} ms behind; {} ahead: a lone jump the next packet did not follow; {} out of range: before 1995 or after 2099); first: {}",
+        c.outliers_late,
+        c.outliers_ahead,
+        c.outliers_out_of_range,
+        first.join("; ")
+    ))
 }
 
 /// Becomes `user` for good: its supplementary groups, its group, then its
@@ -473,6 +534,19 @@ fn append_stats(path: &std::path::Path, c: &Counters, kind: &str) {
         "flows": c.flows.load(Relaxed),
         "flows_evicted": c.flows_evicted.load(Relaxed),
         "sources_evicted": c.sources_evicted.load(Relaxed),
+        "outliers": {
+            "late": c.outliers_late.load(Relaxed),
+            "ahead": c.outliers_ahead.load(Relaxed),
+            "out_of_range": c.outliers_out_of_range.load(Relaxed),
+            "first": c.outliers.lock().map(|v| v.iter().take(8).map(|o| serde_json::json!({
+                "kind": o.kind.name(),
+                "input": o.input,
+                "packet": o.packet,
+                "ts": scanwatch_model::eve_timestamp(o.ts),
+            })).collect::<Vec<_>>()).unwrap_or_default(),
+        },
+        "reordered": c.reordered.load(Relaxed),
+        "reorder_overflow": c.reorder_overflow.load(Relaxed),
         "active_scans": c.active_scans.len(),
         "active": active_scans(c, 20),
         "detections": c.detections.load(Relaxed),

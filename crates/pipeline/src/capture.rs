@@ -13,6 +13,7 @@
 //! interface the batch is dropped and counted instead
 //! ([`Counts::queue_drops`]), so that the kernel ring never stalls.
 
+use crate::clock::{ClockConfig, Decided, InputClock, Outlier, OutlierKind, Pos};
 use crate::counters::{Counters, Counts};
 use crate::worker::PacketBatch;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -35,6 +36,8 @@ pub(crate) struct CaptureCtx<'a> {
     pub batch: usize,
     /// Seed of the flow hash that picks a packet's worker.
     pub seed: u64,
+    /// Reorder window and outlier rules of the input's packet clock.
+    pub clock: ClockConfig,
     pub counters: &'a Counters,
     pub shutdown: &'a AtomicBool,
     /// The first capture error of the run, and whether it was a cut file.
@@ -90,14 +93,15 @@ impl Dispatch<'_> {
         }
     }
 
-    /// Moves the staged packets into their workers' batches, sending each
+    /// Moves released packets into their workers' batches, sending each
     /// batch that fills.
-    fn dispatch(&mut self, staged: &mut Vec<PacketMeta>) {
+    fn dispatch(&mut self, released: impl Iterator<Item = PacketMeta>) {
         let n = self.bufs.len();
-        for meta in staged.drain(..) {
+        for meta in released {
             // Each packet's own time is the watermark of a batch it fills:
-            // the packets after it, to any worker, are no older. (An ICMP
-            // error's notice follows it, keyed by the quoted flow.)
+            // packets are released in time order, so the ones after it, to
+            // any worker, are no older. (An ICMP error's notice follows it,
+            // keyed by the quoted flow.)
             let wm = meta.ts;
             let w = bucket(
                 scanwatch_flow::dispatch_key(&meta).shard_hash(self.ctx.seed),
@@ -134,12 +138,15 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
         bufs: (0..n).map(|_| Vec::with_capacity(ctx.batch)).collect(),
         born: Instant::now(),
     };
-    let mut clock = Micros::MIN;
+    // Packets are decoded in place into the clock's reorder buffer and
+    // leave it in time order at each flush point.
+    let mut clock = InputClock::new(ctx.clock);
+    let mut outliers: Vec<Decided> = Vec::new();
+    let mut read = 0u64;
     let mut tally = Counts::default();
     let mut since_flush = 0usize;
     let mut last_stats = Instant::now();
     let mut last_flush = Instant::now();
-    let mut staged: Vec<PacketMeta> = Vec::with_capacity(flush_every);
 
     loop {
         if ctx.shutdown.load(Relaxed) {
@@ -149,31 +156,29 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
         let mut drained = false;
         match src.next_packet() {
             Ok(Next::Packet(p)) => {
+                read += 1;
                 tally.packets += 1;
                 tally.bytes += u64::from(p.wire_len);
-                if staged.is_empty() && d.bufs.iter().all(|b| b.is_empty()) {
+                if since_flush == 0 && d.bufs.iter().all(|b| b.is_empty()) {
                     d.born = Instant::now();
                 }
-                staged.push(PacketMeta::default());
-                let last = staged.len() - 1;
-                let meta = &mut staged[last];
+                let meta = clock.slot();
                 match decode_into(p.link_type, p.data, p.ts, p.wire_len, meta) {
                     Ok(quoted) => {
-                        // Packet time never goes backwards inside the pipeline.
-                        if meta.ts < clock {
-                            meta.ts = clock;
-                        } else {
-                            clock = meta.ts;
-                        }
                         tally.ip_packets += 1;
-                        if let Some(q) = quoted {
-                            // To the quoted flow's worker, uncounted.
-                            let note = scanwatch_flow::icmp_notice(meta, &q);
-                            staged.push(note);
-                        }
+                        // To the quoted flow's worker, uncounted.
+                        let notice = quoted.map(|q| scanwatch_flow::icmp_notice(meta, &q));
+                        let pos = match src.position() {
+                            Some((input, packet)) => Pos { input, packet },
+                            None => Pos {
+                                input: 0,
+                                packet: read,
+                            },
+                        };
+                        clock.commit(notice, pos, &mut outliers);
                     }
                     Err(e) => {
-                        staged.pop();
+                        clock.discard();
                         match e {
                             DecodeError::NotIp => tally.not_ip += 1,
                             _ => tally.decode_errors += 1,
@@ -200,29 +205,27 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
             && last_flush.elapsed() >= Duration::from_millis(50);
         if since_flush >= flush_every || idle || stale {
             last_flush = Instant::now();
-            d.dispatch(&mut staged);
             if idle && live {
                 // An idle link: packet time moves with the wall clock (live
                 // timestamps are the kernel's), less a margin for packets
                 // still in the ring.
-                let wall = wall_micros() - 200_000;
-                if wall > clock && clock != Micros::MIN {
-                    clock = wall;
-                }
+                clock.idle(wall_micros() - 200_000);
             }
-            d.send_all(clock, false);
+            d.dispatch(clock.out.drain(..));
+            d.send_all(clock.released(), false);
             since_flush = 0;
-            publish(&ctx, &mut tally, clock, &mut *src);
+            publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
             if live && last_stats.elapsed() >= Duration::from_millis(500) {
                 last_stats = Instant::now();
                 publish_live(&ctx, &mut *src);
             }
         }
     }
-    // Flush what is left, with a final watermark.
-    d.dispatch(&mut staged);
-    d.send_all(clock, true);
-    publish(&ctx, &mut tally, clock, &mut *src);
+    // Release what is left, with a final watermark.
+    clock.finish(&mut outliers);
+    d.dispatch(clock.out.drain(..));
+    d.send_all(clock.released(), true);
+    publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
     if live {
         publish_live(&ctx, &mut *src);
     }
@@ -231,12 +234,38 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
     }
 }
 
-/// Adds the thread's tally to the shared counters and publishes its clock
-/// and progress.
-fn publish(ctx: &CaptureCtx<'_>, tally: &mut Counts, clock: Micros, src: &mut dyn PacketSource) {
+/// Adds the thread's tally and outliers to the shared counters and
+/// publishes its clock and progress.
+fn publish(
+    ctx: &CaptureCtx<'_>,
+    tally: &mut Counts,
+    clock: &mut InputClock,
+    outliers: &mut Vec<Decided>,
+    src: &dyn PacketSource,
+) {
+    for &(kind, _, _) in outliers.iter() {
+        match kind {
+            OutlierKind::OutOfRange => tally.outliers_out_of_range += 1,
+            OutlierKind::Late => tally.outliers_late += 1,
+            OutlierKind::Ahead => tally.outliers_ahead += 1,
+        }
+    }
+    tally.reordered += std::mem::take(&mut clock.reordered);
+    tally.reorder_overflow += std::mem::take(&mut clock.overflow);
     ctx.counters.add(tally);
     *tally = Counts::default();
-    ctx.counters.clock.fetch_max(clock, Relaxed);
+    if !outliers.is_empty() {
+        let stream = clock.newest();
+        ctx.counters
+            .note_outliers(outliers.drain(..).map(|(kind, pos, ts)| Outlier {
+                kind,
+                input: src.input_name(pos.input),
+                packet: pos.packet,
+                ts,
+                stream,
+            }));
+    }
+    ctx.counters.clock.fetch_max(clock.newest(), Relaxed);
     ctx.counters.progress(src.progress());
 }
 

@@ -1,6 +1,7 @@
 //! How a run is set up: thread and queue sizes, each stage's settings, the
 //! outputs, and the table caps that fit a memory budget.
 
+use crate::clock::ClockConfig;
 use scanwatch_detect::DetectConfig;
 use scanwatch_flow::FlowConfig;
 use scanwatch_sink::SinkOptions;
@@ -22,6 +23,8 @@ pub struct PipelineConfig {
     pub queue_depth: usize,
     pub flow: FlowConfig,
     pub detect: DetectConfig,
+    /// Each input's packet clock: reorder window and outlier rules.
+    pub clock: ClockConfig,
     /// Output folder; `None` writes no files (eval, plain benchmarks).
     pub out_dir: Option<PathBuf>,
     /// Write flow records (the `flows` table).
@@ -47,6 +50,7 @@ impl Default for PipelineConfig {
             queue_depth: 64,
             flow: FlowConfig::default(),
             detect: DetectConfig::default(),
+            clock: ClockConfig::default(),
             out_dir: None,
             write_flows: true,
             alerts: None,

@@ -6,6 +6,7 @@
 //! ([`Counts`]): a thread tallies into its own `Counts` and adds it to the
 //! shared counters at its flush points, and the summary is a snapshot.
 
+use crate::clock::Outlier;
 use dashmap::DashMap;
 use hdrhistogram::Histogram;
 use scanwatch_capture::{InputProblem, LiveStats};
@@ -14,6 +15,7 @@ use scanwatch_flow::FlowStats;
 use scanwatch_model::{Addr, Detection, Micros, ScanKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 macro_rules! counters {
     ($($(#[$doc:meta])* $name:ident,)*) => {
@@ -35,6 +37,9 @@ macro_rules! counters {
             /// protocol): the live view the stats printer reads while the
             /// output thread keeps it current. See [`ActiveScan`].
             pub active_scans: DashMap<(Addr, u8), ActiveScan>,
+            /// The first outliers of the packet clock, with their input and
+            /// packet number (at most [`OUTLIERS_KEPT`]).
+            pub outliers: Mutex<Vec<Outlier>>,
         }
 
         /// The additive counters' values: one thread's tally, or a snapshot.
@@ -81,6 +86,18 @@ counters! {
     detections,
     flows_evicted,
     sources_evicted,
+    /// Packets left out as outliers of the packet clock (see `clock`):
+    /// dated before 1995 or after 2099,
+    outliers_out_of_range,
+    /// older than their input's release point,
+    outliers_late,
+    /// far ahead of their input with nothing to confirm the jump.
+    outliers_ahead,
+    /// Packets that arrived out of order and were put back in order.
+    reordered,
+    /// Packets released before their reorder window was over, because the
+    /// window held too many.
+    reorder_overflow,
 }
 
 /// A scan in progress as the stats read it: what it is so far, updated at
@@ -113,7 +130,18 @@ impl ActiveScan {
     }
 }
 
+/// Outliers kept with their details; the rest are counted only.
+pub const OUTLIERS_KEPT: usize = 32;
+
 impl Counters {
+    /// Keeps the details of the first outliers.
+    pub(crate) fn note_outliers(&self, it: impl Iterator<Item = Outlier>) {
+        if let Ok(mut v) = self.outliers.lock() {
+            let room = OUTLIERS_KEPT.saturating_sub(v.len());
+            v.extend(it.take(room));
+        }
+    }
+
     /// Publishes an input's progress (bytes read of the total).
     pub(crate) fn progress(&self, p: Option<(u64, u64)>) {
         if let Some((read, total)) = p {
@@ -154,6 +182,9 @@ pub struct Summary {
     pub damaged: Vec<InputProblem>,
     /// Peak bytes of flow-table memory summed over workers.
     pub flow_table_bytes: u64,
+    /// The first outliers of the packet clock (all are counted in
+    /// `counts`).
+    pub outliers: Vec<Outlier>,
 }
 
 #[cfg(test)]

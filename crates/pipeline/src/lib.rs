@@ -27,17 +27,19 @@
 //!   written and every file finished.
 
 mod capture;
+mod clock;
 mod config;
 mod counters;
 mod output;
 mod shard;
 mod worker;
 
+pub use clock::{ClockConfig, Outlier, OutlierKind, Pos};
 pub use config::{
     GivenCaps, MemoryCaps, PipelineConfig, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
     SOURCE_WORST_BYTES,
 };
-pub use counters::{ActiveScan, Counters, Counts, Summary};
+pub use counters::{ActiveScan, Counters, Counts, Summary, OUTLIERS_KEPT};
 /// The flow tables' settings, part of [`PipelineConfig`].
 pub use scanwatch_flow::FlowConfig;
 
@@ -189,6 +191,7 @@ pub fn run(
                     recycle: recycle_rx.clone(),
                     batch: cfg.batch,
                     seed,
+                    clock: cfg.clock,
                     counters,
                     shutdown: &cfg.shutdown,
                     error: &capture_error,
@@ -247,6 +250,11 @@ pub fn run(
     });
     let mut s = joined?;
     s.counts = counters.counts();
+    s.outliers = counters
+        .outliers
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     s.seconds = started.elapsed().as_secs_f64();
     if let Some((msg, truncated)) = capture_error.into_inner().ok().flatten() {
         s.capture_error = Some(msg);

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
 use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Micros, PacketMeta, Watermark};
 use scanwatch_sink::{FlowBatchBuilder, TableBuilder};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Packets for one worker, with the sending input's watermark.
@@ -168,7 +169,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
     };
     let mut flow_packets = 0u64;
     let mut inputs = Watermark::new(ctx.inputs);
-    let mut last_ts = Micros::MIN;
+    let mut merge = InputMerge::new(ctx.inputs);
     let mut peak_mem = 0u64;
     let mut batches = 0u64;
     let mut published_evictions = 0u64;
@@ -190,17 +191,19 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         }
     };
 
-    for mut b in ctx.rx.iter() {
+    for b in ctx.rx.iter() {
         batches += 1;
-        for meta in b.metas.iter_mut() {
-            if meta.ts < last_ts {
-                meta.ts = last_ts; // several live inputs interleave
-            } else {
-                last_ts = meta.ts;
+        let low = inputs.raise(b.source, b.watermark);
+        if ctx.inputs == 1 {
+            // One input: its packets arrive in time order.
+            for meta in &b.metas {
+                table.process(meta, &mut o);
             }
-            table.process(meta, &mut o);
+        } else {
+            merge.push(b.source, &b.metas);
+            merge.release(low, |meta| table.process(meta, &mut o));
         }
-        let wm = table.advance(inputs.raise(b.source, b.watermark), &mut o);
+        let wm = table.advance(low, &mut o);
         let mut metas = b.metas;
         metas.clear();
         let _ = ctx.recycle.try_send(metas);
@@ -225,6 +228,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
             published_evictions = table.stats.evicted;
         }
     }
+    merge.release(Micros::MAX, |meta| table.process(meta, &mut o));
     peak_mem = peak_mem.max(table.memory_bytes() as u64);
     // What is left ends now, a chunk at a time: records go out as they are
     // made; attempts wait (in key order) for the final watermark.
@@ -243,6 +247,45 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         ..Counts::default()
     });
     (table.stats, peak_mem)
+}
+
+/// The packets of several inputs (live interfaces), each in time order,
+/// merged into one time order up to their common watermark; ties go to the
+/// lower input number, so the order never depends on arrival.
+struct InputMerge {
+    queues: Vec<VecDeque<PacketMeta>>,
+}
+
+impl InputMerge {
+    fn new(inputs: usize) -> InputMerge {
+        InputMerge {
+            queues: (0..inputs.max(1)).map(|_| VecDeque::new()).collect(),
+        }
+    }
+
+    fn push(&mut self, input: usize, metas: &[PacketMeta]) {
+        if let Some(q) = self.queues.get_mut(input) {
+            q.extend(metas.iter().copied());
+        }
+    }
+
+    /// Hands every queued packet older than `low` to `f`, in time order.
+    fn release(&mut self, low: Micros, mut f: impl FnMut(&PacketMeta)) {
+        loop {
+            let mut best: Option<(usize, Micros)> = None;
+            for (i, q) in self.queues.iter().enumerate() {
+                if let Some(m) = q.front() {
+                    if (m.ts < low || low == Micros::MAX) && best.is_none_or(|(_, t)| m.ts < t) {
+                        best = Some((i, m.ts));
+                    }
+                }
+            }
+            let Some((i, _)) = best else { return };
+            if let Some(m) = self.queues[i].pop_front() {
+                f(&m);
+            }
+        }
+    }
 }
 
 /// The hash that picks an attempt's detector shard: its source address.

@@ -612,6 +612,8 @@ enum Slot {
 
 struct Input {
     path: PathBuf,
+    /// Records read from it so far (its packet number, filtered or not).
+    packets: u64,
     /// Time of its first packet (`Micros::MAX` when it has none).
     first: Micros,
     slot: Slot,
@@ -703,6 +705,7 @@ impl FileSource {
         for (path, in_dir) in paths {
             let mut input = Input {
                 path,
+                packets: 0,
                 first: Micros::MAX,
                 slot: Slot::Done,
             };
@@ -765,6 +768,7 @@ impl FileSource {
         let total_bytes = data.len() as u64;
         let mut input = Input {
             path: PathBuf::from(name),
+            packets: 0,
             first: Micros::MAX,
             slot: Slot::Done,
         };
@@ -1018,6 +1022,7 @@ impl PacketSource for FileSource {
                 return Ok(Next::End);
             };
             self.handed = true;
+            self.inputs[h].packets += 1;
             if self.filter.is_some() {
                 self.ensure_program(rec.link_type)?;
                 let Slot::Open(r, _) = &self.inputs[h].slot else {
@@ -1055,6 +1060,18 @@ impl PacketSource for FileSource {
 
     fn progress(&self) -> Option<(u64, u64)> {
         Some((self.read_bytes.load(Ordering::Relaxed), self.total_bytes))
+    }
+
+    fn position(&self) -> Option<(u32, u64)> {
+        let h = self.head?;
+        Some((h as u32, self.inputs[h].packets))
+    }
+
+    fn input_name(&self, i: u32) -> String {
+        self.inputs
+            .get(i as usize)
+            .map(|x| x.path.display().to_string())
+            .unwrap_or_else(|| self.name())
     }
 
     fn problems(&mut self) -> Vec<InputProblem> {

@@ -1,0 +1,662 @@
+//! The packet clock of one input: small disorder is put back in order, and a
+//! packet far outside the stream's time is an outlier that never moves the
+//! clock.
+//!
+//! Packets enter in the order the input gives them and leave sorted by time
+//! once they are more than the reorder window older than the newest packet
+//! accepted (multi-queue NICs and merged taps are out of order by
+//! milliseconds). What has left is promised: the input's watermark is the
+//! release point, and a packet that arrives older than it is *late*. The
+//! rules, in order:
+//!
+//! * **out of range** — dated before [`ClockConfig::earliest`] (zero
+//!   timestamps, clocks never set) or after [`ClockConfig::latest`]:
+//!   an outlier, dropped;
+//! * **late** — older than the release point (more than the reorder window
+//!   behind the newest packet): an outlier, dropped;
+//! * **ahead** — more than the reorder window ahead of the newest packet: a
+//!   jump that the input's next packet decides. If that packet follows it in
+//!   time (a quiet link, a sensor restarting after hours), the jump is real
+//!   and the clock moves; if it falls back to the old time, the lone packet
+//!   was an outlier and is dropped. On a live link the wall clock confirms
+//!   it too. The last packet of an input has no successor: it is taken if it
+//!   is less than [`ClockConfig::last_jump`] ahead, else it is an outlier.
+//!
+//! Every outlier is counted by kind and the first ones are kept with their
+//! input and packet number for the summary; nothing is clamped. A packet's
+//! ICMP-error notice shares its fate.
+
+use scanwatch_model::{Micros, PacketMeta};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// Packet-clock settings (µs of packet time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockConfig {
+    /// Disorder up to this much is put back in order; also how far ahead a
+    /// packet may jump without confirmation.
+    pub reorder_window: Micros,
+    /// Earliest plausible packet time (1995-01-01).
+    pub earliest: Micros,
+    /// Latest plausible packet time (2100-01-01).
+    pub latest: Micros,
+    /// How far ahead an input's last packet may be and still be taken
+    /// without a successor to confirm it.
+    pub last_jump: Micros,
+    /// Most packets held for reordering per input: a window that would hold
+    /// more (a very fast link) releases the oldest early, counted.
+    pub max_held: usize,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig {
+            reorder_window: 300_000,
+            earliest: 788_918_400_000_000,
+            latest: 4_102_444_800_000_000,
+            last_jump: 86_400_000_000,
+            max_held: 1 << 16,
+        }
+    }
+}
+
+/// Why a packet was left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutlierKind {
+    OutOfRange,
+    Late,
+    Ahead,
+}
+
+impl OutlierKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OutlierKind::OutOfRange => "out of range",
+            OutlierKind::Late => "late",
+            OutlierKind::Ahead => "ahead",
+        }
+    }
+}
+
+/// Where a packet came from: its input's index (as its source numbers
+/// inputs) and its 1-based number in that input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub input: u32,
+    pub packet: u64,
+}
+
+/// An outlier as the clock decides it: why, where from, its time.
+pub(crate) type Decided = (OutlierKind, Pos, Micros);
+
+/// A packet left out, with where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlier {
+    pub kind: OutlierKind,
+    /// The input, as its source names it.
+    pub input: String,
+    /// 1-based number of the packet in that input.
+    pub packet: u64,
+    /// Its own time stamp.
+    pub ts: Micros,
+    /// The stream's time when it arrived (newest packet accepted).
+    pub stream: Micros,
+}
+
+/// A packet held until its successor says whether its jump ahead was real.
+struct Suspect {
+    meta: PacketMeta,
+    notice: Option<PacketMeta>,
+    packet: Pos,
+}
+
+/// A packet that arrived out of order, waiting in the heap by (time,
+/// arrival).
+struct Stray {
+    seq: u64,
+    meta: PacketMeta,
+}
+
+impl PartialEq for Stray {
+    fn eq(&self, o: &Self) -> bool {
+        (self.meta.ts, self.seq) == (o.meta.ts, o.seq)
+    }
+}
+impl Eq for Stray {}
+impl PartialOrd for Stray {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Stray {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.meta.ts, self.seq).cmp(&(o.meta.ts, o.seq))
+    }
+}
+
+/// One input's clock; see the module documentation.
+pub(crate) struct InputClock {
+    cfg: ClockConfig,
+    /// Newest packet time accepted.
+    newest: Micros,
+    /// The release point: the newest time less the window (or more, after
+    /// an overflow). Everything held is at or after it, everything released
+    /// before it; a packet that arrives older than it is late. It moves
+    /// packet by packet, so what is late depends on the input alone, never
+    /// on when the capture thread flushes.
+    floor: Micros,
+    /// Accepted packets that arrived in time order (the common case), in
+    /// arrival order: sorted.
+    run: VecDeque<PacketMeta>,
+    /// Accepted packets that arrived out of order. At equal times a packet
+    /// of `run` arrived first (`run` only grows at its back), so it leaves
+    /// first.
+    strays: BinaryHeap<Reverse<Stray>>,
+    seq: u64,
+    suspect: Option<Suspect>,
+    /// Released packets, in time order, for the capture thread to send.
+    pub out: Vec<PacketMeta>,
+    /// Packets released before their window was over because more than
+    /// `max_held` waited.
+    pub overflow: u64,
+    /// Packets that arrived out of order and were put back in order.
+    pub reordered: u64,
+}
+
+impl InputClock {
+    pub fn new(cfg: ClockConfig) -> InputClock {
+        InputClock {
+            cfg,
+            newest: Micros::MIN,
+            floor: Micros::MIN,
+            run: VecDeque::with_capacity(4096),
+            strays: BinaryHeap::new(),
+            seq: 0,
+            suspect: None,
+            out: Vec::with_capacity(4096),
+            overflow: 0,
+            reordered: 0,
+        }
+    }
+
+    /// Newest packet time accepted (`Micros::MIN` before the first).
+    pub fn newest(&self) -> Micros {
+        self.newest
+    }
+
+    /// No packet released from now on will be older (the watermark).
+    pub fn released(&self) -> Micros {
+        self.floor
+    }
+
+    /// A slot for the next packet, to decode into in place (copying a
+    /// record right after its field stores would stall on store
+    /// forwarding); then [`InputClock::commit`] or
+    /// [`InputClock::discard`].
+    #[inline]
+    pub fn slot(&mut self) -> &mut PacketMeta {
+        let i = self.run.len();
+        self.run.push_back(PacketMeta::default());
+        &mut self.run[i]
+    }
+
+    /// Drops the slot (the packet did not decode).
+    #[inline]
+    pub fn discard(&mut self) {
+        self.run.pop_back();
+    }
+
+    /// Takes the packet decoded into the slot (and the notice of its ICMP
+    /// error), from `packet` of its input. Outliers it decides (this packet,
+    /// or a held one its time disproved) go to `out` as (kind, position,
+    /// time).
+    #[inline]
+    pub fn commit(&mut self, notice: Option<PacketMeta>, packet: Pos, out: &mut Vec<Decided>) {
+        let n = self.run.len();
+        let Some(ts) = self.run.back().map(|m| m.ts) else {
+            return;
+        };
+        // The common case: in range, in order, not far ahead, nothing held
+        // in doubt. The packet stays where it was decoded.
+        if self.suspect.is_none()
+            && ts >= self.cfg.earliest
+            && ts <= self.cfg.latest
+            && ts >= self.floor
+            && (n < 2 || self.run[n - 2].ts <= ts)
+            && (self.newest == Micros::MIN
+                || ts <= self.newest.saturating_add(self.cfg.reorder_window))
+        {
+            if let Some(x) = notice {
+                self.run.push_back(x);
+            }
+            self.advance(ts);
+            return;
+        }
+        if let Some(meta) = self.run.pop_back() {
+            self.push(meta, notice, packet, out);
+        }
+    }
+
+    /// [`InputClock::commit`] for a packet held elsewhere.
+    pub fn push(
+        &mut self,
+        meta: PacketMeta,
+        notice: Option<PacketMeta>,
+        packet: Pos,
+        out: &mut Vec<Decided>,
+    ) {
+        let ts = meta.ts;
+        if ts < self.cfg.earliest || ts > self.cfg.latest {
+            out.push((OutlierKind::OutOfRange, packet, ts));
+            return;
+        }
+        if let Some(s) = self.suspect.take() {
+            if ts >= s.meta.ts.saturating_sub(self.cfg.reorder_window) {
+                // It follows the jump: the jump was real.
+                self.accept(s.meta, s.notice);
+            } else {
+                out.push((OutlierKind::Ahead, s.packet, s.meta.ts));
+            }
+        }
+        if ts < self.floor {
+            out.push((OutlierKind::Late, packet, ts));
+            return;
+        }
+        if self.newest != Micros::MIN && ts > self.newest.saturating_add(self.cfg.reorder_window) {
+            self.suspect = Some(Suspect {
+                meta,
+                notice,
+                packet,
+            });
+            return;
+        }
+        self.accept(meta, notice);
+    }
+
+    fn accept(&mut self, meta: PacketMeta, notice: Option<PacketMeta>) {
+        let ts = meta.ts;
+        if self.run.back().is_none_or(|b| b.ts <= ts) {
+            self.run.push_back(meta);
+            if let Some(n) = notice {
+                self.run.push_back(n);
+            }
+        } else {
+            self.reordered += 1;
+            self.seq += 1;
+            self.strays.push(Reverse(Stray {
+                seq: self.seq,
+                meta,
+            }));
+            if let Some(n) = notice {
+                self.seq += 1;
+                self.strays.push(Reverse(Stray {
+                    seq: self.seq,
+                    meta: n,
+                }));
+            }
+        }
+        self.advance(ts);
+    }
+
+    /// A packet at `ts` was accepted: the newest time and the release point
+    /// move on, and what falls below the release point leaves.
+    #[inline]
+    fn advance(&mut self, ts: Micros) {
+        self.newest = self.newest.max(ts);
+        self.floor = self
+            .floor
+            .max(self.newest.saturating_sub(self.cfg.reorder_window));
+        self.release_below_floor();
+        // Too many waiting: the oldest leave early and the release point
+        // follows them (the window shrinks for a moment; counted).
+        while self.run.len() + self.strays.len() > self.cfg.max_held {
+            match self.pop_oldest() {
+                Some(m) => {
+                    self.floor = self.floor.max(m.ts);
+                    self.overflow += 1;
+                    self.out.push(m);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The oldest held packet: the earlier of the run's front and the
+    /// heap's top (the run's at equal times).
+    #[inline]
+    fn oldest_ts(&self) -> Option<Micros> {
+        match (self.run.front(), self.strays.peek()) {
+            (Some(r), Some(Reverse(s))) => Some(r.ts.min(s.meta.ts)),
+            (Some(r), None) => Some(r.ts),
+            (None, Some(Reverse(s))) => Some(s.meta.ts),
+            (None, None) => None,
+        }
+    }
+
+    #[inline]
+    fn pop_oldest(&mut self) -> Option<PacketMeta> {
+        let from_run = match (self.run.front(), self.strays.peek()) {
+            (Some(r), Some(Reverse(s))) => r.ts <= s.meta.ts,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if from_run {
+            self.run.pop_front()
+        } else {
+            self.strays.pop().map(|Reverse(s)| s.meta)
+        }
+    }
+
+    #[inline]
+    fn release_below_floor(&mut self) {
+        if self.strays.is_empty() {
+            // Only the run: a front-to-back scan.
+            while self.run.front().is_some_and(|m| m.ts < self.floor) {
+                if let Some(m) = self.run.pop_front() {
+                    self.out.push(m);
+                }
+            }
+            return;
+        }
+        while self.oldest_ts().is_some_and(|t| t < self.floor) {
+            if let Some(m) = self.pop_oldest() {
+                self.out.push(m);
+            }
+        }
+    }
+
+    /// A live input is idle at wall time `wall` (µs): packet time moves on
+    /// with the wall clock, which also confirms a held jump it has reached.
+    pub fn idle(&mut self, wall: Micros) {
+        if self.newest == Micros::MIN {
+            return;
+        }
+        if self.suspect.as_ref().is_some_and(|s| wall >= s.meta.ts) {
+            if let Some(s) = self.suspect.take() {
+                self.accept(s.meta, s.notice);
+            }
+        }
+        if wall > self.newest {
+            self.advance(wall);
+        }
+    }
+
+    /// The input has ended: a held jump is decided as the last packet's,
+    /// and everything held is released.
+    pub fn finish(&mut self, outliers: &mut Vec<Decided>) {
+        if let Some(s) = self.suspect.take() {
+            if s.meta.ts - self.newest <= self.cfg.last_jump {
+                self.accept(s.meta, s.notice);
+            } else {
+                outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts));
+            }
+        }
+        while let Some(m) = self.pop_oldest() {
+            self.out.push(m);
+        }
+        self.floor = self.floor.max(self.newest);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: Micros = 1_767_225_600_000_000; // 2026-01-01
+
+    fn pos(packet: u64) -> Pos {
+        Pos { input: 0, packet }
+    }
+
+    fn at(ts: Micros, port: u16) -> PacketMeta {
+        PacketMeta {
+            ts,
+            dport: port,
+            ..PacketMeta::default()
+        }
+    }
+
+    /// Feeds `times` (µs after T0) as packets 1.., releasing after each;
+    /// returns the released (time, packet number) and the outliers.
+    type Released = Vec<(Micros, u16)>;
+    type Outliers = Vec<(OutlierKind, u64)>;
+
+    fn run(cfg: ClockConfig, times: &[Micros]) -> (Released, Outliers) {
+        let mut c = InputClock::new(cfg);
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        for (i, t) in times.iter().enumerate() {
+            c.push(at(T0 + t, i as u16 + 1), None, pos(i as u64 + 1), &mut bad);
+            out.append(&mut c.out);
+            assert!(out.iter().all(|m| m.ts < c.released()));
+        }
+        c.finish(&mut bad);
+        out.append(&mut c.out);
+        (
+            out.iter().map(|m| (m.ts - T0, m.dport)).collect(),
+            bad.iter().map(|(k, p, _)| (*k, p.packet)).collect(),
+        )
+    }
+
+    #[test]
+    fn small_disorder_comes_out_sorted_and_nothing_is_lost() {
+        let ms = 1000;
+        let times = [
+            0,
+            5 * ms,
+            3 * ms,
+            4 * ms,
+            10 * ms,
+            9 * ms,
+            200 * ms,
+            150 * ms,
+            400 * ms,
+        ];
+        let (out, bad) = run(ClockConfig::default(), &times);
+        assert!(bad.is_empty(), "{bad:?}");
+        let mut want: Vec<(Micros, u16)> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, i as u16 + 1))
+            .collect();
+        want.sort();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn equal_times_keep_their_input_order() {
+        let (out, _) = run(ClockConfig::default(), &[10, 10, 5, 10]);
+        assert_eq!(out, vec![(5, 3), (10, 1), (10, 2), (10, 4)]);
+    }
+
+    #[test]
+    fn a_lone_packet_a_year_ahead_is_an_outlier_and_moves_nothing() {
+        let year = 365 * 86_400_000_000;
+        let times = [0, 1000, year, 2000, 3000];
+        let (out, bad) = run(ClockConfig::default(), &times);
+        assert_eq!(bad, vec![(OutlierKind::Ahead, 3)]);
+        assert_eq!(out, vec![(0, 1), (1000, 2), (2000, 4), (3000, 5)]);
+    }
+
+    #[test]
+    fn a_real_gap_moves_the_clock() {
+        let hours = 5 * 3_600_000_000;
+        let times = [0, 1000, hours, hours + 1000, hours + 2000];
+        let (out, bad) = run(ClockConfig::default(), &times);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(out.len(), 5);
+        assert_eq!(out[2], (hours, 3));
+    }
+
+    #[test]
+    fn zero_and_absurd_times_are_out_of_range() {
+        let mut c = InputClock::new(ClockConfig::default());
+        let mut bad = Vec::new();
+        c.push(at(T0, 1), None, pos(1), &mut bad);
+        c.push(at(0, 2), None, pos(2), &mut bad);
+        c.push(at(i64::MAX, 3), None, pos(3), &mut bad);
+        c.push(at(T0 + 10, 4), None, pos(4), &mut bad);
+        let kinds: Vec<_> = bad.iter().map(|(k, p, _)| (*k, p.packet)).collect();
+        assert_eq!(
+            kinds,
+            vec![(OutlierKind::OutOfRange, 2), (OutlierKind::OutOfRange, 3)]
+        );
+        assert_eq!(c.newest(), T0 + 10);
+    }
+
+    #[test]
+    fn a_packet_behind_the_release_point_is_late() {
+        let s = 1_000_000;
+        // 2 s, then one from 1 s earlier (beyond the 300 ms window).
+        let (out, bad) = run(
+            ClockConfig::default(),
+            &[0, 100, 2 * s, 2 * s + 10, s, 3 * s],
+        );
+        assert_eq!(bad, vec![(OutlierKind::Late, 5)]);
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn the_last_packet_after_a_gap_is_taken_unless_absurdly_far() {
+        let (out, bad) = run(ClockConfig::default(), &[0, 1000, 120_000_000]);
+        assert!(bad.is_empty());
+        assert_eq!(out.last(), Some(&(120_000_000, 3)));
+        let year = 365 * 86_400_000_000;
+        let (out, bad) = run(ClockConfig::default(), &[0, 1000, year]);
+        assert_eq!(bad, vec![(OutlierKind::Ahead, 3)]);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn a_full_window_releases_early_and_counts_it() {
+        let cfg = ClockConfig {
+            max_held: 4,
+            ..ClockConfig::default()
+        };
+        let mut c = InputClock::new(cfg);
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        for i in 0..10 {
+            c.push(at(T0 + i, 0), None, pos(i as u64 + 1), &mut bad);
+            out.append(&mut c.out);
+        }
+        assert!(c.overflow > 0);
+        assert!(out.windows(2).all(|w| w[0].ts <= w[1].ts));
+        c.finish(&mut bad);
+        out.append(&mut c.out);
+        assert_eq!(out.len(), 10);
+        assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn decoding_in_place_gives_what_pushing_gives() {
+        let year = 365 * 86_400_000_000;
+        let times: Vec<Micros> = vec![
+            0,
+            10,
+            5,
+            400_000,
+            300_000,
+            year,
+            500_000,
+            3_000_000_000,
+            3_000_000_100,
+            1,
+            3_000_000_050,
+        ];
+        let (mut a, mut b) = (
+            InputClock::new(ClockConfig::default()),
+            InputClock::new(ClockConfig::default()),
+        );
+        let (mut oa, mut ob, mut ba, mut bb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, t) in times.iter().enumerate() {
+            *a.slot() = at(T0 + t, i as u16);
+            a.commit(None, pos(i as u64), &mut ba);
+            b.push(at(T0 + t, i as u16), None, pos(i as u64), &mut bb);
+            oa.append(&mut a.out);
+            ob.append(&mut b.out);
+        }
+        a.finish(&mut ba);
+        oa.append(&mut a.out);
+        b.finish(&mut bb);
+        ob.append(&mut b.out);
+        assert_eq!(oa, ob);
+        assert_eq!(ba, bb);
+        assert!(!ba.is_empty());
+    }
+
+    #[test]
+    fn what_is_late_does_not_depend_on_when_packets_are_released() {
+        // A reversed, gappy input with a small cap: release after every
+        // packet, every 7, or only at the end; the same packets leave, in
+        // the same order, and the same ones are outliers.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut times = Vec::new();
+        for i in 0..3000i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let jitter = (x % 200_000) as i64;
+            let base = match i {
+                _ if i % 500 >= 250 && i % 500 < 260 => i * 2000 - 1_000_000,
+                _ if i % 700 == 3 => i * 2000 + 1_000_000_000,
+                _ => i * 2000,
+            };
+            times.push(base + jitter);
+        }
+        let cfg = ClockConfig {
+            max_held: 64,
+            ..ClockConfig::default()
+        };
+        let outcome = |every: usize| {
+            let mut c = InputClock::new(cfg);
+            let (mut out, mut bad) = (Vec::new(), Vec::new());
+            for (i, t) in times.iter().enumerate() {
+                *c.slot() = at(T0 + t, (i % 60_000) as u16);
+                c.commit(None, pos(i as u64), &mut bad);
+                if every > 0 && i % every == 0 {
+                    out.append(&mut c.out);
+                }
+            }
+            c.finish(&mut bad);
+            out.append(&mut c.out);
+            (out, bad, c.overflow)
+        };
+        let a = outcome(1);
+        assert!(
+            !a.1.is_empty() && a.2 > 0,
+            "the input exercises both rules: {} outliers, {} overflow",
+            a.1.len(),
+            a.2
+        );
+        assert!(a.0.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert_eq!(a, outcome(7));
+        assert_eq!(a, outcome(0));
+    }
+
+    #[test]
+    fn a_notice_stays_right_after_its_error() {
+        let mut c = InputClock::new(ClockConfig::default());
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        c.push(at(T0 + 50, 1), None, pos(1), &mut bad);
+        c.push(at(T0 + 10, 2), Some(at(T0 + 10, 99)), pos(2), &mut bad);
+        c.finish(&mut bad);
+        out.append(&mut c.out);
+        let ports: Vec<u16> = out.iter().map(|m| m.dport).collect();
+        assert_eq!(ports, vec![2, 99, 1]);
+    }
+
+    #[test]
+    fn live_idle_time_confirms_a_jump_it_has_reached() {
+        let mut c = InputClock::new(ClockConfig::default());
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        c.push(at(T0, 1), None, pos(1), &mut bad);
+        c.push(at(T0 + 5_000_000, 2), None, pos(2), &mut bad);
+        c.idle(T0 + 4_000_000);
+        out.append(&mut c.out);
+        assert_eq!(out.len(), 1);
+        c.idle(T0 + 6_000_000);
+        out.append(&mut c.out);
+        assert_eq!(out.len(), 2);
+        assert!(bad.is_empty());
+    }
+}
