@@ -314,9 +314,20 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     let summary = result?;
     let reorder_ms = reorder_window_ms(&a);
     if !a.quiet {
+        // The scan lines go to stdout, unless the alerts do: then stdout
+        // carries alerts only. A closed stdout is not an error here.
+        let alerts_on_stdout = a.alerts.as_deref() == Some(std::path::Path::new("-"));
+        let mut lines: Box<dyn Write> = if alerts_on_stdout {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         for d in &summary.detections {
-            println!("{}", detection_line(d));
+            if writeln!(lines, "{}", detection_line(d)).is_err() {
+                break;
+            }
         }
+        drop(lines);
         print_summary(&summary, live);
     }
     if live {
@@ -341,6 +352,11 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
     }
     if !summary.damaged.is_empty() {
         return Ok(ExitCode::from(1));
+    }
+    if summary.alerts_closed {
+        // As a tool killed by SIGPIPE: the reader of the alerts went away.
+        // Every file was finished first.
+        return Ok(ExitCode::from(141));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -185,6 +185,9 @@ pub struct Summary {
     /// The first outliers of the packet clock (all are counted in
     /// `counts`).
     pub outliers: Vec<Outlier>,
+    /// The reader of the alerts went away (a closed pipe): the run ended
+    /// there, cleanly.
+    pub alerts_closed: bool,
 }
 
 #[cfg(test)]

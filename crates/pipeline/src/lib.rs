@@ -245,6 +245,7 @@ pub fn run(
         summary.detection_count = out.detection_count;
         summary.alerts = out.alerts;
         summary.files = out.files;
+        summary.alerts_closed = out.alerts_closed;
         summary.latency_us = hist;
         Ok(summary)
     });

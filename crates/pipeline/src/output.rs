@@ -23,6 +23,8 @@ pub(crate) enum OutMsg {
     Flows { hour: i64, batch: Batch },
     /// Scan events (start, update, end) of one detector shard.
     Events(Vec<ScanEvent>),
+    /// A worker could not build a flow batch: an output error.
+    Failed(SinkError),
 }
 
 /// What the output thread works with.
@@ -49,6 +51,9 @@ pub(crate) struct OutResult {
     pub detection_count: u64,
     pub alerts: u64,
     pub files: Vec<PathBuf>,
+    /// The alerts' reader went away (a closed pipe): the run was ended
+    /// there, cleanly.
+    pub alerts_closed: bool,
 }
 
 /// Runs until every worker and shard is done; finishes every file, even
@@ -59,6 +64,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
         detection_count: 0,
         alerts: 0,
         files: Vec::new(),
+        alerts_closed: false,
     };
     let mut first_err: Option<SinkError> = None;
     let mut last_clock_hour = i64::MIN;
@@ -97,6 +103,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
                 None => Ok(()),
             },
             OutMsg::Events(evs) => evs.iter().try_for_each(|e| event(&mut ctx, &mut res, e)),
+            OutMsg::Failed(e) => Err(e),
         };
         if let Err(e) = written {
             first_err = Some(e);
@@ -106,14 +113,17 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
         // replay.
         if let Some(a) = ctx.alerts.as_mut() {
             if first_err.is_none() && a.due(ctx.rx.is_empty(), Duration::from_millis(100)) {
-                if let Err(err) = a.flush() {
+                let flushed = a.flush();
+                if let Err(err) = alerts_failed(&mut ctx, &mut res, flushed) {
                     first_err = Some(err);
                 }
             }
         }
     }
-    if let Some(Err(e)) = ctx.alerts.as_mut().map(|a| a.flush()) {
-        first_err.get_or_insert(e);
+    if let Some(flushed) = ctx.alerts.as_mut().map(|a| a.flush()) {
+        if let Err(e) = alerts_failed(&mut ctx, &mut res, flushed) {
+            first_err.get_or_insert(e);
+        }
     }
     // Finish every file, even after an error elsewhere: what was written stays.
     if let Err(e) = rotate_all(&mut ctx) {
@@ -139,6 +149,25 @@ fn rotate_all(ctx: &mut OutputCtx<'_>) -> Result<(), SinkError> {
     flows.and(detections)
 }
 
+/// What an alert write returned: a closed pipe (the reader of `--alerts -`
+/// went away, as `| head -1` does) ends the run cleanly, with no more
+/// alerts but every file finished; any other error is an output error.
+fn alerts_failed(
+    ctx: &mut OutputCtx<'_>,
+    res: &mut OutResult,
+    written: Result<(), SinkError>,
+) -> Result<(), SinkError> {
+    match written {
+        Err(SinkError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ctx.alerts = None;
+            res.alerts_closed = true;
+            ctx.shutdown.store(true, Relaxed);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// One scan event: the live view, its alert line, and at its end the
 /// detections table.
 fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<(), SinkError> {
@@ -154,8 +183,11 @@ fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<
         }
     }
     if let Some(a) = ctx.alerts.as_mut() {
-        a.write(e.phase.name(), e.time, d)?;
-        res.alerts += 1;
+        let written = a.write(e.phase.name(), e.time, d);
+        if written.is_ok() {
+            res.alerts += 1;
+        }
+        alerts_failed(ctx, res, written)?;
     }
     if e.phase == Phase::End {
         res.detection_count += 1;

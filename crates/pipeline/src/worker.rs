@@ -12,7 +12,7 @@ use crate::shard::ShardMsg;
 use crossbeam_channel::{Receiver, Sender};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
 use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Micros, PacketMeta, Watermark};
-use scanwatch_sink::{FlowBatchBuilder, TableBuilder};
+use scanwatch_sink::{FlowBatchBuilder, SinkError, TableBuilder};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -89,9 +89,7 @@ impl FlowBatches {
         let b = &mut self.builders[i].1;
         b.append(r);
         if b.len() >= FLOW_BATCH_ROWS {
-            if let Ok(batch) = b.finish() {
-                let _ = out.send(OutMsg::Flows { hour, batch });
-            }
+            send_batch(out, hour, b);
             self.builders.swap_remove(i);
         }
     }
@@ -99,13 +97,24 @@ impl FlowBatches {
     fn flush(&mut self, out: &Sender<OutMsg>) {
         self.oldest = None;
         for (hour, mut b) in self.builders.drain(..) {
-            if let Ok(batch) = b.finish() {
-                if batch.num_rows() > 0 {
-                    let _ = out.send(OutMsg::Flows { hour, batch });
-                }
+            if !b.is_empty() {
+                send_batch(out, hour, &mut b);
             }
         }
     }
+}
+
+/// Finishes a batch and hands it to the output thread; a batch that cannot
+/// be built is an output error that stops the run, never a silent loss.
+fn send_batch(out: &Sender<OutMsg>, hour: i64, b: &mut FlowBatchBuilder) {
+    let msg = match b.finish() {
+        Ok(batch) => OutMsg::Flows { hour, batch },
+        Err(source) => OutMsg::Failed(SinkError::Arrow {
+            path: "flows (a batch of flow records)".into(),
+            source,
+        }),
+    };
+    let _ = out.send(msg);
 }
 
 /// Attempts sorted into per-shard runs and sent with the worker's watermark.

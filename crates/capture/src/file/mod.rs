@@ -758,6 +758,12 @@ impl FileSource {
                 src.heap.push(Reverse((rec.ts, i)));
             }
         }
+        // A bad filter is an error now, before any output is made: compile
+        // it for Ethernet (a filter that parses at all compiles there);
+        // other link types compile at their first packet.
+        if src.filter.is_some() {
+            src.ensure_program(1)?;
+        }
         src.settle()?;
         Ok(src)
     }
