@@ -216,6 +216,36 @@ impl FlowTable {
         if watermark > self.now {
             self.now = watermark;
         }
+        loop {
+            // At most one turn of the wheel at a time: a gap longer than
+            // the wheel spans (hours, years) would otherwise be walked slot
+            // by slot, re-parking far deadlines at every turn.
+            let step = watermark.min(self.wheel.horizon().saturating_add(Wheel::SPAN));
+            while let Some((i, slot)) = self.wheel.pop_due(&mut self.flows, step) {
+                self.fire(i, slot, out);
+            }
+            if step >= watermark || self.wheel.is_empty() {
+                break;
+            }
+            // What is left is due later than a whole turn: move the wheel to
+            // the earliest deadline (or the watermark) at once and link
+            // every flow again at its deadline. No slot skipped held a due
+            // flow, so this is what walking would have done.
+            let all = self.wheel.take_all(&mut self.flows);
+            let cfg = &self.cfg;
+            let earliest = all
+                .iter()
+                .map(|&i| next_deadline(cfg, self.flows.get(i)))
+                .min()
+                .unwrap_or(watermark);
+            self.wheel.jump_to(earliest.min(watermark));
+            for i in all {
+                let d = next_deadline(&self.cfg, self.flows.get(i));
+                self.wheel.schedule(&mut self.flows, i, d);
+            }
+        }
+        // Nothing left, or a turn short of the watermark: the rest of the
+        // way is empty slots.
         while let Some((i, slot)) = self.wheel.pop_due(&mut self.flows, watermark) {
             self.fire(i, slot, out);
         }

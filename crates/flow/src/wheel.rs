@@ -193,6 +193,46 @@ impl Wheel {
         }
     }
 
+    /// Microseconds the wheel spans: a deadline further out is parked in
+    /// its last slot.
+    pub const SPAN: Micros = (SLOTS as Micros) << SLOT_SHIFT;
+
+    /// Whether no flow is linked.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Unlinks every flow of every slot (none may be firing) and returns
+    /// them, in slot order from the cursor: for a jump of the clock longer
+    /// than the wheel spans (see [`Wheel::jump_to`]).
+    pub fn take_all(&mut self, l: &mut impl Links) -> Vec<u32> {
+        let mut all = Vec::with_capacity(self.len);
+        for k in 0..SLOTS as i64 {
+            let h = SENTINEL + ((self.cursor + k) & MASK) as u32;
+            let mut i = self.nx(l, h);
+            while i != h {
+                let n = self.nx(l, i);
+                l.set_next(i, UNLINKED);
+                l.set_prev(i, UNLINKED);
+                all.push(i);
+                i = n;
+            }
+            let s = (h - SENTINEL) as usize;
+            self.next[s] = h;
+            self.prev[s] = h;
+        }
+        self.len = 0;
+        all
+    }
+
+    /// Moves the cursor forward to the slot of `t` at once (the wheel must
+    /// be empty: [`Wheel::take_all`] first). The slots skipped held nothing.
+    pub fn jump_to(&mut self, t: Micros) {
+        if self.len == 0 && self.next[SLOTS] == FIRING {
+            self.cursor = self.cursor.max(Self::slot_of(t));
+        }
+    }
+
     /// Takes the first flow of the earliest non-empty slot (for eviction
     /// when the table is full).
     pub fn pop_earliest(&mut self, l: &mut impl Links) -> Option<u32> {
