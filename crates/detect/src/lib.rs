@@ -248,7 +248,7 @@ impl Sketches {
     fn seeded(src: &Source) -> Sketches {
         let mut s = Sketches {
             since: Micros::MAX,
-            sets: Vec::new(),
+            sets: Vec::with_capacity(SKETCH_PROTOS),
         };
         let mut since = Micros::MAX;
         let mut contacts: Vec<(&Contact, &ContactInfo)> = src.contacts.iter().collect();

@@ -594,3 +594,18 @@ fn p2p_client_with_thousands_of_peers_mostly_answering_is_not_flagged() {
     assert!(ev.is_empty(), "{:?}", ev.first().map(|e| &e.detection));
     assert_eq!(d.sketch_sources, 1, "it did overflow into sketches");
 }
+
+#[test]
+fn sketch_memory_fits_what_the_accounting_says() {
+    use std::mem::size_of;
+    // A protocol's set: its fields plus the three boxed register arrays.
+    let per_set = size_of::<ProtoSketch>() + 3 * sketch::M;
+    assert!(per_set <= 3 * HLL_BYTES + 64, "{per_set}");
+    let per_source = SKETCH_PROTOS * per_set + size_of::<Sketches>();
+    assert!(per_source <= SKETCH_SOURCE_BYTES, "{per_source}");
+    // What the pipeline's CONTACT_WORST_BYTES adds per contact.
+    assert_eq!(SKETCH_BYTES_PER_CONTACT, 7);
+    // The cap on sketched sources follows the shard's contact cap.
+    let d = Detector::new(DetectConfig::default()).unwrap();
+    assert_eq!(d.max_sketch_sources, 4_000_000 / SKETCH_CONTACTS);
+}
