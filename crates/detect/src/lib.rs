@@ -36,6 +36,13 @@
 //! [`DetectConfig::max_contacts_total`] contacts per shard (sources evicted as
 //! above until under it), and at most
 //! [`DetectConfig::max_scan_targets`] targets and open doors per scan record.
+//!
+//! A source that fills its exact set (a masscan-style random scan never
+//! repeats a key, so no shape forms in it) is also counted by fixed-size
+//! HyperLogLog sketches of its failed targets, ports and pairs (module
+//! `sketch`): a few hashes per attempt, flagged from the estimates at once
+//! (see `sketch_verdict`). At most one source per [`SKETCH_CONTACTS`]
+//! contacts of the shard's cap holds sketches, [`SKETCH_SOURCE_BYTES`] each.
 
 mod config;
 mod scan;
