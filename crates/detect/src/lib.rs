@@ -624,6 +624,7 @@ impl Detector {
             return;
         };
         let mut scan = Scan::new(a.src, a.proto, kind, detectors, a.time, &self.cfg);
+        scan.wide = sketched && kind == ScanKind::Block;
         // The record starts with everything the source did on this protocol
         // within the longest window; those contacts move into it.
         let mut moved: Vec<(Contact, ContactInfo)> = src
@@ -651,7 +652,6 @@ impl Detector {
                 self.sketch_sources -= 1;
             }
         }
-        scan.wide = sketched && kind == ScanKind::Block;
         scan.reclassify(&self.cfg);
         if kind == ScanKind::Block {
             scan.kind = ScanKind::Block;

@@ -1,7 +1,10 @@
 //! One scan record: a flagged (source, protocol) and everything it probed.
 //! Ports are exact (a bitmap); targets, their ports and open doors are exact
 //! up to [`DetectConfig::max_scan_targets`], and beyond it the target count
-//! comes from a sketch of every target seen (an estimate, ~1.6% error).
+//! comes from a sketch of every target seen (an estimate, ~1.6% error). A
+//! wide record (flagged from a source's sketches) counts its targets by the
+//! sketch from the start and keeps no per-target table, so its cost per
+//! attempt stays flat however many targets it reaches.
 
 use crate::sketch::{hash_addr, Hll};
 use crate::{detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent};
@@ -40,7 +43,8 @@ pub(crate) struct Scan {
     /// The sketch's estimate, kept as it changes.
     dst_est: u64,
     /// Flagged as block by a source's sketches (a random scan over many
-    /// hosts and ports): it stays block, whatever its exact part shows.
+    /// hosts and ports): it stays block, and its targets are counted by the
+    /// sketch alone (`dst_count` is an estimate, `targets` the first seen).
     pub wide: bool,
     targets: Vec<Addr>,
     open: Vec<(Addr, u16)>,
@@ -91,6 +95,19 @@ impl Scan {
         if self.ports[w] & (1 << b) == 0 {
             self.ports[w] |= 1 << b;
             self.port_count += 1;
+        }
+        // A wide scan (flagged from sketches: random pairs, hardly a repeat)
+        // keeps no per-target table: its targets are counted by a sketch
+        // from the start, so an attempt costs one hash and one register.
+        if self.wide {
+            let sketch = self.dst_sketch.get_or_insert_with(Hll::default);
+            if sketch.insert(hash_addr(dst)) {
+                self.dst_est = sketch.estimate().round() as u64;
+            }
+            if self.targets.len() < TARGET_SAMPLE && !self.targets.contains(&dst) {
+                self.targets.push(dst);
+            }
+            return;
         }
         // One lookup of the target (this runs for every attempt of a scan).
         let room = self.pairs.len() < cfg.max_scan_targets * 4;

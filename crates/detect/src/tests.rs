@@ -522,17 +522,25 @@ fn wide_random_scan_is_flagged_as_block_early_with_estimated_counts() {
 
 #[test]
 fn scan_record_counts_targets_past_its_cap_with_a_sketch() {
-    // A record capped at 1,000 listed targets still counts all of them.
+    // A sweep of port 445 over 50,000 hosts, with a record capped at 1,000
+    // listed targets: it still counts all of them.
     let cfg = DetectConfig {
         max_scan_targets: 1000,
         ..DetectConfig::default()
     };
     let s = addr("198.18.7.8");
-    let atts = wide_scan(s, 60_000, 9);
+    let atts: Vec<Attempt> = (0..50_000u32)
+        .map(|i| {
+            let dst = Addr::from_v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            att(i64::from(i) * 100, s, dst, 445, Outcome::Unanswered, false)
+        })
+        .collect();
     let truth: HashSet<Addr> = atts.iter().map(|a| a.dst).collect();
     let (ev, _) = run(cfg, atts);
     let end = ends(&ev);
     assert_eq!(end.len(), 1);
+    assert_eq!(end[0].kind, ScanKind::Horizontal);
+    assert_eq!(end[0].targets.len(), 256);
     let err = (end[0].dst_count as f64 - truth.len() as f64).abs() / truth.len() as f64;
     assert!(err < 0.05, "{} vs {}", end[0].dst_count, truth.len());
 }
