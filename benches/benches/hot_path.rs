@@ -6,7 +6,7 @@
 //! another and across commits on the same machine, not with a timer.
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use scanwatch_benches::{attempts, own_frames, syn_flows};
+use scanwatch_benches::{attempts, own_frames, scan_attempts, syn_flows};
 use scanwatch_decode::decode;
 use scanwatch_detect::{DetectConfig, Detector};
 use scanwatch_flow::{FlowConfig, FlowTable, Output};
@@ -95,6 +95,27 @@ fn bench_detector(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // One scanner, 200,000 attempts: within the exact set (1,000 contacts)
+    // and a masscan-style random scan of a /16 on all ports (every contact
+    // new): the cost per attempt must not grow with the scan.
+    for (name, wide) in [("small_scan", false), ("wide_random_scan", true)] {
+        let atts = scan_attempts(200_000, wide);
+        g.throughput(Throughput::Elements(atts.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || Detector::new(DetectConfig::default()).expect("default config is valid"),
+                |mut d| {
+                    let mut ev = Vec::new();
+                    for a in &atts {
+                        d.on_attempt(a, &mut ev);
+                    }
+                    d.finish(&mut ev);
+                    black_box(ev.len())
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

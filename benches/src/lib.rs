@@ -95,3 +95,50 @@ pub fn attempts(n: u32) -> Vec<Attempt> {
         })
         .collect()
 }
+
+/// One source scanning at 100,000 attempts a second: `wide` sends each to a
+/// random (address in 203.0.0.0/16, port 1..=65535) pair, masscan style (each
+/// contact new, far past the exact set a source keeps); otherwise it cycles
+/// over 10 hosts × 100 ports (1,000 contacts, within the exact set). One in
+/// 50 refused, the rest ignored.
+pub fn scan_attempts(n: u32, wide: bool) -> Vec<Attempt> {
+    let mut x = 0x5eed_u64;
+    (0..n)
+        .map(|i| {
+            // splitmix64
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut r = x;
+            r = (r ^ (r >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            r = (r ^ (r >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            r ^= r >> 31;
+            let (dst, dport) = if wide {
+                (
+                    Addr::from_v4([203, 0, (r >> 8) as u8, r as u8]),
+                    ((r >> 16) % 65_535) as u16 + 1,
+                )
+            } else {
+                (
+                    Addr::from_v4([172, 16, 0, (i % 10) as u8 + 1]),
+                    (i / 10 % 100) as u16 + 1,
+                )
+            };
+            let t = 1_790_000_000_000_000 + i64::from(i) * 10;
+            Attempt {
+                time: t,
+                src: Addr::from_v4([198, 51, 100, 7]),
+                dst,
+                proto: proto::TCP,
+                dport,
+                sport: 61_000,
+                probe_ts: t,
+                probe: ProbeKind::Syn,
+                outcome: if (r >> 40) % 50 == 0 {
+                    Outcome::Rejected
+                } else {
+                    Outcome::Unanswered
+                },
+                data: false,
+            }
+        })
+        .collect()
+}

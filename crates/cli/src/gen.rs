@@ -9,7 +9,9 @@
 //! ICMP echo sweep, connect sweep of an open port, and a slow vertical scan
 //! at one probe every 15 s). The `flood` profile adds a SYN flood from
 //! millions of spoofed sources with the victim's SYN-ACKs, and hides a real
-//! scan inside it.
+//! scan inside it. The `wide` profile adds one masscan-style source sending
+//! SYNs to random (address in a /16, port) pairs at 100,000 a second, most
+//! ignored, some refused, a few answered (open doors).
 //!
 //! Packets are written straight into a buffered pcap (Ethernet, µs) from
 //! header templates; nothing is allocated per packet.
@@ -43,13 +45,17 @@ pub struct GenArgs {
     /// Benign flows started per second of capture time.
     #[arg(long, default_value_t = 2000.0)]
     pub rate: f64,
-    /// `mixed` (benign plus scans), `benign`, or `flood` (spoofed SYN flood
-    /// with a scan hidden in it).
+    /// `mixed` (benign plus scans), `benign`, `flood` (spoofed SYN flood
+    /// with a scan hidden in it), or `wide` (benign plus a masscan-style
+    /// random scan of a /16 on all ports).
     #[arg(long, default_value = "mixed")]
     pub profile: String,
     /// Spoofed sources in the flood profile.
     #[arg(long, default_value_t = 2_000_000)]
     pub flood_sources: u64,
+    /// SYNs sent by the wide profile's scanner.
+    #[arg(long, default_value_t = 200_000)]
+    pub wide_probes: u64,
     /// Capture start, Unix seconds.
     #[arg(long, default_value_t = 1_790_000_000)]
     pub start: u64,
@@ -630,6 +636,82 @@ impl Stream for Flood {
     }
 }
 
+/// The wide profile's scanner, its /16 and its probe spacing (µs).
+const WIDE_SCANNER: [u8; 4] = [203, 0, 113, 99];
+const WIDE_NET: [u8; 2] = [192, 168];
+const WIDE_GAP: i64 = 10;
+
+/// How a (target, port) of the wide scan answers, the same every time it
+/// is probed: one in 4,096 pairs is open (SYN-ACK), one in 16 refuses (RST),
+/// the rest are silent.
+fn wide_answer(dst: [u8; 4], port: u16) -> Option<TcpFlags> {
+    let mut x = (u64::from(u32::from_be_bytes(dst)) << 16) | u64::from(port);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    if x % 4096 == 0 {
+        Some(TcpFlags::SYN | TcpFlags::ACK)
+    } else if x % 16 == 1 {
+        Some(TcpFlags::RST | TcpFlags::ACK)
+    } else {
+        None
+    }
+}
+
+/// A masscan/zmap-style scan: SYNs to random (address in a /16, port in
+/// 1..=65535) pairs, one every [`WIDE_GAP`] µs, answered per [`wide_answer`].
+struct WideScan {
+    rng: Rng,
+    t: i64,
+    n: u64,
+    total: u64,
+    pending: Option<(i64, Pkt)>,
+}
+
+impl Stream for WideScan {
+    fn next(&mut self) -> Option<(i64, Pkt)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        if self.n >= self.total {
+            return None;
+        }
+        self.n += 1;
+        let t = self.t;
+        self.t += WIDE_GAP;
+        let x = self.rng.next();
+        let dst = [WIDE_NET[0], WIDE_NET[1], (x >> 8) as u8, x as u8];
+        let port = ((x >> 16) % 65_535) as u16 + 1;
+        // masscan's fixed source port.
+        let sp = 61_000;
+        let s = WIDE_SCANNER;
+        if let Some(flags) = wide_answer(dst, port) {
+            self.pending = Some((
+                t + 5,
+                Pkt::Tcp {
+                    src: dst,
+                    dst: s,
+                    sp: port,
+                    dp: sp,
+                    flags,
+                    payload: 0,
+                },
+            ));
+        }
+        Some((
+            t,
+            Pkt::Tcp {
+                src: s,
+                dst,
+                sp,
+                dp: port,
+                flags: TcpFlags::SYN,
+                payload: 0,
+            },
+        ))
+    }
+}
+
 fn hosts(net: [u8; 3], range: std::ops::RangeInclusive<u8>) -> Vec<[u8; 4]> {
     range.map(|i| [net[0], net[1], net[2], i]).collect()
 }
@@ -840,7 +922,28 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
             });
             (FLOOD_SCANS, flood_span)
         }
-        p => anyhow::bail!("--profile {p:?}: expected mixed, benign or flood"),
+        "wide" => {
+            planned.push(Planned {
+                stream: Box::new(WideScan {
+                    rng: Rng::new(s ^ 0x1de),
+                    t: start + span / 5,
+                    n: 0,
+                    total: a.wide_probes,
+                    pending: None,
+                }),
+                truth: Some(format!(
+                    "{}.{}.{}.{},block,tcp,{}.{}.0.0/16,1-65535,masscan,random syn scan of a /16 on all ports",
+                    WIDE_SCANNER[0],
+                    WIDE_SCANNER[1],
+                    WIDE_SCANNER[2],
+                    WIDE_SCANNER[3],
+                    WIDE_NET[0],
+                    WIDE_NET[1]
+                )),
+            });
+            (&[], span)
+        }
+        p => anyhow::bail!("--profile {p:?}: expected mixed, benign, flood or wide"),
     };
     for spec in scans {
         planned.push(spec.plan(s, start, scan_span));

@@ -36,15 +36,25 @@
 //! [`DetectConfig::max_contacts_total`] contacts per shard (sources evicted as
 //! above until under it), and at most
 //! [`DetectConfig::max_scan_targets`] targets and open doors per scan record.
+//!
+//! A source that fills its exact set (a masscan-style random scan never
+//! repeats a key, so no shape forms in it) is also counted by fixed-size
+//! HyperLogLog sketches of its failed targets, ports and pairs (module
+//! `sketch`): a few hashes per attempt, flagged from the estimates at once
+//! (see `sketch_verdict`). At most one source per [`SKETCH_CONTACTS`]
+//! contacts of the shard's cap holds sketches, [`SKETCH_SOURCE_BYTES`] each.
 
 mod config;
 mod scan;
+mod sketch;
 
 pub use config::{Cidr, CidrProblem, ConfigError, DetectConfig, Service, ServiceProblem, Window};
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use scan::Scan;
 use scanwatch_model::{proto, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
+pub use sketch::HLL_BYTES;
+use sketch::{hash_addr, hash_pair, hash_port, Hll};
 
 /// Where a scan record is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +163,129 @@ struct Source {
     score: f64,
     /// Attempts since the last evaluation (see `on_attempt`).
     eval_skip: u32,
+    /// Distinct counts beyond the exact set: made when the set first
+    /// overflows, if the shard has room for one more.
+    sketch: Option<Box<Sketches>>,
+}
+
+/// Most protocols sketched per source (the first ones seen failing).
+pub const SKETCH_PROTOS: usize = 2;
+
+/// Exact contacts a source must have held before it gets sketches: a shard
+/// has at most `max_contacts_total / SKETCH_CONTACTS` sources with sketches
+/// (at least one), so sketches cost at most
+/// [`SKETCH_BYTES_PER_CONTACT`] per contact of the shard's cap.
+pub const SKETCH_CONTACTS: usize = 4096;
+
+/// Bytes of one source's sketches at most: [`SKETCH_PROTOS`] sets of three
+/// sketches, plus their header.
+pub const SKETCH_SOURCE_BYTES: usize = SKETCH_PROTOS * (3 * HLL_BYTES + 64) + 64;
+
+/// The sketches' share of a contact's worst-case bytes (rounded up).
+pub const SKETCH_BYTES_PER_CONTACT: usize = SKETCH_SOURCE_BYTES.div_ceil(SKETCH_CONTACTS);
+
+/// A source needs at least this share of failed attempts since its
+/// sketches began to be flagged from them: beyond the exact set a shape is
+/// only counts, so the bar is higher than `min_failed_share` (a P2P client
+/// with thousands of peers on random ports, many of them answering, must not
+/// look like a random scan).
+pub const SKETCH_MIN_FAILED_SHARE: f64 = 0.9;
+
+/// A source's sketches: failed contacts since `since` (the oldest last-seen
+/// time of what they hold), per protocol.
+struct Sketches {
+    since: Micros,
+    sets: Vec<ProtoSketch>,
+}
+
+/// Failed contacts of one protocol: distinct targets, ports and (target,
+/// port) pairs, with their current estimates, and how many attempts failed.
+struct ProtoSketch {
+    proto: u8,
+    dsts: Hll,
+    ports: Hll,
+    pairs: Hll,
+    est_dsts: f64,
+    est_ports: f64,
+    est_pairs: f64,
+    failed: u64,
+    attempts: u64,
+}
+
+impl ProtoSketch {
+    fn new(proto: u8) -> ProtoSketch {
+        ProtoSketch {
+            proto,
+            dsts: Hll::default(),
+            ports: Hll::default(),
+            pairs: Hll::default(),
+            est_dsts: 0.0,
+            est_ports: 0.0,
+            est_pairs: 0.0,
+            failed: 0,
+            attempts: 0,
+        }
+    }
+
+    /// Counts one attempt (or one contact, when seeding); a failed one goes
+    /// into the sketches. A few hashes and register writes.
+    #[inline]
+    fn add(&mut self, dst: Addr, port: u16, failed: bool) {
+        self.attempts += 1;
+        if !failed {
+            return;
+        }
+        self.failed += 1;
+        let ha = hash_addr(dst);
+        if self.dsts.insert(ha) {
+            self.est_dsts = self.dsts.estimate();
+        }
+        if self.ports.insert(hash_port(port)) {
+            self.est_ports = self.ports.estimate();
+        }
+        if self.pairs.insert(hash_pair(ha, port)) {
+            self.est_pairs = self.pairs.estimate();
+        }
+    }
+}
+
+impl Sketches {
+    /// Sketches seeded with a source's exact contacts (the ones about to be
+    /// trimmed among them), for up to [`SKETCH_PROTOS`] protocols.
+    fn seeded(src: &Source) -> Sketches {
+        let mut s = Sketches {
+            since: Micros::MAX,
+            sets: Vec::with_capacity(SKETCH_PROTOS),
+        };
+        let mut since = Micros::MAX;
+        let mut contacts: Vec<(&Contact, &ContactInfo)> = src.contacts.iter().collect();
+        contacts.sort_unstable_by_key(|(c, i)| (i.first, **c));
+        for (c, info) in contacts {
+            if let Some(set) = s.set_mut(c.proto) {
+                since = since.min(info.last);
+                set.add(c.dst, c.port, info.failed());
+            }
+        }
+        s.since = if since == Micros::MAX {
+            src.last
+        } else {
+            since
+        };
+        s
+    }
+
+    /// The set of `proto`, made if there is room.
+    fn set_mut(&mut self, proto: u8) -> Option<&mut ProtoSketch> {
+        let i = match self.sets.iter().position(|s| s.proto == proto) {
+            Some(i) => i,
+            None if self.sets.len() < SKETCH_PROTOS => {
+                self.sets.push(ProtoSketch::new(proto));
+                self.sets.len() - 1
+            }
+            None => return None,
+        };
+        self.sets.get_mut(i)
+    }
 }
 
 /// Detectors that can fire, as bits in a scan's `detectors`: TRW is bit 0,
@@ -177,6 +310,9 @@ pub struct Detector {
     /// Contacts held by all sources (kept in step with every insert and
     /// removal; recounted at each sweep).
     contacts_total: usize,
+    /// Sources holding sketches, at most `max_sketch_sources`.
+    sketch_sources: usize,
+    max_sketch_sources: usize,
     scans: HashMap<(Addr, u8), Scan, RandomState>,
     now: Micros,
     last_sweep: Micros,
@@ -195,11 +331,12 @@ impl Detector {
         let trw_fail = ((1.0 - cfg.trw_theta1) / (1.0 - cfg.trw_theta0)).ln();
         let trw_ok = (cfg.trw_theta1 / cfg.trw_theta0).ln();
         Ok(Detector {
-            cfg,
             allow_scanners,
             allow_services,
             sources: HashMap::default(),
             contacts_total: 0,
+            sketch_sources: 0,
+            max_sketch_sources: (cfg.max_contacts_total / SKETCH_CONTACTS).max(1),
             scans: HashMap::default(),
             now: Micros::MIN,
             last_sweep: Micros::MIN,
@@ -208,6 +345,7 @@ impl Detector {
             trw_fail,
             trw_ok,
             stats: DetectStats::default(),
+            cfg,
         })
     }
 
@@ -330,9 +468,32 @@ impl Detector {
                 src.trw_hit = true;
             }
         }
+        if let Some(set) = src.sketch.as_mut().and_then(|s| s.set_mut(a.proto)) {
+            set.add(
+                a.dst,
+                a.dport,
+                a.outcome != Outcome::Answered && !a.is_success(),
+            );
+        } else if src.sketch.is_none()
+            && src.contacts.len() >= cfg.max_contacts
+            && self.sketch_sources < self.max_sketch_sources
+        {
+            // The exact set is full: from now on the source is also counted
+            // by sketches, seeded with what it holds (this attempt included),
+            // before the next overflow trims any of it.
+            src.sketch = Some(Box::new(Sketches::seeded(src)));
+            self.sketch_sources += 1;
+        }
         if !a.is_probe_like() {
             return;
         }
+        // Beyond the exact set the sketches answer at once (a few float
+        // comparisons), so the widest scans are flagged as soon as they
+        // overflow it.
+        let wide = src
+            .sketch
+            .as_deref()
+            .and_then(|s| sketch_verdict(s, a.proto, self.now, cfg));
         // Evaluating looks at every contact of the source: past 256 of them,
         // look again only after every n/64-th new attempt, so a source with
         // thousands of contacts costs O(64) per attempt, not O(n) (and is
@@ -342,12 +503,17 @@ impl Detector {
             let step = (n / 64) as u32;
             if src.eval_skip < step {
                 src.eval_skip += 1;
+                if let Some((kind, detectors)) = wide {
+                    self.start_scan(a, kind, detectors, true, out);
+                }
                 return;
             }
             src.eval_skip = 0;
         }
         if let Some((kind, detectors)) = self.evaluate(a) {
-            self.start_scan(a, kind, detectors, out);
+            self.start_scan(a, kind, detectors, false, out);
+        } else if let Some((kind, detectors)) = wide {
+            self.start_scan(a, kind, detectors, true, out);
         }
     }
 
@@ -443,12 +609,22 @@ impl Detector {
         kind.map(|k| (k, detectors))
     }
 
-    fn start_scan(&mut self, a: &Attempt, kind: ScanKind, detectors: u8, out: &mut Vec<ScanEvent>) {
+    /// Opens the scan record of `a`'s source and protocol; `sketched` when
+    /// the source's sketches flagged it (a block verdict then stays block).
+    fn start_scan(
+        &mut self,
+        a: &Attempt,
+        kind: ScanKind,
+        detectors: u8,
+        sketched: bool,
+        out: &mut Vec<ScanEvent>,
+    ) {
         let horizon = self.now - self.longest_window();
         let Some(src) = self.sources.get_mut(&a.src) else {
             return;
         };
         let mut scan = Scan::new(a.src, a.proto, kind, detectors, a.time, &self.cfg);
+        scan.wide = sketched && kind == ScanKind::Block;
         // The record starts with everything the source did on this protocol
         // within the longest window; those contacts move into it.
         let mut moved: Vec<(Contact, ContactInfo)> = src
@@ -466,6 +642,14 @@ impl Detector {
             src.score -= info.weight(self.cfg.answered_weight);
             if let Some(n) = src.per_dst.get_mut(&c.dst) {
                 *n = n.saturating_sub(1);
+            }
+        }
+        // The record takes over this protocol: its sketches go.
+        if let Some(sk) = src.sketch.as_mut() {
+            sk.sets.retain(|s| s.proto != a.proto);
+            if sk.sets.is_empty() {
+                src.sketch = None;
+                self.sketch_sources -= 1;
             }
         }
         scan.reclassify(&self.cfg);
@@ -500,10 +684,17 @@ impl Detector {
             let horizon = self.now - self.longest_window();
             let aw = self.cfg.answered_weight;
             let mut total = 0usize;
+            let mut sketches = 0usize;
             self.sources.retain(|_, s| {
                 if s.last < horizon {
                     return false;
                 }
+                // Sketches older than the longest window are dropped (made
+                // again, from the exact set, at its next overflow).
+                if s.sketch.as_ref().is_some_and(|k| k.since < horizon) {
+                    s.sketch = None;
+                }
+                sketches += usize::from(s.sketch.is_some());
                 let before = s.contacts.len();
                 s.contacts.retain(|_, i| i.last >= horizon);
                 if s.contacts.len() != before {
@@ -517,6 +708,7 @@ impl Detector {
                 true
             });
             self.contacts_total = total;
+            self.sketch_sources = sketches;
         }
     }
 
@@ -553,10 +745,53 @@ impl Detector {
         for (_, _, a) in &ranked[..k] {
             if let Some(s) = self.sources.remove(a) {
                 self.contacts_total -= s.contacts.len();
+                self.sketch_sources -= usize::from(s.sketch.is_some());
             }
         }
         self.stats.sources_evicted += k as u64;
     }
+}
+
+/// What a source's sketches say about `proto` at `now`: the kind and the
+/// windows that fire. A window counts only if everything the sketches hold
+/// is inside it (they began within it); within it, many failed targets and
+/// many failed ports (each over the window's threshold and the block
+/// minimums, with enough distinct pairs) is a block scan, many targets on
+/// few ports horizontal, many ports on few targets vertical.
+fn sketch_verdict(
+    sk: &Sketches,
+    proto: u8,
+    now: Micros,
+    cfg: &DetectConfig,
+) -> Option<(ScanKind, u8)> {
+    let set = sk.sets.iter().find(|s| s.proto == proto)?;
+    if set.failed == 0 || (set.failed as f64) < SKETCH_MIN_FAILED_SHARE * set.attempts as f64 {
+        return None;
+    }
+    let (d, p) = (set.est_dsts, set.est_ports);
+    let pairs_needed = f64::from(cfg.block_hosts) * f64::from(cfg.block_ports);
+    let mut kind = None;
+    let mut bits = 0u8;
+    for (i, w) in cfg.windows.iter().enumerate() {
+        if now.saturating_sub(sk.since) > w.seconds as i64 * 1_000_000 {
+            continue;
+        }
+        let k = if d >= w.horizontal.max(f64::from(cfg.block_hosts))
+            && p >= w.vertical.max(f64::from(cfg.block_ports))
+            && set.est_pairs >= pairs_needed
+        {
+            ScanKind::Block
+        } else if d >= w.horizontal && p < w.vertical {
+            ScanKind::Horizontal
+        } else if p >= w.vertical && d < w.horizontal {
+            ScanKind::Vertical
+        } else {
+            continue;
+        };
+        bits |= window_bit(i);
+        kind.get_or_insert(k);
+    }
+    kind.map(|k| (k, bits))
 }
 
 /// Keeps the newest three quarters of a source's contacts; returns how many

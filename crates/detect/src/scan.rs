@@ -1,5 +1,12 @@
 //! One scan record: a flagged (source, protocol) and everything it probed.
+//! Ports are exact (a bitmap); targets, their ports and open doors are exact
+//! up to [`DetectConfig::max_scan_targets`], and beyond it the target count
+//! comes from a sketch of every target seen (an estimate, ~1.6% error). A
+//! wide record (flagged from a source's sketches) counts its targets by the
+//! sketch from the start and keeps no per-target table, so its cost per
+//! attempt stays flat however many targets it reaches.
 
+use crate::sketch::{hash_addr, Hll};
 use crate::{detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent};
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
@@ -30,8 +37,15 @@ pub(crate) struct Scan {
     /// (target number, port) pairs seen, packed in a u64: a quarter of the
     /// size of (address, port) keys, and cheaper to hash.
     pairs: HashSet<u64, RandomState>,
-    /// Targets beyond the cap (counted, not kept).
-    dst_overflow: u64,
+    /// Every target, once the exact map is full: seeded with its keys,
+    /// then fed each further target (its estimate is the target count).
+    dst_sketch: Option<Hll>,
+    /// The sketch's estimate, kept as it changes.
+    dst_est: u64,
+    /// Flagged as block by a source's sketches (a random scan over many
+    /// hosts and ports): it stays block, and its targets are counted by the
+    /// sketch alone (`dst_count` is an estimate, `targets` the first seen).
+    pub wide: bool,
     targets: Vec<Addr>,
     open: Vec<(Addr, u16)>,
     open_set: HashSet<(Addr, u16), RandomState>,
@@ -64,7 +78,9 @@ impl Scan {
             port_count: 0,
             dsts: HashMap::default(),
             pairs: HashSet::default(),
-            dst_overflow: 0,
+            dst_sketch: None,
+            dst_est: 0,
+            wide: false,
             targets: Vec::new(),
             open: Vec::new(),
             open_set: HashSet::default(),
@@ -80,6 +96,19 @@ impl Scan {
             self.ports[w] |= 1 << b;
             self.port_count += 1;
         }
+        // A wide scan (flagged from sketches: random pairs, hardly a repeat)
+        // keeps no per-target table: its targets are counted by a sketch
+        // from the start, so an attempt costs one hash and one register.
+        if self.wide {
+            let sketch = self.dst_sketch.get_or_insert_with(Hll::default);
+            if sketch.insert(hash_addr(dst)) {
+                self.dst_est = sketch.estimate().round() as u64;
+            }
+            if self.targets.len() < TARGET_SAMPLE && !self.targets.contains(&dst) {
+                self.targets.push(dst);
+            }
+            return;
+        }
         // One lookup of the target (this runs for every attempt of a scan).
         let room = self.pairs.len() < cfg.max_scan_targets * 4;
         let n = self.dsts.len();
@@ -93,7 +122,16 @@ impl Scan {
             }
             hashbrown::hash_map::Entry::Vacant(v) => {
                 if n >= cfg.max_scan_targets {
-                    self.dst_overflow += 1;
+                    let sketch = self.dst_sketch.get_or_insert_with(|| {
+                        let mut h = Hll::default();
+                        for &d in self.dsts.keys() {
+                            h.insert(hash_addr(d));
+                        }
+                        h
+                    });
+                    if sketch.insert(hash_addr(dst)) || self.dst_est == 0 {
+                        self.dst_est = sketch.estimate().round() as u64;
+                    }
                     return;
                 }
                 if self.targets.len() < TARGET_SAMPLE {
@@ -139,8 +177,10 @@ impl Scan {
         }
     }
 
+    /// Distinct targets: exact up to the cap, then the sketch's estimate
+    /// (never below the exact part).
     fn dst_count(&self) -> u64 {
-        self.dsts.len() as u64 + self.dst_overflow
+        (self.dsts.len() as u64).max(self.dst_est)
     }
 
     /// The kind the record's shape says: enough targets each probed on
@@ -159,12 +199,12 @@ impl Scan {
             .iter()
             .map(|w| w.horizontal)
             .fold(f64::MAX, f64::min);
-        let others = self.dst_count() - many;
+        let others = self.dst_count().saturating_sub(many);
         // A vertical part and a sweep of its own from one source (many
         // ports on a host, and many other hosts): many destinations and many
         // ports in all, which is what a block scan is.
         let mixed = many >= 1 && (others as f64) >= sweep_min;
-        self.kind = if many >= u64::from(cfg.block_hosts) || mixed {
+        self.kind = if self.wide || many >= u64::from(cfg.block_hosts) || mixed {
             ScanKind::Block
         } else if many >= 1 {
             ScanKind::Vertical

@@ -3,6 +3,7 @@
 
 use super::*;
 use scanwatch_model::ProbeKind;
+use std::collections::HashSet;
 
 const SEC: Micros = 1_000_000;
 
@@ -419,4 +420,200 @@ fn contact_cap_bounds_many_sources_with_many_contacts_and_keeps_the_scanner() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].scanner, scanner);
     assert_eq!(found[0].kind, ScanKind::Vertical);
+}
+
+/// Deterministic pseudo-random numbers (splitmix64) for generated scans.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+}
+
+/// A masscan-style scan: `n` SYNs at 100k/s from one source to random
+/// (address in 203.0.0.0/16, port 1..=65535) pairs; one in 50 refused, one
+/// in 5,000 answered, the rest ignored.
+fn wide_scan(src: Addr, n: usize, seed: u64) -> Vec<Attempt> {
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|i| {
+            let r = rng.next();
+            let dst = Addr::from_v4([203, 0, (r >> 8) as u8, r as u8]);
+            let port = ((r >> 16) % 65_535) as u16 + 1;
+            let o = match (r >> 40) % 5000 {
+                0 => Outcome::Answered,
+                1..=100 => Outcome::Rejected,
+                _ => Outcome::Unanswered,
+            };
+            att(i as Micros * 10, src, dst, port, o, false)
+        })
+        .collect()
+}
+
+#[test]
+fn wide_random_scan_is_flagged_as_block_early_with_estimated_counts() {
+    let s = addr("198.18.7.7");
+    let atts = wide_scan(s, 200_000, 42);
+    let dsts: HashSet<Addr> = atts.iter().map(|a| a.dst).collect();
+    let ports: HashSet<u16> = atts.iter().map(|a| a.dport).collect();
+    let mut open: Vec<(Addr, u16)> = atts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Answered)
+        .map(|a| (a.dst, a.dport))
+        .collect();
+    open.sort();
+    open.dedup();
+    let open: Vec<String> = open
+        .into_iter()
+        .map(|(a, p)| scanwatch_model::endpoint_text(a, Some(p)))
+        .collect();
+    assert!(!open.is_empty());
+
+    let cfg = DetectConfig::default();
+    let mut d = Detector::new(cfg.clone()).unwrap();
+    let mut ev = Vec::new();
+    let mut most_contacts = 0;
+    for a in &atts {
+        d.on_attempt(a, &mut ev);
+        d.advance(a.time, &mut ev);
+        most_contacts = most_contacts.max(d.contacts_held());
+    }
+    d.finish(&mut ev);
+    // Memory stays bounded: never more than the exact cap of contacts, one
+    // source with sketches, and the sketches went with the scan record.
+    assert!(most_contacts <= cfg.max_contacts, "{most_contacts}");
+    assert!(d.sketch_sources <= 1);
+    let starts: Vec<_> = ev.iter().filter(|e| e.phase == Phase::Start).collect();
+    assert_eq!(starts.len(), 1, "one record for the scan");
+    let first = &starts[0].detection;
+    assert_eq!(first.kind, ScanKind::Block);
+    assert!(
+        first.probes <= 5000,
+        "flagged only after {} probes",
+        first.probes
+    );
+    // Every update and the end stay block.
+    assert!(ev.iter().all(|e| e.detection.kind == ScanKind::Block));
+    let end = ends(&ev);
+    assert_eq!(end.len(), 1);
+    let end = end[0];
+    assert_eq!(end.probes, 200_000);
+    let near = |est: u64, truth: usize| (est as f64 - truth as f64).abs() <= truth as f64 * 0.05;
+    assert!(
+        near(end.dst_count, dsts.len()),
+        "{} vs {}",
+        end.dst_count,
+        dsts.len()
+    );
+    assert!(
+        near(end.port_count, ports.len()),
+        "{} vs {}",
+        end.port_count,
+        ports.len()
+    );
+    // The open doors are exact.
+    assert_eq!(end.open, open);
+}
+
+#[test]
+fn scan_record_counts_targets_past_its_cap_with_a_sketch() {
+    // A sweep of port 445 over 50,000 hosts, with a record capped at 1,000
+    // listed targets: it still counts all of them.
+    let cfg = DetectConfig {
+        max_scan_targets: 1000,
+        ..DetectConfig::default()
+    };
+    let s = addr("198.18.7.8");
+    let atts: Vec<Attempt> = (0..50_000u32)
+        .map(|i| {
+            let dst = Addr::from_v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            att(i64::from(i) * 100, s, dst, 445, Outcome::Unanswered, false)
+        })
+        .collect();
+    let truth: HashSet<Addr> = atts.iter().map(|a| a.dst).collect();
+    let (ev, _) = run(cfg, atts);
+    let end = ends(&ev);
+    assert_eq!(end.len(), 1);
+    assert_eq!(end[0].kind, ScanKind::Horizontal);
+    assert_eq!(end[0].targets.len(), 256);
+    let err = (end[0].dst_count as f64 - truth.len() as f64).abs() / truth.len() as f64;
+    assert!(err < 0.05, "{} vs {}", end[0].dst_count, truth.len());
+}
+
+#[test]
+fn small_sources_never_get_sketches_and_sketch_sources_are_capped() {
+    // Under the exact cap: no sketch, whatever the traffic.
+    let (_, d) = run(
+        DetectConfig::default(),
+        wide_scan(addr("198.18.7.9"), 4000, 3),
+    );
+    assert_eq!(d.sketch_sources, 0);
+    // With room for one sketched source per shard, a second wide source
+    // goes on without one (and is not flagged from sketches), then gets
+    // one once the first has been flagged and its sketches freed.
+    let cfg = DetectConfig {
+        max_contacts: 64,
+        max_contacts_total: SKETCH_CONTACTS,
+        ..DetectConfig::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    assert_eq!(d.max_sketch_sources, 1);
+    let mut ev = Vec::new();
+    let a = wide_scan(addr("198.18.7.10"), 65, 4);
+    for x in &a {
+        d.on_attempt(x, &mut ev);
+    }
+    // Overflowed once: it has sketches, and was flagged from them.
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].detection.kind, ScanKind::Block);
+    assert_eq!(d.sketch_sources, 0, "sketches leave with the record");
+}
+
+#[test]
+fn p2p_client_with_thousands_of_peers_mostly_answering_is_not_flagged() {
+    // 6,000 peers on random ports, each contacted once; a third ignore it,
+    // the rest answer and talk: far past the exact cap, and quiet.
+    let s = addr("10.0.0.99");
+    let mut rng = Rng(11);
+    let atts = (0..6000)
+        .map(|i| {
+            let r = rng.next();
+            let dst = Addr::from_v4([
+                (r >> 24) as u8 | 1,
+                (r >> 16) as u8,
+                (r >> 8) as u8,
+                r as u8,
+            ]);
+            let port = ((r >> 32) % 60_000) as u16 + 1024;
+            let (o, data) = if i % 3 == 0 {
+                (Outcome::Unanswered, false)
+            } else {
+                (Outcome::Answered, true)
+            };
+            att(i as Micros * 20_000, s, dst, port, o, data)
+        })
+        .collect();
+    let (ev, d) = run(DetectConfig::default(), atts);
+    assert!(ev.is_empty(), "{:?}", ev.first().map(|e| &e.detection));
+    assert_eq!(d.sketch_sources, 1, "it did overflow into sketches");
+}
+
+#[test]
+fn sketch_memory_fits_what_the_accounting_says() {
+    use std::mem::size_of;
+    // A protocol's set: its fields plus the three boxed register arrays.
+    let per_set = size_of::<ProtoSketch>() + 3 * sketch::M;
+    assert!(per_set <= 3 * HLL_BYTES + 64, "{per_set}");
+    let per_source = SKETCH_PROTOS * per_set + size_of::<Sketches>();
+    assert!(per_source <= SKETCH_SOURCE_BYTES, "{per_source}");
+    // What the pipeline's CONTACT_WORST_BYTES adds per contact.
+    assert_eq!(SKETCH_BYTES_PER_CONTACT, 7);
+    // The cap on sketched sources follows the shard's contact cap.
+    let d = Detector::new(DetectConfig::default()).unwrap();
+    assert_eq!(d.max_sketch_sources, 4_000_000 / SKETCH_CONTACTS);
 }

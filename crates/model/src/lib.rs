@@ -285,7 +285,10 @@ pub struct Detection {
     pub proto: u8,
     /// Which detectors fired, joined by `+` (`trw`, `window:5m`, …).
     pub detector: String,
+    /// Distinct targets: exact up to the detector's `max_scan_targets`, an
+    /// estimate (HyperLogLog, ~1.6% error) beyond it.
     pub dst_count: u64,
+    /// Distinct ports (or ICMP types): always exact.
     pub port_count: u64,
     pub probes: u64,
     pub answered: u64,
