@@ -7,7 +7,7 @@ use crate::{Addr, Micros};
 /// A flow's identity with no direction: the endpoint that sorts first is `a`.
 /// Both directions of a flow map to the same key, so a symmetric hash of it
 /// sends them to the same worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct FlowKey {
     pub a: Addr,
     pub b: Addr,
@@ -251,15 +251,17 @@ impl std::fmt::Debug for History {
 }
 
 /// One finished flow, as written to the `flows` table (Zeek conn.log names).
+/// The endpoints are the flow's key and which of its ends is the originator
+/// (read through [`FlowRecord::orig_h`] and the like), so that the uid is
+/// hashed from the key the flow table kept, with no key built again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
     pub ts: Micros,
     pub last_ts: Micros,
-    pub orig_h: Addr,
-    pub orig_p: u16,
-    pub resp_h: Addr,
-    pub resp_p: u16,
-    pub proto: u8,
+    /// The flow's direction-free key.
+    pub key: FlowKey,
+    /// The originator is the key's `a` endpoint.
+    pub orig_is_a: bool,
     pub orig_pkts: u64,
     /// Payload bytes sent by the originator.
     pub orig_bytes: u64,
@@ -272,6 +274,52 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// The originator's address.
+    #[inline]
+    pub fn orig_h(&self) -> Addr {
+        if self.orig_is_a {
+            self.key.a
+        } else {
+            self.key.b
+        }
+    }
+
+    /// The originator's port (ICMP: see [`crate::PacketKind`]).
+    #[inline]
+    pub fn orig_p(&self) -> u16 {
+        if self.orig_is_a {
+            self.key.pa
+        } else {
+            self.key.pb
+        }
+    }
+
+    /// The responder's address.
+    #[inline]
+    pub fn resp_h(&self) -> Addr {
+        if self.orig_is_a {
+            self.key.b
+        } else {
+            self.key.a
+        }
+    }
+
+    /// The responder's port.
+    #[inline]
+    pub fn resp_p(&self) -> u16 {
+        if self.orig_is_a {
+            self.key.pb
+        } else {
+            self.key.pa
+        }
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.key.proto
+    }
+
     /// Zeek-like unique id: `C` and 17 base-62 digits of a hash of the flow's
     /// first packet, so it is the same from run to run and at any thread count.
     pub fn uid(&self) -> String {
@@ -279,35 +327,29 @@ impl FlowRecord {
     }
 
     /// [`FlowRecord::uid`] as 18 ASCII bytes, with no allocation.
+    #[inline]
     pub fn uid_bytes(&self) -> [u8; 18] {
-        let (key, _) = FlowKey::new(
-            self.orig_h,
-            self.orig_p,
-            self.resp_h,
-            self.resp_p,
-            self.proto,
-        );
-        crate::ids::flow_uid(&key, self.ts)
+        crate::ids::flow_uid(&self.key, self.ts)
     }
 
     pub fn community_id(&self) -> String {
         crate::community_id(
-            self.orig_h,
-            self.resp_h,
-            self.orig_p,
-            self.resp_p,
-            self.proto,
+            self.orig_h(),
+            self.resp_h(),
+            self.orig_p(),
+            self.resp_p(),
+            self.proto(),
         )
     }
 
     /// [`FlowRecord::community_id`] as 30 ASCII bytes, with no allocation.
     pub fn community_id_bytes(&self) -> [u8; 30] {
         crate::community_id_bytes(
-            self.orig_h,
-            self.resp_h,
-            self.orig_p,
-            self.resp_p,
-            self.proto,
+            self.orig_h(),
+            self.resp_h(),
+            self.orig_p(),
+            self.resp_p(),
+            self.proto(),
         )
     }
 }
