@@ -18,32 +18,25 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// The key of a packet from (`src`, `sport`) to (`dst`, `dport`), and
-    /// whether the packet goes from `a` to `b`.
+    /// whether the packet goes from `a` to `b`. Made without a branch: the
+    /// decoder makes one for every packet, and which way it goes is a coin
+    /// toss to the branch predictor.
     #[inline]
     pub fn new(src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8) -> (FlowKey, bool) {
-        if (src, sport) <= (dst, dport) {
-            (
-                FlowKey {
-                    a: src,
-                    b: dst,
-                    pa: sport,
-                    pb: dport,
-                    proto,
-                },
-                true,
-            )
-        } else {
-            (
-                FlowKey {
-                    a: dst,
-                    b: src,
-                    pa: dport,
-                    pb: sport,
-                    proto,
-                },
-                false,
-            )
-        }
+        // (src, sport) <= (dst, dport), as Addr's byte order then the port.
+        let (s, d) = (u128::from_be_bytes(src.0), u128::from_be_bytes(dst.0));
+        let fwd = (s < d) | ((s == d) & (sport <= dport));
+        let m = u16::from(fwd).wrapping_neg();
+        (
+            FlowKey {
+                a: Addr::select(fwd, src, dst),
+                b: Addr::select(fwd, dst, src),
+                pa: (sport & m) | (dport & !m),
+                pb: (dport & m) | (sport & !m),
+                proto,
+            },
+            fwd,
+        )
     }
 
     /// A symmetric 64-bit hash, the same for both directions (the key is
@@ -367,7 +360,44 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(fwd1, fwd2);
         assert_eq!(k1.shard_hash(7), k2.shard_hash(7));
+        // The order is the tuple's: address bytes first, then the port.
+        assert!(fwd1 && (k1.a, k1.pa, k1.b, k1.pb) == (x, 1234, y, 80));
+        let (k3, fwd3) = FlowKey::new(x, 9, x, 8, 17);
+        assert!(!fwd3 && (k3.pa, k3.pb) == (8, 9));
+        let (k4, fwd4) = FlowKey::new(x, 8, x, 8, 17);
+        assert!(fwd4 && k4.a == x && k4.b == x);
         assert_ne!(k1.shard_hash(7), k1.shard_hash(8));
+    }
+
+    #[test]
+    fn key_order_is_the_tuples_order() {
+        // The branch-free key against the plain tuple comparison, over
+        // addresses that differ in the first, middle and last bytes.
+        let addrs: Vec<Addr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.1.0.1",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+            "2001:db8::1:0",
+            "fe80::1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for &x in &addrs {
+            for &y in &addrs {
+                for (px, py) in [(0, 0), (1, 2), (2, 1), (80, 80), (65535, 0)] {
+                    let (k, fwd) = FlowKey::new(x, px, y, py, 6);
+                    let want = (x, px) <= (y, py);
+                    assert_eq!(fwd, want, "{x}:{px} {y}:{py}");
+                    let (a, pa, b, pb) = if want { (x, px, y, py) } else { (y, py, x, px) };
+                    assert_eq!((k.a, k.pa, k.b, k.pb, k.proto), (a, pa, b, pb, 6));
+                }
+            }
+        }
     }
 
     #[test]
