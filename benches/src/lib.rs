@@ -46,17 +46,22 @@ pub fn own_frames() -> Vec<Frame> {
 /// in time order (1 µs apart).
 pub fn syn_flows(n: u32) -> Vec<PacketMeta> {
     (0..n)
-        .map(|i| PacketMeta {
-            ts: 1_790_000_000_000_000 + i64::from(i),
-            src: Addr::from_v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
-            dst: Addr::from_v4([172, 16, 0, (i % 7) as u8]),
-            sport: 1024 + (i % 60_000) as u16,
-            dport: 443,
-            proto: proto::TCP,
-            kind: PacketKind::Tcp,
-            tcp_flags: TcpFlags::SYN,
-            wire_len: 60,
-            ..PacketMeta::default()
+        .map(|i| {
+            let mut m = PacketMeta {
+                ts: 1_790_000_000_000_000 + i64::from(i),
+                kind: PacketKind::Tcp,
+                tcp_flags: TcpFlags::SYN,
+                wire_len: 60,
+                ..PacketMeta::default()
+            };
+            m.set_tuple(
+                Addr::from_v4([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]),
+                1024 + (i % 60_000) as u16,
+                Addr::from_v4([172, 16, 0, (i % 7) as u8]),
+                443,
+                proto::TCP,
+            );
+            m
         })
         .collect()
 }

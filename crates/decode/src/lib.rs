@@ -399,62 +399,60 @@ fn decode_ip(
 
 #[inline(always)]
 fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
-    meta.src = v.src;
-    meta.dst = v.dst;
-    meta.proto = v.proto;
-    meta.kind = PacketKind::Other;
+    // Ports are gathered first and the tuple set once, at the end: the
+    // packet's flow key is made here and nowhere downstream.
+    let (mut sport, mut dport) = (0u16, 0u16);
+    let mut kind = PacketKind::Other;
+    let mut quoted = None;
+    let t = v.payload;
     if v.later_fragment {
         meta.payload_len = v.claimed_len;
-        return None;
-    }
-    let t = v.payload;
-    match v.proto {
-        proto::TCP => {
-            if let (Some(sp), Some(dp)) = (be16(t, 0), be16(t, 2)) {
-                meta.sport = sp;
-                meta.dport = dp;
-                if let Some(&flags) = t.get(13) {
-                    let data_off = t
-                        .get(12)
-                        .map(|b| u32::from(b >> 4).max(5) * 4)
-                        .unwrap_or(20);
-                    meta.kind = PacketKind::Tcp;
-                    meta.tcp_flags = TcpFlags::from_bits(flags);
-                    meta.payload_len = v.claimed_len.saturating_sub(data_off);
+    } else {
+        match v.proto {
+            proto::TCP => {
+                if let (Some(sp), Some(dp)) = (be16(t, 0), be16(t, 2)) {
+                    (sport, dport) = (sp, dp);
+                    if let Some(&flags) = t.get(13) {
+                        let data_off = t
+                            .get(12)
+                            .map(|b| u32::from(b >> 4).max(5) * 4)
+                            .unwrap_or(20);
+                        kind = PacketKind::Tcp;
+                        meta.tcp_flags = TcpFlags::from_bits(flags);
+                        meta.payload_len = v.claimed_len.saturating_sub(data_off);
+                    }
                 }
             }
-        }
-        proto::UDP => {
-            if let (Some(sp), Some(dp)) = (be16(t, 0), be16(t, 2)) {
-                meta.sport = sp;
-                meta.dport = dp;
-                meta.kind = PacketKind::Udp;
-                meta.payload_len = v.claimed_len.saturating_sub(8);
-            }
-        }
-        proto::ICMP | proto::ICMP6 => {
-            if let (Some(&ty), Some(&code)) = (t.first(), t.get(1)) {
-                meta.icmp_type = ty;
-                meta.icmp_code = code;
-                meta.payload_len = v.claimed_len.saturating_sub(8);
-                if icmp::is_error(v.proto, ty) {
-                    meta.kind = PacketKind::IcmpError;
-                    meta.sport = u16::from(ty);
-                    meta.dport = u16::from(code);
-                    return t.get(8..).and_then(read_quoted);
-                } else {
-                    meta.kind = PacketKind::IcmpQuery;
-                    let (sp, dp) = icmp::ports(v.proto, ty, code);
-                    meta.sport = sp;
-                    meta.dport = dp;
+            proto::UDP => {
+                if let (Some(sp), Some(dp)) = (be16(t, 0), be16(t, 2)) {
+                    (sport, dport) = (sp, dp);
+                    kind = PacketKind::Udp;
+                    meta.payload_len = v.claimed_len.saturating_sub(8);
                 }
             }
-        }
-        _ => {
-            meta.payload_len = v.claimed_len;
+            proto::ICMP | proto::ICMP6 => {
+                if let (Some(&ty), Some(&code)) = (t.first(), t.get(1)) {
+                    meta.icmp_type = ty;
+                    meta.icmp_code = code;
+                    meta.payload_len = v.claimed_len.saturating_sub(8);
+                    if icmp::is_error(v.proto, ty) {
+                        kind = PacketKind::IcmpError;
+                        (sport, dport) = (u16::from(ty), u16::from(code));
+                        quoted = t.get(8..).and_then(read_quoted);
+                    } else {
+                        kind = PacketKind::IcmpQuery;
+                        (sport, dport) = icmp::ports(v.proto, ty, code);
+                    }
+                }
+            }
+            _ => {
+                meta.payload_len = v.claimed_len;
+            }
         }
     }
-    None
+    meta.kind = kind;
+    meta.set_tuple(v.src, sport, v.dst, dport, v.proto);
+    quoted
 }
 
 /// Reads the tuple of the packet quoted inside an ICMP error (only its IP

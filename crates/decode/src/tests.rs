@@ -27,9 +27,9 @@ fn a(s: &str) -> Addr {
 fn ethernet_ipv4_tcp_syn() {
     let pkt = tcp_syn_eth();
     let m = decode(linktype::ETHERNET, &pkt, 7, pkt.len() as u32).unwrap();
-    assert_eq!(m.src, a("198.18.0.2"));
-    assert_eq!(m.dst, a("198.19.1.10"));
-    assert_eq!((m.sport, m.dport, m.proto), (40000, 22, 6));
+    assert_eq!(m.src(), a("198.18.0.2"));
+    assert_eq!(m.dst(), a("198.19.1.10"));
+    assert_eq!((m.sport(), m.dport(), m.proto()), (40000, 22, 6));
     assert_eq!(m.kind, PacketKind::Tcp);
     assert_eq!(m.tcp_flags, TcpFlags::SYN);
     assert_eq!(m.payload_len, 0);
@@ -49,7 +49,7 @@ fn tcp_payload_length_comes_from_the_ip_header_when_snaplen_cut() {
     pkt.truncate(128);
     let m = decode(linktype::ETHERNET, &pkt, 0, wire).unwrap();
     assert_eq!(m.payload_len, 1000);
-    assert_eq!((m.sport, m.dport), (80, 5555));
+    assert_eq!((m.sport(), m.dport()), (80, 5555));
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn vlan_and_qinq_are_walked_and_outer_vlan_kept() {
     pkt.extend_from_slice(&inner[12..]);
     let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
     assert_eq!(m.vlan, 100);
-    assert_eq!(m.dport, 22);
+    assert_eq!(m.dport(), 22);
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn mpls_stack_then_ipv4() {
     pkt.extend_from_slice(&[0x00, 0x02, 0x01, 0x40]); // bottom of stack
     pkt.extend_from_slice(&inner[14..]);
     let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
-    assert_eq!(m.dst, a("198.19.1.10"));
+    assert_eq!(m.dst(), a("198.19.1.10"));
 }
 
 #[test]
@@ -98,7 +98,11 @@ fn sll_sll2_null_loop_and_raw() {
         (linktype::IPV4, ip.to_vec()),
     ] {
         let m = decode(lt, &p, 0, p.len() as u32).unwrap_or_else(|e| panic!("{lt}: {e}"));
-        assert_eq!((m.src, m.dport), (a("198.18.0.2"), 22), "link type {lt}");
+        assert_eq!(
+            (m.src(), m.dport()),
+            (a("198.18.0.2"), 22),
+            "link type {lt}"
+        );
     }
 }
 
@@ -138,12 +142,15 @@ fn icmp_echo_request_and_reply_map_to_paired_ports() {
     let mut p = Vec::new();
     req.write(&mut p, &[]).unwrap();
     let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
-    assert_eq!((m.kind, m.sport, m.dport), (PacketKind::IcmpQuery, 8, 0));
+    assert_eq!(
+        (m.kind, m.sport(), m.dport()),
+        (PacketKind::IcmpQuery, 8, 0)
+    );
     let rep = PacketBuilder::ipv4([2, 2, 2, 2], [1, 1, 1, 1], 64).icmpv4_echo_reply(7, 1);
     let mut p = Vec::new();
     rep.write(&mut p, &[]).unwrap();
     let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
-    assert_eq!((m.sport, m.dport), (0, 8));
+    assert_eq!((m.sport(), m.dport()), (0, 8));
 }
 
 /// One ICMP or ICMPv6 packet of type `ty` and code `code` from `src` to
@@ -183,19 +190,21 @@ fn icmp_packet(v6: bool, src: u8, dst: u8, ty: u8, code: u8) -> PacketMeta {
 /// packets' directions apart. The test lists exactly those cases.
 #[test]
 fn icmp_flow_keys_and_community_ids_group_the_same_packets() {
-    use scanwatch_model::{community_id_bytes, FlowKey};
+    use scanwatch_model::community_id_bytes;
     for v6 in [false, true] {
         let p = if v6 { proto::ICMP6 } else { proto::ICMP };
         for code in [0u8, 1, 3] {
             let fwd: Vec<PacketMeta> = (0..=255).map(|t| icmp_packet(v6, 1, 2, t, code)).collect();
             let rev: Vec<PacketMeta> = (0..=255).map(|t| icmp_packet(v6, 2, 1, t, code)).collect();
-            let key = |m: &PacketMeta| FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto).0;
-            let cid = |m: &PacketMeta| community_id_bytes(m.src, m.dst, m.sport, m.dport, m.proto);
+            let key = |m: &PacketMeta| m.key;
+            let cid = |m: &PacketMeta| {
+                community_id_bytes(m.src(), m.dst(), m.sport(), m.dport(), m.proto())
+            };
             let fwd_ids: Vec<_> = fwd.iter().map(cid).collect();
             let rev_ids: Vec<_> = rev.iter().map(cid).collect();
             let mut paired = 0;
             for (t1, a) in fwd.iter().enumerate() {
-                assert_eq!((a.proto, usize::from(a.icmp_type)), (p, t1));
+                assert_eq!((a.proto(), usize::from(a.icmp_type)), (p, t1));
                 for (t2, b) in rev.iter().enumerate() {
                     let same_key = key(a) == key(b);
                     let same_id = fwd_ids[t1] == rev_ids[t2];
@@ -223,15 +232,15 @@ fn ipv6_tcp_and_icmpv6_echo() {
     let mut p = Vec::new();
     b.write(&mut p, &[]).unwrap();
     let m = decode(linktype::IPV6, &p, 0, p.len() as u32).unwrap();
-    assert_eq!(m.src, a("2001:db8:5::2"));
-    assert_eq!((m.dport, m.kind), (22, PacketKind::Tcp));
+    assert_eq!(m.src(), a("2001:db8:5::2"));
+    assert_eq!((m.dport(), m.kind), (22, PacketKind::Tcp));
 
     let e = PacketBuilder::ipv6(a("2001:db8:5::2").0, a("2001:db8:6::1").0, 64)
         .icmpv6_echo_request(1, 1);
     let mut p = Vec::new();
     e.write(&mut p, &[]).unwrap();
     let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
-    assert_eq!((m.proto, m.sport, m.dport), (58, 128, 129));
+    assert_eq!((m.proto(), m.sport(), m.dport()), (58, 128, 129));
 }
 
 fn ipv6_with_fragment(offset_units: u16, more: bool) -> Vec<u8> {
@@ -260,10 +269,10 @@ fn ipv6_with_fragment(offset_units: u16, more: bool) -> Vec<u8> {
 fn ipv6_first_fragment_has_ports_later_fragment_has_none() {
     let first = ipv6_with_fragment(0, true);
     let m = decode(linktype::RAW, &first, 0, first.len() as u32).unwrap();
-    assert_eq!((m.proto, m.dport, m.kind), (6, 80, PacketKind::Tcp));
+    assert_eq!((m.proto(), m.dport(), m.kind), (6, 80, PacketKind::Tcp));
     let later = ipv6_with_fragment(10, false);
     let m = decode(linktype::RAW, &later, 0, later.len() as u32).unwrap();
-    assert_eq!((m.proto, m.dport, m.kind), (6, 0, PacketKind::Other));
+    assert_eq!((m.proto(), m.dport(), m.kind), (6, 0, PacketKind::Other));
 }
 
 #[test]

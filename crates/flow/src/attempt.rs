@@ -10,7 +10,9 @@
 
 use crate::record::Flow;
 use crate::{FlowConfig, FlowStats, Output};
-use scanwatch_model::{proto, Attempt, Micros, Outcome, PacketKind, PacketMeta, ProbeKind};
+use scanwatch_model::{
+    proto, Attempt, IcmpNotice, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pending {
@@ -57,16 +59,16 @@ pub(crate) fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
         // From a service port to an ephemeral one is a reply whose request
         // we did not see (a multi-homed or anycast server answering from
         // another address), not a probe: scanners aim at service ports.
-        PacketKind::Udp if m.sport < 1024 && m.dport >= 1024 => None,
+        PacketKind::Udp if m.sport() < 1024 && m.dport() >= 1024 => None,
         PacketKind::Udp => Some(ProbeKind::Udp),
-        PacketKind::IcmpQuery => match (m.proto, m.icmp_type) {
+        PacketKind::IcmpQuery => match (m.proto(), m.icmp_type) {
             (proto::ICMP, 8) | (proto::ICMP6, 128) => Some(ProbeKind::IcmpEcho),
             (proto::ICMP, 13) => Some(ProbeKind::IcmpTimestamp),
             (proto::ICMP, 17) => Some(ProbeKind::IcmpAddrMask),
             _ => None,
         },
-        PacketKind::IcmpError | PacketKind::IcmpNotice => None,
-        PacketKind::Other => match m.proto {
+        PacketKind::IcmpError => None,
+        PacketKind::Other => match m.proto() {
             // A transport header cut short or a later fragment: not a probe.
             proto::TCP | proto::UDP | proto::ICMP | proto::ICMP6 => None,
             _ => Some(ProbeKind::IpProto),
@@ -197,26 +199,21 @@ pub(crate) fn resolve_due(
         .push(attempt(f, time, probe_ts, probe, outcome, false));
 }
 
-/// An ICMP error (its notice) about flow `f`, quoting a packet whose sender
-/// was the key's `a` endpoint when `quoted_from_a`: the attempt it resolves,
+/// The notice `n` of an ICMP error about flow `f` (quoting a packet whose
+/// sender was the key's `a` endpoint when `n.from_a`): the attempt it resolves,
 /// if the flow's originator has a probe pending and the error is one that
 /// refuses (ICMP unreachable, time exceeded, parameter problem; ICMPv6
 /// unreachable, time exceeded, parameter problem). A probe whose timeout
 /// passed before the error came stays unanswered.
-pub(crate) fn on_icmp_error(
-    cfg: &FlowConfig,
-    f: &mut Flow,
-    m: &PacketMeta,
-    quoted_from_a: bool,
-) -> Option<Attempt> {
+pub(crate) fn on_icmp_error(cfg: &FlowConfig, f: &mut Flow, n: &IcmpNotice) -> Option<Attempt> {
     // ICMP quotes its own family: v4 addresses mean ICMPv4.
-    let rejects = if m.src.is_v4() {
-        matches!(m.icmp_type, 3 | 11 | 12)
+    let rejects = if n.key.a.is_v4() {
+        matches!(n.icmp_type, 3 | 11 | 12)
     } else {
-        matches!(m.icmp_type, 1 | 3 | 4)
+        matches!(n.icmp_type, 1 | 3 | 4)
     };
     // Only an error about the originator's probe rejects it.
-    if !rejects || quoted_from_a != f.orig_is_a() {
+    if !rejects || n.from_a != f.orig_is_a() {
         return None;
     }
     let Pending::Probe { probe } = f.pending() else {
@@ -224,7 +221,7 @@ pub(crate) fn on_icmp_error(
     };
     let since = f.first_ts;
     f.set_pending(Pending::None);
-    let outcome = if since + cfg.attempt_timeout <= m.ts {
+    let outcome = if since + cfg.attempt_timeout <= n.ts {
         Outcome::Unanswered
     } else {
         Outcome::Rejected
@@ -232,7 +229,7 @@ pub(crate) fn on_icmp_error(
     let t = if outcome == Outcome::Unanswered {
         since + cfg.attempt_timeout
     } else {
-        m.ts
+        n.ts
     };
     Some(attempt(f, t, since, probe, outcome, false))
 }

@@ -33,7 +33,7 @@ mod state;
 mod table;
 mod wheel;
 
-use scanwatch_model::{Attempt, FlowKey, FlowRecord, Micros, PacketKind, PacketMeta, Quoted};
+use scanwatch_model::{Attempt, FlowRecord, Micros};
 pub use state::{conn_state, Endpoint};
 pub use table::FlowTable;
 pub use wheel::Wheel;
@@ -112,30 +112,6 @@ impl std::ops::AddAssign for FlowStats {
         self.backscatter += backscatter;
         self.icmp_matched += icmp_matched;
     }
-}
-
-/// The notice that ICMP error `m`, quoting `q`, gives the worker of the
-/// quoted flow (see [`PacketKind::IcmpNotice`]).
-pub fn icmp_notice(m: &PacketMeta, q: &Quoted) -> PacketMeta {
-    PacketMeta {
-        ts: m.ts,
-        src: q.src,
-        dst: q.dst,
-        sport: q.sport,
-        dport: q.dport,
-        proto: q.proto,
-        vlan: m.vlan,
-        kind: PacketKind::IcmpNotice,
-        icmp_type: m.icmp_type,
-        icmp_code: m.icmp_code,
-        ..PacketMeta::default()
-    }
-}
-
-/// The key a packet is dispatched to a worker by: its own flow's (for a
-/// notice, that is the quoted flow's).
-pub fn dispatch_key(m: &PacketMeta) -> FlowKey {
-    FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto).0
 }
 
 /// Where a table puts what it produces; the worker drains it after each batch.

@@ -109,7 +109,7 @@ pub(crate) fn new_flow(stats: &mut FlowStats, key: FlowKey, m: &PacketMeta, from
     if synack {
         history.flip();
     }
-    let probe = if m.dst.is_group_or_unspecified() || m.src.is_group_or_unspecified() {
+    let probe = if m.dst().is_group_or_unspecified() || m.src().is_group_or_unspecified() {
         None
     } else {
         probe_kind(m)
@@ -246,19 +246,11 @@ pub(crate) fn next_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
 
 pub(crate) fn record(f: &Flow) -> FlowRecord {
     let key = &f.key;
-    let (orig_h, orig_p, resp_h, resp_p) = if f.orig_is_a() {
-        (key.a, key.pa, key.b, key.pb)
-    } else {
-        (key.b, key.pb, key.a, key.pa)
-    };
     FlowRecord {
         ts: f.first_ts,
         last_ts: f.last_ts,
-        orig_h,
-        orig_p,
-        resp_h,
-        resp_p,
-        proto: key.proto,
+        key: *key,
+        orig_is_a: f.orig_is_a(),
         orig_pkts: u64::from(f.orig_pkts),
         orig_bytes: f.orig_bytes,
         resp_pkts: u64::from(f.resp_pkts),

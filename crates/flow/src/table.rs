@@ -16,7 +16,7 @@ use crate::wheel::{self, Wheel};
 use crate::{FlowConfig, FlowStats, Output};
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
-use scanwatch_model::{FlowKey, Micros, PacketKind, PacketMeta};
+use scanwatch_model::{FlowKey, IcmpNotice, Item, Micros, PacketKind, PacketMeta};
 use std::hash::BuildHasher;
 
 /// The flow table: flows in a [`Slab`] of 112-byte entries, found through a
@@ -115,20 +115,31 @@ impl FlowTable {
             .copied()
     }
 
-    /// Handles one packet. `m.ts` must not go backwards (the capture stage
-    /// guarantees it).
+    /// Handles what a worker is sent: a packet ([`FlowTable::process`]) or
+    /// an ICMP error's notice ([`FlowTable::on_icmp_notice`]).
+    #[inline]
+    pub fn handle(&mut self, item: &Item, out: &mut Output) {
+        match item {
+            Item::Packet(m) => self.process(m, out),
+            Item::Notice(n) => self.on_icmp_notice(n, out),
+        }
+    }
+
+    /// The table's clock moves to `ts` (never back).
+    #[inline]
+    fn tick(&mut self, ts: Micros) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        self.wheel.start_at(ts);
+    }
+
+    /// Handles one packet, by the key the decoder made. `m.ts` must not go
+    /// backwards (the capture stage guarantees it).
     pub fn process(&mut self, m: &PacketMeta, out: &mut Output) {
-        if m.ts > self.now {
-            self.now = m.ts;
-        }
-        self.wheel.start_at(m.ts);
-        if m.kind == PacketKind::IcmpNotice {
-            let (qkey, q_from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
-            self.icmp_error(qkey, q_from_a, m, out);
-            return;
-        }
+        self.tick(m.ts);
         self.stats.packets += 1;
-        let (key, from_a) = FlowKey::new(m.src, m.sport, m.dst, m.dport, m.proto);
+        let (key, from_a) = (m.key, m.from_a);
         let hash = self.hasher.hash_one(key);
         // Hot path: one probe sequence finds the flow, or the free bucket a
         // new flow goes to. At the cap, an eviction comes first and moves
@@ -194,16 +205,17 @@ impl FlowTable {
 }
 
 impl FlowTable {
-    /// An ICMP error (its notice) that quotes a packet of a flow we track:
-    /// a pending probe of that flow is rejected. The error packet itself is
-    /// counted in its own ICMP flow.
-    fn icmp_error(&mut self, key: FlowKey, quoted_from_a: bool, m: &PacketMeta, out: &mut Output) {
-        let Some(i) = self.find(self.hasher.hash_one(key), &key) else {
+    /// The notice of an ICMP error that quotes a packet of a flow we may
+    /// track: a pending probe of that flow is rejected. The error packet
+    /// itself is counted in its own ICMP flow. `n.ts` must not go backwards.
+    pub fn on_icmp_notice(&mut self, n: &IcmpNotice, out: &mut Output) {
+        self.tick(n.ts);
+        let Some(i) = self.find(self.hasher.hash_one(n.key), &n.key) else {
             return;
         };
         let f = self.flows.get_mut(i);
         self.stats.icmp_matched += 1;
-        if let Some(a) = attempt::on_icmp_error(&self.cfg, f, m, quoted_from_a) {
+        if let Some(a) = attempt::on_icmp_error(&self.cfg, f, n) {
             self.stats.attempts += 1;
             out.attempts.push(a);
         }

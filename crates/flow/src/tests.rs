@@ -3,7 +3,10 @@
 
 use super::*;
 use proptest::prelude::*;
-use scanwatch_model::{proto, Addr, ConnState, Outcome, ProbeKind, Quoted, TcpFlags};
+use scanwatch_model::{
+    proto, Addr, ConnState, IcmpNotice, Item, Outcome, PacketKind, PacketMeta, ProbeKind, Quoted,
+    TcpFlags,
+};
 
 fn scanner() -> Addr {
     Addr::from_v4([198, 18, 0, 2])
@@ -25,19 +28,33 @@ fn tcp(
     } else {
         (target(), scanner(), dport, sport)
     };
-    PacketMeta {
+    let mut m = PacketMeta {
         ts,
-        src,
-        dst,
-        sport: sp,
-        dport: dp,
         payload_len: payload,
         wire_len: 60 + payload,
-        proto: proto::TCP,
         kind: PacketKind::Tcp,
         tcp_flags: flags,
         ..PacketMeta::default()
-    }
+    };
+    m.set_tuple(src, sp, dst, dp, proto::TCP);
+    m
+}
+
+/// A packet of `kind` from (`src`, `sport`) to (`dst`, `dport`).
+fn packet(
+    ts: Micros,
+    (src, sport): (Addr, u16),
+    (dst, dport): (Addr, u16),
+    proto: u8,
+    kind: PacketKind,
+) -> PacketMeta {
+    let mut m = PacketMeta {
+        ts,
+        kind,
+        ..PacketMeta::default()
+    };
+    m.set_tuple(src, sport, dst, dport, proto);
+    m
 }
 
 fn run(pkts: &[PacketMeta]) -> (Output, FlowTable) {
@@ -111,7 +128,7 @@ fn real_conversation_is_a_success_sf() {
         (f.orig_pkts, f.resp_pkts, f.orig_bytes, f.resp_bytes),
         (5, 3, 120, 900)
     );
-    assert_eq!(f.orig_h, scanner());
+    assert_eq!(f.orig_h(), scanner());
 }
 
 #[test]
@@ -136,27 +153,23 @@ fn unanswered_syn_times_out_in_packet_time() {
 
 #[test]
 fn udp_probe_rejected_by_icmp_port_unreachable() {
-    let probe = PacketMeta {
-        ts: 0,
-        src: scanner(),
-        dst: target(),
-        sport: 33333,
-        dport: 161,
-        proto: proto::UDP,
-        kind: PacketKind::Udp,
-        ..PacketMeta::default()
-    };
+    let probe = packet(
+        0,
+        (scanner(), 33333),
+        (target(), 161),
+        proto::UDP,
+        PacketKind::Udp,
+    );
     let err = PacketMeta {
-        ts: 300,
-        src: target(),
-        dst: scanner(),
-        sport: 3,
-        dport: 3,
-        proto: proto::ICMP,
-        kind: PacketKind::IcmpError,
         icmp_type: 3,
         icmp_code: 3,
-        ..PacketMeta::default()
+        ..packet(
+            300,
+            (target(), 3),
+            (scanner(), 3),
+            proto::ICMP,
+            PacketKind::IcmpError,
+        )
     };
     let quoted = Quoted {
         src: scanner(),
@@ -167,9 +180,16 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
     };
     // The capture stage sends the error (to its own flow) and its notice
     // (to the quoted flow's worker); here one table gets both.
-    let notice = icmp_notice(&err, &quoted);
-    assert_eq!(dispatch_key(&notice), dispatch_key(&probe));
-    let (out, t) = run(&[probe, err, notice]);
+    let notice = IcmpNotice::new(&err, &quoted);
+    assert_eq!(notice.key, probe.key);
+    assert_eq!(notice.from_a, probe.from_a);
+    assert_ne!(Item::Notice(notice).key(), &err.key);
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut out = Output::default();
+    for item in [Item::Packet(probe), Item::Packet(err), Item::Notice(notice)] {
+        t.handle(&item, &mut out);
+    }
+    t.drain(&mut out);
     assert_eq!(out.attempts.len(), 1);
     assert_eq!(out.attempts[0].outcome, Outcome::Rejected);
     assert_eq!(out.attempts[0].dport, 161);
@@ -178,8 +198,8 @@ fn udp_probe_rejected_by_icmp_port_unreachable() {
         2,
         "the UDP probe's flow and the ICMP error's own"
     );
-    let udp = out.flows.iter().find(|f| f.proto == proto::UDP).unwrap();
-    let icmp = out.flows.iter().find(|f| f.proto == proto::ICMP).unwrap();
+    let udp = out.flows.iter().find(|f| f.proto() == proto::UDP).unwrap();
+    let icmp = out.flows.iter().find(|f| f.proto() == proto::ICMP).unwrap();
     assert_eq!((udp.orig_pkts, udp.resp_pkts), (1, 0));
     assert_eq!(icmp.orig_pkts + icmp.resp_pkts, 1);
     assert_eq!(udp.conn_state, ConnState::S0);
@@ -243,24 +263,20 @@ fn midstream_flow_is_not_a_probe() {
 #[test]
 fn udp_reply_from_a_service_port_is_not_a_probe() {
     let reply = PacketMeta {
-        ts: 0,
-        src: target(),
-        dst: scanner(),
-        sport: 53,
-        dport: 41234,
-        proto: proto::UDP,
-        kind: PacketKind::Udp,
         payload_len: 100,
-        ..PacketMeta::default()
+        ..packet(
+            0,
+            (target(), 53),
+            (scanner(), 41234),
+            proto::UDP,
+            PacketKind::Udp,
+        )
     };
     let (out, _) = run(&[reply]);
     assert!(out.attempts.is_empty());
     // A probe to a service port from a low source port (nmap -g 53) still is.
-    let probe = PacketMeta {
-        sport: 53,
-        dport: 161,
-        ..reply
-    };
+    let mut probe = reply;
+    probe.set_tuple(target(), 53, scanner(), 161, proto::UDP);
     let (out, _) = run(&[probe]);
     assert_eq!(out.attempts.len(), 1);
 }
@@ -275,7 +291,7 @@ fn synack_first_is_backscatter_and_flipped() {
     assert_eq!(t.stats.backscatter, 1);
     let f = out.flows[0];
     assert_eq!(
-        f.orig_h,
+        f.orig_h(),
         scanner(),
         "the receiver of the SYN-ACK is the originator"
     );
@@ -364,7 +380,7 @@ proptest! {
             prop_assert_eq!(pk, pkts.len() as u64);
             let mut a = out.attempts.clone();
             a.sort();
-            let mut f: Vec<_> = out.flows.iter().map(|r| (r.ts, r.orig_p, r.resp_p, r.orig_pkts, r.resp_pkts, r.conn_state.as_str(), r.history.as_str().to_string())).collect();
+            let mut f: Vec<_> = out.flows.iter().map(|r| (r.ts, r.orig_p(), r.resp_p(), r.orig_pkts, r.resp_pkts, r.conn_state.as_str(), r.history.as_str().to_string())).collect();
             f.sort();
             results.push((a, f));
         }
@@ -421,7 +437,13 @@ fn a_million_flows_take_at_most_128_bytes_each() {
             S,
             0,
         );
-        p.src = Addr::from_v4([10, (k >> 16) as u8, (k >> 8) as u8, k as u8]);
+        p.set_tuple(
+            Addr::from_v4([10, (k >> 16) as u8, (k >> 8) as u8, k as u8]),
+            40000,
+            target(),
+            1 + (k % 60_000) as u16,
+            proto::TCP,
+        );
         t.process(&p, &mut out);
     }
     assert_eq!(t.len(), n as usize);
@@ -466,14 +488,14 @@ fn slab_entries_are_reused_and_their_timers_follow_the_new_flow() {
     }
     t.drain(&mut out);
     assert_eq!(out.flows.len(), n as usize);
-    let mut ports: Vec<u16> = out.flows.iter().map(|r| r.resp_p).collect();
+    let mut ports: Vec<u16> = out.flows.iter().map(|r| r.resp_p()).collect();
     ports.sort_unstable();
     ports.dedup();
     assert_eq!(ports.len(), n as usize, "each flow once");
     for r in &out.flows {
-        let rejected = (u32::from(r.resp_p) - 1) % 3 == 0;
+        let rejected = (u32::from(r.resp_p()) - 1) % 3 == 0;
         assert_eq!(r.orig_pkts, 1);
-        assert_eq!(r.resp_pkts, u64::from(rejected), "port {}", r.resp_p);
+        assert_eq!(r.resp_pkts, u64::from(rejected), "port {}", r.resp_p());
     }
     assert_eq!(out.attempts.len(), n as usize);
     assert!(

@@ -78,6 +78,37 @@ impl Addr {
         Addr(o)
     }
 
+    /// `x` when `c`, else `y`, without a branch (flow keys order their
+    /// endpoints with it on every packet, and which way a packet goes is
+    /// not predictable); on x86-64 in one vector register, stored whole.
+    #[inline]
+    pub fn select(c: bool, x: Addr, y: Addr) -> Addr {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{
+                __m128i, _mm_and_si128, _mm_andnot_si128, _mm_or_si128, _mm_set1_epi8,
+            };
+            // SAFETY: SSE2 is part of x86-64, so the intrinsics are always
+            // available; an __m128i and a [u8; 16] have the same size, and
+            // every bit pattern is valid for both.
+            unsafe {
+                let m = _mm_set1_epi8(-i8::from(c));
+                let x = std::mem::transmute::<[u8; 16], __m128i>(x.0);
+                let y = std::mem::transmute::<[u8; 16], __m128i>(y.0);
+                Addr(std::mem::transmute::<__m128i, [u8; 16]>(_mm_or_si128(
+                    _mm_and_si128(m, x),
+                    _mm_andnot_si128(m, y),
+                )))
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        if c {
+            x
+        } else {
+            y
+        }
+    }
+
     #[inline]
     pub fn is_v4(&self) -> bool {
         self.0[..12] == V4_PREFIX

@@ -7,7 +7,7 @@ use crate::{Addr, Micros};
 /// A flow's identity with no direction: the endpoint that sorts first is `a`.
 /// Both directions of a flow map to the same key, so a symmetric hash of it
 /// sends them to the same worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct FlowKey {
     pub a: Addr,
     pub b: Addr,
@@ -18,32 +18,25 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// The key of a packet from (`src`, `sport`) to (`dst`, `dport`), and
-    /// whether the packet goes from `a` to `b`.
+    /// whether the packet goes from `a` to `b`. Made without a branch: the
+    /// decoder makes one for every packet, and which way it goes is a coin
+    /// toss to the branch predictor.
     #[inline]
     pub fn new(src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8) -> (FlowKey, bool) {
-        if (src, sport) <= (dst, dport) {
-            (
-                FlowKey {
-                    a: src,
-                    b: dst,
-                    pa: sport,
-                    pb: dport,
-                    proto,
-                },
-                true,
-            )
-        } else {
-            (
-                FlowKey {
-                    a: dst,
-                    b: src,
-                    pa: dport,
-                    pb: sport,
-                    proto,
-                },
-                false,
-            )
-        }
+        // (src, sport) <= (dst, dport), as Addr's byte order then the port.
+        let (s, d) = (u128::from_be_bytes(src.0), u128::from_be_bytes(dst.0));
+        let fwd = (s < d) | ((s == d) & (sport <= dport));
+        let m = u16::from(fwd).wrapping_neg();
+        (
+            FlowKey {
+                a: Addr::select(fwd, src, dst),
+                b: Addr::select(fwd, dst, src),
+                pa: (sport & m) | (dport & !m),
+                pb: (dport & m) | (sport & !m),
+                proto,
+            },
+            fwd,
+        )
     }
 
     /// A symmetric 64-bit hash, the same for both directions (the key is
@@ -251,15 +244,17 @@ impl std::fmt::Debug for History {
 }
 
 /// One finished flow, as written to the `flows` table (Zeek conn.log names).
+/// The endpoints are the flow's key and which of its ends is the originator
+/// (read through [`FlowRecord::orig_h`] and the like), so that the uid is
+/// hashed from the key the flow table kept, with no key built again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowRecord {
     pub ts: Micros,
     pub last_ts: Micros,
-    pub orig_h: Addr,
-    pub orig_p: u16,
-    pub resp_h: Addr,
-    pub resp_p: u16,
-    pub proto: u8,
+    /// The flow's direction-free key.
+    pub key: FlowKey,
+    /// The originator is the key's `a` endpoint.
+    pub orig_is_a: bool,
     pub orig_pkts: u64,
     /// Payload bytes sent by the originator.
     pub orig_bytes: u64,
@@ -272,6 +267,52 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// The originator's address.
+    #[inline]
+    pub fn orig_h(&self) -> Addr {
+        if self.orig_is_a {
+            self.key.a
+        } else {
+            self.key.b
+        }
+    }
+
+    /// The originator's port (ICMP: see [`crate::PacketKind`]).
+    #[inline]
+    pub fn orig_p(&self) -> u16 {
+        if self.orig_is_a {
+            self.key.pa
+        } else {
+            self.key.pb
+        }
+    }
+
+    /// The responder's address.
+    #[inline]
+    pub fn resp_h(&self) -> Addr {
+        if self.orig_is_a {
+            self.key.b
+        } else {
+            self.key.a
+        }
+    }
+
+    /// The responder's port.
+    #[inline]
+    pub fn resp_p(&self) -> u16 {
+        if self.orig_is_a {
+            self.key.pb
+        } else {
+            self.key.pa
+        }
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.key.proto
+    }
+
     /// Zeek-like unique id: `C` and 17 base-62 digits of a hash of the flow's
     /// first packet, so it is the same from run to run and at any thread count.
     pub fn uid(&self) -> String {
@@ -279,35 +320,29 @@ impl FlowRecord {
     }
 
     /// [`FlowRecord::uid`] as 18 ASCII bytes, with no allocation.
+    #[inline]
     pub fn uid_bytes(&self) -> [u8; 18] {
-        let (key, _) = FlowKey::new(
-            self.orig_h,
-            self.orig_p,
-            self.resp_h,
-            self.resp_p,
-            self.proto,
-        );
-        crate::ids::flow_uid(&key, self.ts)
+        crate::ids::flow_uid(&self.key, self.ts)
     }
 
     pub fn community_id(&self) -> String {
         crate::community_id(
-            self.orig_h,
-            self.resp_h,
-            self.orig_p,
-            self.resp_p,
-            self.proto,
+            self.orig_h(),
+            self.resp_h(),
+            self.orig_p(),
+            self.resp_p(),
+            self.proto(),
         )
     }
 
     /// [`FlowRecord::community_id`] as 30 ASCII bytes, with no allocation.
     pub fn community_id_bytes(&self) -> [u8; 30] {
         crate::community_id_bytes(
-            self.orig_h,
-            self.resp_h,
-            self.orig_p,
-            self.resp_p,
-            self.proto,
+            self.orig_h(),
+            self.resp_h(),
+            self.orig_p(),
+            self.resp_p(),
+            self.proto(),
         )
     }
 }
@@ -325,7 +360,44 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(fwd1, fwd2);
         assert_eq!(k1.shard_hash(7), k2.shard_hash(7));
+        // The order is the tuple's: address bytes first, then the port.
+        assert!(fwd1 && (k1.a, k1.pa, k1.b, k1.pb) == (x, 1234, y, 80));
+        let (k3, fwd3) = FlowKey::new(x, 9, x, 8, 17);
+        assert!(!fwd3 && (k3.pa, k3.pb) == (8, 9));
+        let (k4, fwd4) = FlowKey::new(x, 8, x, 8, 17);
+        assert!(fwd4 && k4.a == x && k4.b == x);
         assert_ne!(k1.shard_hash(7), k1.shard_hash(8));
+    }
+
+    #[test]
+    fn key_order_is_the_tuples_order() {
+        // The branch-free key against the plain tuple comparison, over
+        // addresses that differ in the first, middle and last bytes.
+        let addrs: Vec<Addr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.0.0.2",
+            "10.1.0.1",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+            "2001:db8::1:0",
+            "fe80::1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for &x in &addrs {
+            for &y in &addrs {
+                for (px, py) in [(0, 0), (1, 2), (2, 1), (80, 80), (65535, 0)] {
+                    let (k, fwd) = FlowKey::new(x, px, y, py, 6);
+                    let want = (x, px) <= (y, py);
+                    assert_eq!(fwd, want, "{x}:{px} {y}:{py}");
+                    let (a, pa, b, pb) = if want { (x, px, y, py) } else { (y, py, x, px) };
+                    assert_eq!((k.a, k.pa, k.b, k.pb, k.proto), (a, pa, b, pb, 6));
+                }
+            }
+        }
     }
 
     #[test]

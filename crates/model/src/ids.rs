@@ -143,16 +143,13 @@ mod tests {
         ];
         for (o, op, r, rp, pr, ts, want) in cases {
             let (orig_h, resp_h): (Addr, Addr) = (o.parse().unwrap(), r.parse().unwrap());
-            let (key, _) = FlowKey::new(orig_h, op, resp_h, rp, pr);
+            let (key, orig_is_a) = FlowKey::new(orig_h, op, resp_h, rp, pr);
             assert_eq!(&flow_uid(&key, ts), want.as_bytes());
             let rec = FlowRecord {
                 ts,
                 last_ts: ts,
-                orig_h,
-                orig_p: op,
-                resp_h,
-                resp_p: rp,
-                proto: pr,
+                key,
+                orig_is_a,
                 orig_pkts: 0,
                 orig_bytes: 0,
                 resp_pkts: 0,
@@ -163,6 +160,8 @@ mod tests {
             };
             assert_eq!(rec.uid(), want);
             assert_eq!(&rec.uid_bytes(), want.as_bytes());
+            assert_eq!((rec.orig_h(), rec.orig_p()), (orig_h, op));
+            assert_eq!((rec.resp_h(), rec.resp_p(), rec.proto()), (resp_h, rp, pr));
         }
     }
 

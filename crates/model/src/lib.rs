@@ -89,16 +89,9 @@ pub enum PacketKind {
     IcmpQuery,
     /// ICMP/ICMPv6 destination unreachable, time exceeded, parameter problem
     /// or packet too big (the decoder returns the quoted header's tuple
-    /// beside the record, when it could be read).
+    /// beside the record, when it could be read; the capture stage makes an
+    /// [`IcmpNotice`] of it).
     IcmpError,
-    /// Not a packet: the notice the capture stage derives from an
-    /// [`PacketKind::IcmpError`] with a readable quote, routed to the worker
-    /// of the quoted flow so that it can reject that flow's pending probe.
-    /// Its addresses, ports and protocol are the quoted packet's; its ICMP
-    /// type and code the error's (the family is the addresses'). The error
-    /// itself is counted in its own ICMP flow, on the worker of its own key,
-    /// so flow records do not depend on the number of workers.
-    IcmpNotice,
     /// Any other IP protocol, a non-first fragment, or a transport header cut
     /// short: ports are zero.
     #[default]
@@ -118,14 +111,19 @@ pub struct Quoted {
 
 /// One decoded packet: everything the flow and detection stages need, and
 /// nothing that points back into the capture buffer.
+///
+/// The packet's flow key is made once, by the decoder ([`PacketMeta::set_tuple`]),
+/// and carried: the capture stage picks the worker by it and the flow table
+/// looks the flow up by it. The sender's view (`src`, `sport`, …) is read
+/// back through the accessors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct PacketMeta {
     /// Packet time (µs, UTC), made non-decreasing by the capture stage.
     pub ts: Micros,
-    pub src: Addr,
-    pub dst: Addr,
-    pub sport: u16,
-    pub dport: u16,
+    /// The packet's flow, direction-free (see [`FlowKey::new`]).
+    pub key: FlowKey,
+    /// The packet goes from the key's `a` endpoint to its `b`.
+    pub from_a: bool,
     /// Transport payload length as the IP header states it (not as captured),
     /// so a snaplen-cut capture still counts bytes right.
     pub payload_len: u32,
@@ -133,11 +131,130 @@ pub struct PacketMeta {
     pub wire_len: u32,
     /// Outermost 802.1Q VLAN id, 0 when untagged.
     pub vlan: u16,
-    pub proto: u8,
     pub kind: PacketKind,
     pub tcp_flags: TcpFlags,
     pub icmp_type: u8,
     pub icmp_code: u8,
+}
+
+impl PacketMeta {
+    /// Sets the packet's tuple, as its sender sent it: the key and the
+    /// direction, in one place.
+    #[inline]
+    pub fn set_tuple(&mut self, src: Addr, sport: u16, dst: Addr, dport: u16, proto: u8) {
+        let (key, from_a) = FlowKey::new(src, sport, dst, dport, proto);
+        self.key = key;
+        self.from_a = from_a;
+    }
+
+    /// Source address.
+    #[inline]
+    pub fn src(&self) -> Addr {
+        if self.from_a {
+            self.key.a
+        } else {
+            self.key.b
+        }
+    }
+
+    /// Destination address.
+    #[inline]
+    pub fn dst(&self) -> Addr {
+        if self.from_a {
+            self.key.b
+        } else {
+            self.key.a
+        }
+    }
+
+    /// Source port (for ICMP queries, the type; see [`PacketKind`]).
+    #[inline]
+    pub fn sport(&self) -> u16 {
+        if self.from_a {
+            self.key.pa
+        } else {
+            self.key.pb
+        }
+    }
+
+    /// Destination port (for ICMP queries, the paired type).
+    #[inline]
+    pub fn dport(&self) -> u16 {
+        if self.from_a {
+            self.key.pb
+        } else {
+            self.key.pa
+        }
+    }
+
+    /// IP protocol number.
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.key.proto
+    }
+}
+
+/// Not a packet: the notice the capture stage derives from an
+/// [`PacketKind::IcmpError`] with a readable quote, routed to the worker of
+/// the quoted flow so that it can reject that flow's pending probe. The
+/// error itself is counted in its own ICMP flow, on the worker of its own
+/// key, so flow records do not depend on the number of workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct IcmpNotice {
+    /// The error's time.
+    pub ts: Micros,
+    /// The quoted packet's flow.
+    pub key: FlowKey,
+    /// The quoted packet went from the key's `a` endpoint to its `b`.
+    pub from_a: bool,
+    /// The error's ICMP type and code (its family is the key's addresses').
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+}
+
+impl IcmpNotice {
+    /// The notice that ICMP error `error`, quoting `q`, gives the worker of
+    /// the quoted flow.
+    #[inline]
+    pub fn new(error: &PacketMeta, q: &Quoted) -> IcmpNotice {
+        let (key, from_a) = FlowKey::new(q.src, q.sport, q.dst, q.dport, q.proto);
+        IcmpNotice {
+            ts: error.ts,
+            key,
+            from_a,
+            icmp_type: error.icmp_type,
+            icmp_code: error.icmp_code,
+        }
+    }
+}
+
+/// What a flow worker is sent: a packet, or the notice of an ICMP error
+/// about a flow it owns. One cache line, like the packet alone (the notice
+/// is told apart by a value of the packet's `kind` that no packet has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Item {
+    Packet(PacketMeta),
+    Notice(IcmpNotice),
+}
+
+impl Item {
+    /// The packet's or the error's time.
+    #[inline]
+    pub fn ts(&self) -> Micros {
+        match self {
+            Item::Packet(m) => m.ts,
+            Item::Notice(n) => n.ts,
+        }
+    }
+
+    /// The flow it belongs to: the packet's own, or the quoted one.
+    #[inline]
+    pub fn key(&self) -> &FlowKey {
+        match self {
+            Item::Packet(m) => &m.key,
+            Item::Notice(n) => &n.key,
+        }
+    }
 }
 
 /// How a connection attempt was started: the probe's shape.
@@ -320,6 +437,21 @@ mod tests {
     fn a_packet_record_fits_one_cache_line() {
         // Batches of these cross from the capture core to the workers'.
         assert_eq!(std::mem::size_of::<PacketMeta>(), 64);
+        // A notice rides in the packet's niche: no bigger on the queue.
+        assert_eq!(std::mem::size_of::<Item>(), 64);
+    }
+
+    #[test]
+    fn accessors_give_the_senders_view_either_way() {
+        let x = Addr::from_v4([10, 0, 0, 9]);
+        let y = Addr::from_v4([10, 0, 0, 1]);
+        for (s, sp, d, dp) in [(x, 40000, y, 22), (y, 22, x, 40000)] {
+            let mut m = PacketMeta::default();
+            m.set_tuple(s, sp, d, dp, proto::TCP);
+            assert_eq!((m.src(), m.sport(), m.dst(), m.dport()), (s, sp, d, dp));
+            assert_eq!(m.proto(), proto::TCP);
+            assert_eq!(m.key, FlowKey::new(x, 40000, y, 22, proto::TCP).0);
+        }
     }
 
     fn attempt(probe: ProbeKind, outcome: Outcome, data: bool) -> Attempt {

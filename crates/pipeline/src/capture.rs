@@ -19,7 +19,7 @@ use crate::worker::PacketBatch;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use scanwatch_capture::{InputProblem, LiveStats, Next, PacketSource};
 use scanwatch_decode::{decode_into, DecodeError};
-use scanwatch_model::{bucket, Micros, PacketMeta};
+use scanwatch_model::{bucket, IcmpNotice, Item, Micros};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ pub(crate) struct CaptureCtx<'a> {
     /// One queue per flow worker.
     pub workers: Vec<Sender<PacketBatch>>,
     /// Emptied batch vectors coming back from the workers.
-    pub recycle: Receiver<Vec<PacketMeta>>,
+    pub recycle: Receiver<Vec<Item>>,
     /// Packets per batch.
     pub batch: usize,
     /// Seed of the flow hash that picks a packet's worker.
@@ -52,15 +52,15 @@ pub(crate) struct CaptureCtx<'a> {
 struct Dispatch<'a> {
     ctx: &'a CaptureCtx<'a>,
     live: bool,
-    bufs: Vec<Vec<PacketMeta>>,
+    bufs: Vec<Vec<Item>>,
     /// Wall time at which the oldest packet not yet sent was read.
     born: Instant,
 }
 
 impl Dispatch<'_> {
-    fn send(&self, w: usize, metas: Vec<PacketMeta>, watermark: Micros) {
+    fn send(&self, w: usize, items: Vec<Item>, watermark: Micros) {
         let b = PacketBatch {
-            metas,
+            items,
             watermark,
             source: self.ctx.source_id,
             born: self.born,
@@ -71,7 +71,7 @@ impl Dispatch<'_> {
                 Err(TrySendError::Full(b)) => {
                     self.ctx.counters.add(&Counts {
                         queue_drops: 1,
-                        queue_drop_packets: b.metas.len() as u64,
+                        queue_drop_packets: b.items.len() as u64,
                         ..Counts::default()
                     });
                 }
@@ -83,7 +83,7 @@ impl Dispatch<'_> {
     }
 
     /// An empty batch vector: one that came back from a worker, or new.
-    fn fresh(&self) -> Vec<PacketMeta> {
+    fn fresh(&self) -> Vec<Item> {
         match self.ctx.recycle.try_recv() {
             Ok(mut v) => {
                 v.clear();
@@ -95,19 +95,16 @@ impl Dispatch<'_> {
 
     /// Moves released packets into their workers' batches, sending each
     /// batch that fills.
-    fn dispatch(&mut self, released: impl Iterator<Item = PacketMeta>) {
+    fn dispatch(&mut self, released: impl Iterator<Item = Item>) {
         let n = self.bufs.len();
-        for meta in released {
+        for item in released {
             // Each packet's own time is the watermark of a batch it fills:
             // packets are released in time order, so the ones after it, to
             // any worker, are no older. (An ICMP error's notice follows it,
-            // keyed by the quoted flow.)
-            let wm = meta.ts;
-            let w = bucket(
-                scanwatch_flow::dispatch_key(&meta).shard_hash(self.ctx.seed),
-                n,
-            );
-            self.bufs[w].push(meta);
+            // keyed by the quoted flow.) The key is the decoder's.
+            let wm = item.ts();
+            let w = bucket(item.key().shard_hash(self.ctx.seed), n);
+            self.bufs[w].push(item);
             if self.bufs[w].len() >= self.ctx.batch {
                 let next = self.fresh();
                 let full = std::mem::replace(&mut self.bufs[w], next);
@@ -167,7 +164,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                     Ok(quoted) => {
                         tally.ip_packets += 1;
                         // To the quoted flow's worker, uncounted.
-                        let notice = quoted.map(|q| scanwatch_flow::icmp_notice(meta, &q));
+                        let notice = quoted.map(|q| IcmpNotice::new(meta, &q));
                         let pos = match src.position() {
                             Some((input, packet)) => Pos { input, packet },
                             None => Pos {

@@ -26,7 +26,7 @@
 //! input and packet number for the summary; nothing is clamped. A packet's
 //! ICMP-error notice shares its fate.
 
-use scanwatch_model::{Micros, PacketMeta};
+use scanwatch_model::{IcmpNotice, Item, Micros, PacketMeta};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
@@ -105,8 +105,8 @@ pub struct Outlier {
 
 /// A packet held until its successor says whether its jump ahead was real.
 struct Suspect {
-    meta: PacketMeta,
-    notice: Option<PacketMeta>,
+    meta: Item,
+    notice: Option<IcmpNotice>,
     packet: Pos,
 }
 
@@ -114,12 +114,12 @@ struct Suspect {
 /// arrival).
 struct Stray {
     seq: u64,
-    meta: PacketMeta,
+    meta: Item,
 }
 
 impl PartialEq for Stray {
     fn eq(&self, o: &Self) -> bool {
-        (self.meta.ts, self.seq) == (o.meta.ts, o.seq)
+        (self.meta.ts(), self.seq) == (o.meta.ts(), o.seq)
     }
 }
 impl Eq for Stray {}
@@ -130,7 +130,7 @@ impl PartialOrd for Stray {
 }
 impl Ord for Stray {
     fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.meta.ts, self.seq).cmp(&(o.meta.ts, o.seq))
+        (self.meta.ts(), self.seq).cmp(&(o.meta.ts(), o.seq))
     }
 }
 
@@ -146,8 +146,8 @@ pub(crate) struct InputClock {
     /// on when the capture thread flushes.
     floor: Micros,
     /// Accepted packets that arrived in time order (the common case), in
-    /// arrival order: sorted.
-    run: VecDeque<PacketMeta>,
+    /// arrival order: sorted. An ICMP error's notice comes right after it.
+    run: VecDeque<Item>,
     /// Accepted packets that arrived out of order. At equal times a packet
     /// of `run` arrived first (`run` only grows at its back), so it leaves
     /// first.
@@ -155,7 +155,7 @@ pub(crate) struct InputClock {
     seq: u64,
     suspect: Option<Suspect>,
     /// Released packets, in time order, for the capture thread to send.
-    pub out: Vec<PacketMeta>,
+    pub out: Vec<Item>,
     /// Packets released before their window was over because more than
     /// `max_held` waited.
     pub overflow: u64,
@@ -195,9 +195,12 @@ impl InputClock {
     /// [`InputClock::discard`].
     #[inline]
     pub fn slot(&mut self) -> &mut PacketMeta {
-        let i = self.run.len();
-        self.run.push_back(PacketMeta::default());
-        &mut self.run[i]
+        self.run.push_back(Item::Packet(PacketMeta::default()));
+        match self.run.back_mut() {
+            Some(Item::Packet(m)) => m,
+            // Just pushed as a packet.
+            _ => unreachable!("the slot just pushed is a packet"),
+        }
     }
 
     /// Drops the slot (the packet did not decode).
@@ -211,9 +214,9 @@ impl InputClock {
     /// or a held one its time disproved) go to `out` as (kind, position,
     /// time).
     #[inline]
-    pub fn commit(&mut self, notice: Option<PacketMeta>, packet: Pos, out: &mut Vec<Decided>) {
+    pub fn commit(&mut self, notice: Option<IcmpNotice>, packet: Pos, out: &mut Vec<Decided>) {
         let n = self.run.len();
-        let Some(ts) = self.run.back().map(|m| m.ts) else {
+        let Some(ts) = self.run.back().map(Item::ts) else {
             return;
         };
         // The common case: in range, in order, not far ahead, nothing held
@@ -222,12 +225,12 @@ impl InputClock {
             && ts >= self.cfg.earliest
             && ts <= self.cfg.latest
             && ts >= self.floor
-            && (n < 2 || self.run[n - 2].ts <= ts)
+            && (n < 2 || self.run[n - 2].ts() <= ts)
             && (self.newest == Micros::MIN
                 || ts <= self.newest.saturating_add(self.cfg.reorder_window))
         {
             if let Some(x) = notice {
-                self.run.push_back(x);
+                self.run.push_back(Item::Notice(x));
             }
             self.advance(ts);
             return;
@@ -240,22 +243,22 @@ impl InputClock {
     /// [`InputClock::commit`] for a packet held elsewhere.
     pub fn push(
         &mut self,
-        meta: PacketMeta,
-        notice: Option<PacketMeta>,
+        meta: Item,
+        notice: Option<IcmpNotice>,
         packet: Pos,
         out: &mut Vec<Decided>,
     ) {
-        let ts = meta.ts;
+        let ts = meta.ts();
         if ts < self.cfg.earliest || ts > self.cfg.latest {
             out.push((OutlierKind::OutOfRange, packet, ts));
             return;
         }
         if let Some(s) = self.suspect.take() {
-            if ts >= s.meta.ts.saturating_sub(self.cfg.reorder_window) {
+            if ts >= s.meta.ts().saturating_sub(self.cfg.reorder_window) {
                 // It follows the jump: the jump was real.
                 self.accept(s.meta, s.notice);
             } else {
-                out.push((OutlierKind::Ahead, s.packet, s.meta.ts));
+                out.push((OutlierKind::Ahead, s.packet, s.meta.ts()));
             }
         }
         if ts < self.floor {
@@ -273,12 +276,12 @@ impl InputClock {
         self.accept(meta, notice);
     }
 
-    fn accept(&mut self, meta: PacketMeta, notice: Option<PacketMeta>) {
-        let ts = meta.ts;
-        if self.run.back().is_none_or(|b| b.ts <= ts) {
+    fn accept(&mut self, meta: Item, notice: Option<IcmpNotice>) {
+        let ts = meta.ts();
+        if self.run.back().is_none_or(|b| b.ts() <= ts) {
             self.run.push_back(meta);
             if let Some(n) = notice {
-                self.run.push_back(n);
+                self.run.push_back(Item::Notice(n));
             }
         } else {
             self.reordered += 1;
@@ -291,7 +294,7 @@ impl InputClock {
                 self.seq += 1;
                 self.strays.push(Reverse(Stray {
                     seq: self.seq,
-                    meta: n,
+                    meta: Item::Notice(n),
                 }));
             }
         }
@@ -312,7 +315,7 @@ impl InputClock {
         while self.run.len() + self.strays.len() > self.cfg.max_held {
             match self.pop_oldest() {
                 Some(m) => {
-                    self.floor = self.floor.max(m.ts);
+                    self.floor = self.floor.max(m.ts());
                     self.overflow += 1;
                     self.out.push(m);
                 }
@@ -326,17 +329,17 @@ impl InputClock {
     #[inline]
     fn oldest_ts(&self) -> Option<Micros> {
         match (self.run.front(), self.strays.peek()) {
-            (Some(r), Some(Reverse(s))) => Some(r.ts.min(s.meta.ts)),
-            (Some(r), None) => Some(r.ts),
-            (None, Some(Reverse(s))) => Some(s.meta.ts),
+            (Some(r), Some(Reverse(s))) => Some(r.ts().min(s.meta.ts())),
+            (Some(r), None) => Some(r.ts()),
+            (None, Some(Reverse(s))) => Some(s.meta.ts()),
             (None, None) => None,
         }
     }
 
     #[inline]
-    fn pop_oldest(&mut self) -> Option<PacketMeta> {
+    fn pop_oldest(&mut self) -> Option<Item> {
         let from_run = match (self.run.front(), self.strays.peek()) {
-            (Some(r), Some(Reverse(s))) => r.ts <= s.meta.ts,
+            (Some(r), Some(Reverse(s))) => r.ts() <= s.meta.ts(),
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => return None,
@@ -352,7 +355,7 @@ impl InputClock {
     fn release_below_floor(&mut self) {
         if self.strays.is_empty() {
             // Only the run: a front-to-back scan.
-            while self.run.front().is_some_and(|m| m.ts < self.floor) {
+            while self.run.front().is_some_and(|m| m.ts() < self.floor) {
                 if let Some(m) = self.run.pop_front() {
                     self.out.push(m);
                 }
@@ -372,7 +375,7 @@ impl InputClock {
         if self.newest == Micros::MIN {
             return;
         }
-        if self.suspect.as_ref().is_some_and(|s| wall >= s.meta.ts) {
+        if self.suspect.as_ref().is_some_and(|s| wall >= s.meta.ts()) {
             if let Some(s) = self.suspect.take() {
                 self.accept(s.meta, s.notice);
             }
@@ -386,10 +389,10 @@ impl InputClock {
     /// and everything held is released.
     pub fn finish(&mut self, outliers: &mut Vec<Decided>) {
         if let Some(s) = self.suspect.take() {
-            if s.meta.ts - self.newest <= self.cfg.last_jump {
+            if s.meta.ts() - self.newest <= self.cfg.last_jump {
                 self.accept(s.meta, s.notice);
             } else {
-                outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts));
+                outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts()));
             }
         }
         while let Some(m) = self.pop_oldest() {
@@ -402,6 +405,7 @@ impl InputClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scanwatch_model::{Addr, FlowKey};
 
     const T0: Micros = 1_767_225_600_000_000; // 2026-01-01
 
@@ -409,11 +413,35 @@ mod tests {
         Pos { input: 0, packet }
     }
 
-    fn at(ts: Micros, port: u16) -> PacketMeta {
-        PacketMeta {
+    /// A packet at `ts` to `port`.
+    fn pkt(ts: Micros, port: u16) -> PacketMeta {
+        let mut m = PacketMeta {
             ts,
-            dport: port,
             ..PacketMeta::default()
+        };
+        m.set_tuple(Addr::default(), 0, Addr::default(), port, 0);
+        m
+    }
+
+    fn at(ts: Micros, port: u16) -> Item {
+        Item::Packet(pkt(ts, port))
+    }
+
+    /// A notice at `ts`, about a flow to `port`.
+    fn notice(ts: Micros, port: u16) -> IcmpNotice {
+        IcmpNotice {
+            ts,
+            key: FlowKey::new(Addr::default(), 0, Addr::default(), port, 0).0,
+            from_a: true,
+            ..IcmpNotice::default()
+        }
+    }
+
+    /// The port a packet or notice is for.
+    fn port(i: &Item) -> u16 {
+        match i {
+            Item::Packet(m) => m.dport(),
+            Item::Notice(n) => n.key.pb,
         }
     }
 
@@ -428,12 +456,12 @@ mod tests {
         for (i, t) in times.iter().enumerate() {
             c.push(at(T0 + t, i as u16 + 1), None, pos(i as u64 + 1), &mut bad);
             out.append(&mut c.out);
-            assert!(out.iter().all(|m| m.ts < c.released()));
+            assert!(out.iter().all(|m| m.ts() < c.released()));
         }
         c.finish(&mut bad);
         out.append(&mut c.out);
         (
-            out.iter().map(|m| (m.ts - T0, m.dport)).collect(),
+            out.iter().map(|m| (m.ts() - T0, port(m))).collect(),
             bad.iter().map(|(k, p, _)| (*k, p.packet)).collect(),
         )
     }
@@ -540,7 +568,7 @@ mod tests {
             out.append(&mut c.out);
         }
         assert!(c.overflow > 0);
-        assert!(out.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert!(out.windows(2).all(|w| w[0].ts() <= w[1].ts()));
         c.finish(&mut bad);
         out.append(&mut c.out);
         assert_eq!(out.len(), 10);
@@ -569,7 +597,7 @@ mod tests {
         );
         let (mut oa, mut ob, mut ba, mut bb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, t) in times.iter().enumerate() {
-            *a.slot() = at(T0 + t, i as u16);
+            *a.slot() = pkt(T0 + t, i as u16);
             a.commit(None, pos(i as u64), &mut ba);
             b.push(at(T0 + t, i as u16), None, pos(i as u64), &mut bb);
             oa.append(&mut a.out);
@@ -611,7 +639,7 @@ mod tests {
             let mut c = InputClock::new(cfg);
             let (mut out, mut bad) = (Vec::new(), Vec::new());
             for (i, t) in times.iter().enumerate() {
-                *c.slot() = at(T0 + t, (i % 60_000) as u16);
+                *c.slot() = pkt(T0 + t, (i % 60_000) as u16);
                 c.commit(None, pos(i as u64), &mut bad);
                 if every > 0 && i % every == 0 {
                     out.append(&mut c.out);
@@ -628,7 +656,7 @@ mod tests {
             a.1.len(),
             a.2
         );
-        assert!(a.0.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert!(a.0.windows(2).all(|w| w[0].ts() <= w[1].ts()));
         assert_eq!(a, outcome(7));
         assert_eq!(a, outcome(0));
     }
@@ -638,10 +666,10 @@ mod tests {
         let mut c = InputClock::new(ClockConfig::default());
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         c.push(at(T0 + 50, 1), None, pos(1), &mut bad);
-        c.push(at(T0 + 10, 2), Some(at(T0 + 10, 99)), pos(2), &mut bad);
+        c.push(at(T0 + 10, 2), Some(notice(T0 + 10, 99)), pos(2), &mut bad);
         c.finish(&mut bad);
         out.append(&mut c.out);
-        let ports: Vec<u16> = out.iter().map(|m| m.dport).collect();
+        let ports: Vec<u16> = out.iter().map(port).collect();
         assert_eq!(ports, vec![2, 99, 1]);
     }
 

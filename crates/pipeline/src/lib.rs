@@ -51,7 +51,7 @@ use crossbeam_channel::bounded;
 use hdrhistogram::Histogram;
 use scanwatch_capture::{InputProblem, LiveStats, PacketSource};
 use scanwatch_detect::Detector;
-use scanwatch_model::{Attempt, PacketMeta};
+use scanwatch_model::{Attempt, Item};
 use scanwatch_sink::{
     AlertWriter, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError,
 };
@@ -112,7 +112,7 @@ pub fn run(
     let (worker_tx, worker_rx): (Vec<_>, Vec<_>) = (0..n)
         .map(|_| bounded::<PacketBatch>(cfg.queue_depth))
         .unzip();
-    let (recycle_tx, recycle_rx) = bounded::<Vec<PacketMeta>>(cfg.queue_depth * n + 16);
+    let (recycle_tx, recycle_rx) = bounded::<Vec<Item>>(cfg.queue_depth * n + 16);
     // Attempt vectors go back from the shards to the workers, so a batch's
     // attempts do not cost a fresh allocation (and its regrowth) each time.
     // At most 4nm + 16 of them wait, each of at most 4096 attempts.

@@ -11,14 +11,15 @@ use crate::output::OutMsg;
 use crate::shard::ShardMsg;
 use crossbeam_channel::{Receiver, Sender};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
-use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Micros, PacketMeta, Watermark};
+use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Item, Micros, Watermark};
 use scanwatch_sink::{FlowBatchBuilder, SinkError, TableBuilder};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Packets for one worker, with the sending input's watermark.
+/// Packets (and ICMP errors' notices) for one worker, with the sending
+/// input's watermark.
 pub(crate) struct PacketBatch {
-    pub metas: Vec<PacketMeta>,
+    pub items: Vec<Item>,
     /// No later packet of this input is older.
     pub watermark: Micros,
     /// Which input sent it.
@@ -37,7 +38,7 @@ pub(crate) struct WorkerCtx<'a> {
     pub shards: Vec<Sender<ShardMsg>>,
     pub out: Sender<OutMsg>,
     /// Emptied packet vectors go back to the capture threads.
-    pub recycle: Sender<Vec<PacketMeta>>,
+    pub recycle: Sender<Vec<Item>>,
     /// Emptied attempt vectors come back from the shards.
     pub attempt_recycle: Receiver<Vec<Attempt>>,
     /// Number of inputs (capture threads) whose watermarks are merged.
@@ -205,17 +206,17 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         let low = inputs.raise(b.source, b.watermark);
         if ctx.inputs == 1 {
             // One input: its packets arrive in time order.
-            for meta in &b.metas {
-                table.process(meta, &mut o);
+            for item in &b.items {
+                table.handle(item, &mut o);
             }
         } else {
-            merge.push(b.source, &b.metas);
-            merge.release(low, |meta| table.process(meta, &mut o));
+            merge.push(b.source, &b.items);
+            merge.release(low, |item| table.handle(item, &mut o));
         }
         let wm = table.advance(low, &mut o);
-        let mut metas = b.metas;
-        metas.clear();
-        let _ = ctx.recycle.try_send(metas);
+        let mut items = b.items;
+        items.clear();
+        let _ = ctx.recycle.try_send(items);
         router.flush(&mut o, wm, Some(b.born), false);
         take_flows(&mut o, &mut batches_out);
         batches_out.flush_if_old(&ctx.out);
@@ -237,7 +238,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
             published_evictions = table.stats.evicted;
         }
     }
-    merge.release(Micros::MAX, |meta| table.process(meta, &mut o));
+    merge.release(Micros::MAX, |item| table.handle(item, &mut o));
     peak_mem = peak_mem.max(table.memory_bytes() as u64);
     // What is left ends now, a chunk at a time: records go out as they are
     // made; attempts wait (in key order) for the final watermark.
@@ -262,7 +263,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
 /// merged into one time order up to their common watermark; ties go to the
 /// lower input number, so the order never depends on arrival.
 struct InputMerge {
-    queues: Vec<VecDeque<PacketMeta>>,
+    queues: Vec<VecDeque<Item>>,
 }
 
 impl InputMerge {
@@ -272,20 +273,21 @@ impl InputMerge {
         }
     }
 
-    fn push(&mut self, input: usize, metas: &[PacketMeta]) {
+    fn push(&mut self, input: usize, items: &[Item]) {
         if let Some(q) = self.queues.get_mut(input) {
-            q.extend(metas.iter().copied());
+            q.extend(items.iter().copied());
         }
     }
 
     /// Hands every queued packet older than `low` to `f`, in time order.
-    fn release(&mut self, low: Micros, mut f: impl FnMut(&PacketMeta)) {
+    fn release(&mut self, low: Micros, mut f: impl FnMut(&Item)) {
         loop {
             let mut best: Option<(usize, Micros)> = None;
             for (i, q) in self.queues.iter().enumerate() {
                 if let Some(m) = q.front() {
-                    if (m.ts < low || low == Micros::MAX) && best.is_none_or(|(_, t)| m.ts < t) {
-                        best = Some((i, m.ts));
+                    let ts = m.ts();
+                    if (ts < low || low == Micros::MAX) && best.is_none_or(|(_, t)| ts < t) {
+                        best = Some((i, ts));
                     }
                 }
             }

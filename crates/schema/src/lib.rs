@@ -237,11 +237,11 @@ impl TableBuilder for FlowBatchBuilder {
     fn append(&mut self, r: &FlowRecord) {
         self.ts.push(r.ts);
         self.uid.push_fixed(&r.uid_bytes(), 18);
-        push_addr(&mut self.orig_h, r.orig_h);
-        self.orig_p.push(r.orig_p);
-        push_addr(&mut self.resp_h, r.resp_h);
-        self.resp_p.push(r.resp_p);
-        match r.proto {
+        push_addr(&mut self.orig_h, r.orig_h());
+        self.orig_p.push(r.orig_p());
+        push_addr(&mut self.resp_h, r.resp_h());
+        self.resp_p.push(r.resp_p());
+        match r.proto() {
             proto::TCP => self.proto.push_fixed(b"tcp\0", 3),
             proto::UDP => self.proto.push_fixed(b"udp\0", 3),
             proto::ICMP | proto::ICMP6 => self.proto.push_fixed(b"icmp", 4),
@@ -421,21 +421,25 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::UInt64Type;
-    use scanwatch_model::{Addr, ConnState, History, ScanKind};
+    use scanwatch_model::{Addr, ConnState, FlowKey, History, ScanKind};
 
     #[test]
     fn flow_batch_has_the_schema_and_values() {
         let mut h = History::default();
         h.add(b'S', true);
         h.add(b'R', false);
+        let (key, orig_is_a) = FlowKey::new(
+            "198.18.0.2".parse().unwrap(),
+            40000,
+            "2001:db8::1".parse().unwrap(),
+            22,
+            proto::TCP,
+        );
         let r = FlowRecord {
             ts: 1_000_000,
             last_ts: 1_500_000,
-            orig_h: "198.18.0.2".parse().unwrap(),
-            orig_p: 40000,
-            resp_h: "2001:db8::1".parse().unwrap(),
-            resp_p: 22,
-            proto: proto::TCP,
+            key,
+            orig_is_a,
             orig_pkts: 1,
             orig_bytes: 0,
             resp_pkts: 1,
@@ -480,14 +484,18 @@ mod tests {
                 } else {
                     (format!("2001:db8::{i}:{j}"), "fe80::1".to_string())
                 };
+                let (key, orig_is_a) = FlowKey::new(
+                    o.parse().unwrap(),
+                    1000 + i as u16,
+                    r.parse().unwrap(),
+                    80,
+                    p,
+                );
                 rows.push(FlowRecord {
                     ts: 1_000_000 * i as i64,
                     last_ts: 1_000_000 * i as i64 + 5,
-                    orig_h: o.parse().unwrap(),
-                    orig_p: 1000 + i as u16,
-                    resp_h: r.parse().unwrap(),
-                    resp_p: 80,
-                    proto: p,
+                    key,
+                    orig_is_a,
                     orig_pkts: 1,
                     orig_bytes: 0,
                     resp_pkts: 0,
@@ -518,9 +526,9 @@ mod tests {
         );
         for (k, r) in rows.iter().enumerate() {
             assert_eq!(uid.value(k), r.uid());
-            assert_eq!(oh.value(k), r.orig_h.to_string());
-            assert_eq!(rh.value(k), r.resp_h.to_string());
-            assert_eq!(pr.value(k), zeek_proto(r.proto));
+            assert_eq!(oh.value(k), r.orig_h().to_string());
+            assert_eq!(rh.value(k), r.resp_h().to_string());
+            assert_eq!(pr.value(k), zeek_proto(r.proto()));
             assert_eq!(cs.value(k), r.conn_state.as_str());
             assert_eq!(hist.value(k), r.history.as_str());
             assert_eq!(cid.value(k), r.community_id());

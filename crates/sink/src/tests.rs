@@ -9,7 +9,7 @@ use super::*;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use scanwatch_model::{Addr, ConnState, FlowRecord, History};
+use scanwatch_model::{Addr, ConnState, FlowKey, FlowRecord, History};
 
 /// 2026-11-30T00:00:00Z in µs.
 const BASE: Micros = 1_795_996_800_000_000;
@@ -42,14 +42,18 @@ fn rec(i: u16, ts: Micros) -> FlowRecord {
     if i % 2 == 1 {
         history.add(b'H', false);
     }
+    let (key, orig_is_a) = FlowKey::new(
+        orig_h,
+        40_000 + i,
+        resp_h,
+        20 + i,
+        [proto::TCP, proto::UDP, proto::ICMP][usize::from(i % 3)],
+    );
     FlowRecord {
         ts,
         last_ts: ts + 1500 * Micros::from(i),
-        orig_h,
-        orig_p: 40_000 + i,
-        resp_h,
-        resp_p: 20 + i,
-        proto: [proto::TCP, proto::UDP, proto::ICMP][usize::from(i % 3)],
+        key,
+        orig_is_a,
         orig_pkts: 1 + u64::from(i),
         orig_bytes: 100 * u64::from(i),
         resp_pkts: u64::from(i % 2),
@@ -207,11 +211,11 @@ fn flows_round_trip(format: Format) {
                 let r = &rows[k];
                 assert_eq!(ts.value(j), r.ts);
                 assert_eq!(pkts.value(j), r.orig_pkts);
-                assert_eq!(orig_h.value(j), r.orig_h.to_string());
-                assert_eq!(resp_h.value(j), r.resp_h.to_string());
-                let state = ["S0", "SF", "REJ"][usize::from(r.resp_p - 20) % 3];
+                assert_eq!(orig_h.value(j), r.orig_h().to_string());
+                assert_eq!(resp_h.value(j), r.resp_h().to_string());
+                let state = ["S0", "SF", "REJ"][usize::from(r.resp_p() - 20) % 3];
                 assert_eq!(conn_state.value(j), state);
-                if r.resp_p == 22 {
+                if r.resp_p() == 22 {
                     assert_eq!(resp_h.value(j), "2001:db8::102");
                 }
                 k += 1;
