@@ -549,8 +549,8 @@ fn a_jump_of_a_year_in_one_advance_gives_what_walking_gives() {
         (
             r.ts,
             r.last_ts,
-            r.orig_p,
-            r.resp_p,
+            r.orig_p(),
+            r.resp_p(),
             r.orig_pkts,
             r.resp_pkts,
             r.conn_state.as_str(),
