@@ -17,6 +17,26 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// The address of side `a` (`true`) or side `b`.
+    #[inline]
+    pub fn host(&self, a: bool) -> Addr {
+        if a {
+            self.a
+        } else {
+            self.b
+        }
+    }
+
+    /// The port of side `a` (`true`) or side `b`.
+    #[inline]
+    pub fn port(&self, a: bool) -> u16 {
+        if a {
+            self.pa
+        } else {
+            self.pb
+        }
+    }
+
     /// The key of a packet from (`src`, `sport`) to (`dst`, `dport`), and
     /// whether the packet goes from `a` to `b`. Made without a branch: the
     /// decoder makes one for every packet, and which way it goes is a coin
@@ -270,41 +290,25 @@ impl FlowRecord {
     /// The originator's address.
     #[inline]
     pub fn orig_h(&self) -> Addr {
-        if self.orig_is_a {
-            self.key.a
-        } else {
-            self.key.b
-        }
+        self.key.host(self.orig_is_a)
     }
 
     /// The originator's port (ICMP: see [`crate::PacketKind`]).
     #[inline]
     pub fn orig_p(&self) -> u16 {
-        if self.orig_is_a {
-            self.key.pa
-        } else {
-            self.key.pb
-        }
+        self.key.port(self.orig_is_a)
     }
 
     /// The responder's address.
     #[inline]
     pub fn resp_h(&self) -> Addr {
-        if self.orig_is_a {
-            self.key.b
-        } else {
-            self.key.a
-        }
+        self.key.host(!self.orig_is_a)
     }
 
     /// The responder's port.
     #[inline]
     pub fn resp_p(&self) -> u16 {
-        if self.orig_is_a {
-            self.key.pb
-        } else {
-            self.key.pa
-        }
+        self.key.port(!self.orig_is_a)
     }
 
     /// IP protocol number.

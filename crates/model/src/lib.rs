@@ -150,41 +150,25 @@ impl PacketMeta {
     /// Source address.
     #[inline]
     pub fn src(&self) -> Addr {
-        if self.from_a {
-            self.key.a
-        } else {
-            self.key.b
-        }
+        self.key.host(self.from_a)
     }
 
     /// Destination address.
     #[inline]
     pub fn dst(&self) -> Addr {
-        if self.from_a {
-            self.key.b
-        } else {
-            self.key.a
-        }
+        self.key.host(!self.from_a)
     }
 
     /// Source port (for ICMP queries, the type; see [`PacketKind`]).
     #[inline]
     pub fn sport(&self) -> u16 {
-        if self.from_a {
-            self.key.pa
-        } else {
-            self.key.pb
-        }
+        self.key.port(self.from_a)
     }
 
     /// Destination port (for ICMP queries, the paired type).
     #[inline]
     pub fn dport(&self) -> u16 {
-        if self.from_a {
-            self.key.pb
-        } else {
-            self.key.pa
-        }
+        self.key.port(!self.from_a)
     }
 
     /// IP protocol number.
