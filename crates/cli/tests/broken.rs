@@ -4,23 +4,9 @@
 //! test and `tests/test_output.py` read too).
 
 use scanwatch_fuzz_bodies::broken;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn walk(d: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(d) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                v.extend(walk(&p));
-            } else {
-                v.push(p);
-            }
-        }
-    }
-    v
-}
+mod common;
+use common::*;
 
 /// Packets, IP packets, undecodable packets and flows from the summary line.
 fn summary(stderr: &str) -> Option<[u64; 4]> {

@@ -3,14 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scanwatch"))
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::*;
 
 fn pcaps() -> PathBuf {
     root().join("pcaps")
@@ -37,22 +31,6 @@ fn shared(what: &str) -> Option<PathBuf> {
     }
     eprintln!("skipped: {msg}");
     None
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scanwatch-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn eval_total(dir: &Path) -> (String, [u32; 4]) {
@@ -304,21 +282,6 @@ fn truncated_file_keeps_what_came_before_and_exits_non_zero() {
             .all(|p| p.extension().is_some_and(|e| e == "arrow")),
         "{parts:?}"
     );
-}
-
-fn walk(d: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(d) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                v.extend(walk(&p));
-            } else {
-                v.push(p);
-            }
-        }
-    }
-    v
 }
 
 #[test]
