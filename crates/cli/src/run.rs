@@ -670,6 +670,12 @@ fn print_summary(s: &Summary, live: bool) {
             s.flow_stats.evicted, s.detect_stats.sources_evicted
         );
     }
+    if s.detect_stats.sketches_denied > 0 {
+        eprintln!(
+            "scanwatch: caps reached: {} busy sources got no sketch slot, so a random scan among them is seen only through its exact contacts (raise --max-memory)",
+            s.detect_stats.sketches_denied
+        );
+    }
     if !s.damaged.is_empty() {
         let names: Vec<String> = s
             .damaged

@@ -37,11 +37,11 @@
 //! above until under it), and at most
 //! [`DetectConfig::max_scan_targets`] targets and open doors per scan record.
 //!
-//! A source that fills its exact set (a masscan-style random scan never
-//! repeats a key, so no shape forms in it) is also counted by fixed-size
-//! HyperLogLog sketches of its failed targets, ports and pairs (module
-//! `sketch`): a few hashes per attempt, flagged from the estimates at once
-//! (see `sketch_verdict`). At most one source per [`SKETCH_CONTACTS`]
+//! A source that reaches [`SKETCH_START`] contacts (a masscan-style random
+//! scan never repeats a key, so no shape forms in its exact set) is also
+//! counted by fixed-size HyperLogLog sketches of its failed targets, ports
+//! and pairs (module `sketch`): a few hashes per attempt, flagged from the
+//! estimates at once (see `sketch_verdict`). At most one source per [`SKETCH_CONTACTS`]
 //! contacts of the shard's cap holds sketches, [`SKETCH_SOURCE_BYTES`] each.
 
 mod config;
@@ -92,6 +92,10 @@ pub struct DetectStats {
     pub contacts_evicted: u64,
     pub scans_started: u64,
     pub scans_ended: u64,
+    /// Sources that reached [`SKETCH_START`] contacts while every sketch
+    /// slot of the shard was taken: a random scan among them is seen only
+    /// through its exact set (counted once per source).
+    pub sketches_denied: u64,
 }
 
 impl std::ops::AddAssign for DetectStats {
@@ -105,6 +109,7 @@ impl std::ops::AddAssign for DetectStats {
             contacts_evicted,
             scans_started,
             scans_ended,
+            sketches_denied,
         } = o;
         self.attempts += attempts;
         self.allowed += allowed;
@@ -113,6 +118,7 @@ impl std::ops::AddAssign for DetectStats {
         self.contacts_evicted += contacts_evicted;
         self.scans_started += scans_started;
         self.scans_ended += scans_ended;
+        self.sketches_denied += sketches_denied;
     }
 }
 
@@ -156,6 +162,11 @@ struct Source {
     contacts: HashMap<Contact, ContactInfo, RandomState>,
     /// Contacts per target, to tell a first contact (TRW) from a repeat.
     per_dst: HashMap<Addr, u32, RandomState>,
+    /// Targets in `per_dst` with at least `block_ports` contacts: an upper
+    /// bound on a block's hosts, so `evaluate` skips the block count (a
+    /// sort of every contact) while it is below `block_hosts`, as it stays
+    /// for a random scan that hardly repeats a target.
+    many_port_dsts: u32,
     trw_llr: f64,
     trw_hit: bool,
     /// Sum of contact weights: how suspicious the source looks (eviction
@@ -166,16 +177,48 @@ struct Source {
     /// Distinct counts beyond the exact set: made when the set first
     /// overflows, if the shard has room for one more.
     sketch: Option<Box<Sketches>>,
+    /// Counted in `sketches_denied` (once).
+    sketch_denied: bool,
+}
+
+impl Source {
+    /// Counts one more contact to `dst`.
+    fn count_dst(&mut self, dst: Addr, block_ports: u32) {
+        let n = self.per_dst.entry(dst).or_insert(0);
+        *n += 1;
+        if *n == block_ports {
+            self.many_port_dsts += 1;
+        }
+    }
+
+    /// Counts the contacts per target again, from the contacts held.
+    fn recount_dsts(&mut self, block_ports: u32) {
+        self.per_dst.clear();
+        self.many_port_dsts = 0;
+        let dsts: Vec<Addr> = self.contacts.keys().map(|c| c.dst).collect();
+        for d in dsts {
+            self.count_dst(d, block_ports);
+        }
+    }
 }
 
 /// Most protocols sketched per source (the first ones seen failing).
 pub const SKETCH_PROTOS: usize = 2;
 
-/// Exact contacts a source must have held before it gets sketches: a shard
-/// has at most `max_contacts_total / SKETCH_CONTACTS` sources with sketches
-/// (at least one), so sketches cost at most
+/// The sketches' budget: a shard has at most
+/// `max_contacts_total / SKETCH_CONTACTS` sources with sketches (at least
+/// one, first come; a slot frees when its sketches age out of the longest
+/// window or its source is flagged), so sketches cost at most
 /// [`SKETCH_BYTES_PER_CONTACT`] per contact of the shard's cap.
 pub const SKETCH_CONTACTS: usize = 4096;
+
+/// Exact contacts at which a source also starts to be counted by sketches
+/// (or at `max_contacts`, if lower): a random scan over many hosts and
+/// ports has no shape the exact windows can see, so it is flagged from its
+/// sketches, at about this many attempts, however wide it is. Before that
+/// every attempt of such a source goes through the exact set and its
+/// evaluation, the costly path; after it, through its scan record.
+pub const SKETCH_START: usize = 256;
 
 /// Bytes of one source's sketches at most: [`SKETCH_PROTOS`] sets of three
 /// sketches, plus their header.
@@ -424,7 +467,8 @@ impl Detector {
         };
         let first_to_dst = !src.per_dst.contains_key(&a.dst);
         if !src.contacts.contains_key(&key) && src.contacts.len() >= cfg.max_contacts {
-            let dropped = trim_contacts(src, cfg.max_contacts, cfg.answered_weight);
+            let dropped =
+                trim_contacts(src, cfg.max_contacts, cfg.answered_weight, cfg.block_ports);
             self.stats.contacts_evicted += dropped;
             self.contacts_total -= dropped as usize;
         }
@@ -455,7 +499,7 @@ impl Detector {
         let w_after = info.weight(cfg.answered_weight);
         src.score += w_after - w_before;
         if is_new {
-            *src.per_dst.entry(a.dst).or_insert(0) += 1;
+            src.count_dst(a.dst, cfg.block_ports);
         }
         // TRW on first contacts to a new target. The walk has a floor at the
         // benign bound, so a host with a record of successes needs a longer
@@ -475,12 +519,17 @@ impl Detector {
                 a.outcome != Outcome::Answered && !a.is_success(),
             );
         } else if src.sketch.is_none()
-            && src.contacts.len() >= cfg.max_contacts
-            && self.sketch_sources < self.max_sketch_sources
+            && src.contacts.len() >= SKETCH_START.min(cfg.max_contacts)
+            && self.sketch_sources >= self.max_sketch_sources
         {
-            // The exact set is full: from now on the source is also counted
-            // by sketches, seeded with what it holds (this attempt included),
-            // before the next overflow trims any of it.
+            if !src.sketch_denied {
+                src.sketch_denied = true;
+                self.stats.sketches_denied += 1;
+            }
+        } else if src.sketch.is_none() && src.contacts.len() >= SKETCH_START.min(cfg.max_contacts) {
+            // From now on the source is also counted by sketches, seeded
+            // with what it holds (this attempt included), before any
+            // overflow of the exact set trims it.
             src.sketch = Some(Box::new(Sketches::seeded(src)));
             self.sketch_sources += 1;
         }
@@ -542,6 +591,7 @@ impl Detector {
         let mut trw_dsts = 0u32;
         let mut trw_ports = 0u32;
         let mut block_pairs: Vec<Vec<Addr>> = vec![Vec::new(); nw];
+        let block_possible = cfg.block_ports == 0 || src.many_port_dsts >= cfg.block_hosts;
         for (c, info) in &src.contacts {
             if c.proto != a.proto {
                 continue;
@@ -567,7 +617,7 @@ impl Detector {
                     v_n[i] += 1;
                     v_ok[i] += u32::from(info.success);
                 }
-                if w > 0.0 {
+                if block_possible && w > 0.0 {
                     block_pairs[i].push(c.dst);
                 }
             }
@@ -641,6 +691,9 @@ impl Detector {
             }
             src.score -= info.weight(self.cfg.answered_weight);
             if let Some(n) = src.per_dst.get_mut(&c.dst) {
+                if *n == self.cfg.block_ports {
+                    src.many_port_dsts -= 1;
+                }
                 *n = n.saturating_sub(1);
             }
         }
@@ -683,6 +736,7 @@ impl Detector {
             self.last_sweep = self.now;
             let horizon = self.now - self.longest_window();
             let aw = self.cfg.answered_weight;
+            let block_ports = self.cfg.block_ports;
             let mut total = 0usize;
             let mut sketches = 0usize;
             self.sources.retain(|_, s| {
@@ -699,10 +753,7 @@ impl Detector {
                 s.contacts.retain(|_, i| i.last >= horizon);
                 if s.contacts.len() != before {
                     s.score = s.contacts.values().map(|i| i.weight(aw)).sum();
-                    s.per_dst.clear();
-                    for c in s.contacts.keys() {
-                        *s.per_dst.entry(c.dst).or_insert(0) += 1;
-                    }
+                    s.recount_dsts(block_ports);
                 }
                 total += s.contacts.len();
                 true
@@ -796,7 +847,7 @@ fn sketch_verdict(
 
 /// Keeps the newest three quarters of a source's contacts; returns how many
 /// were dropped.
-fn trim_contacts(src: &mut Source, cap: usize, aw: f64) -> u64 {
+fn trim_contacts(src: &mut Source, cap: usize, aw: f64, block_ports: u32) -> u64 {
     let mut lasts: Vec<Micros> = src.contacts.values().map(|i| i.last).collect();
     let drop = (cap / 4).max(1).min(lasts.len());
     lasts.select_nth_unstable(drop - 1);
@@ -812,10 +863,7 @@ fn trim_contacts(src: &mut Source, cap: usize, aw: f64) -> u64 {
         }
     });
     src.score = src.contacts.values().map(|i| i.weight(aw)).sum();
-    src.per_dst.clear();
-    for c in src.contacts.keys() {
-        *src.per_dst.entry(c.dst).or_insert(0) += 1;
-    }
+    src.recount_dsts(block_ports);
     (before - src.contacts.len()) as u64
 }
 

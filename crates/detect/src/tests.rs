@@ -493,10 +493,12 @@ fn wide_random_scan_is_flagged_as_block_early_with_estimated_counts() {
     let first = &starts[0].detection;
     assert_eq!(first.kind, ScanKind::Block);
     assert!(
-        first.probes <= 5000,
+        first.probes <= SKETCH_START as u64,
         "flagged only after {} probes",
         first.probes
     );
+    // Memory stays bounded: never more than the exact cap of contacts, one
+    // source with sketches, and the sketches went with the scan record.
     // Every update and the end stay block.
     assert!(ev.iter().all(|e| e.detection.kind == ScanKind::Block));
     let end = ends(&ev);
@@ -547,12 +549,14 @@ fn scan_record_counts_targets_past_its_cap_with_a_sketch() {
 
 #[test]
 fn small_sources_never_get_sketches_and_sketch_sources_are_capped() {
-    // Under the exact cap: no sketch, whatever the traffic.
-    let (_, d) = run(
+    // Under SKETCH_START contacts: no sketch, whatever the traffic.
+    let (ev, d) = run(
         DetectConfig::default(),
-        wide_scan(addr("198.18.7.9"), 4000, 3),
+        wide_scan(addr("198.18.7.9"), SKETCH_START - 1, 3),
     );
     assert_eq!(d.sketch_sources, 0);
+    assert!(ev.is_empty(), "{} events", ev.len());
+    assert_eq!(d.stats.sketches_denied, 0);
     // With room for one sketched source per shard, a second wide source
     // goes on without one (and is not flagged from sketches), then gets
     // one once the first has been flagged and its sketches freed.
@@ -572,6 +576,38 @@ fn small_sources_never_get_sketches_and_sketch_sources_are_capped() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].detection.kind, ScanKind::Block);
     assert_eq!(d.sketch_sources, 0, "sketches leave with the record");
+
+    // A busy source that talks to everyone takes the one slot and keeps
+    // it (it is never flagged); a wide scanner after it gets no sketches,
+    // is not flagged from them, and that is counted, once.
+    let mut d = Detector::new(DetectConfig {
+        max_contacts: 64,
+        max_contacts_total: SKETCH_CONTACTS,
+        ..DetectConfig::default()
+    })
+    .unwrap();
+    let mut ev = Vec::new();
+    let busy = addr("10.0.0.7");
+    for (i, x) in wide_scan(addr("198.18.7.11"), 100, 5).iter().enumerate() {
+        let a = att(
+            i as Micros * 10,
+            busy,
+            x.dst,
+            x.dport,
+            Outcome::Answered,
+            true,
+        );
+        d.on_attempt(&a, &mut ev);
+    }
+    assert_eq!(d.sketch_sources, 1);
+    for x in &wide_scan(addr("198.18.7.12"), 200, 6) {
+        let mut x = *x;
+        x.time += 10_000;
+        x.probe_ts += 10_000;
+        d.on_attempt(&x, &mut ev);
+    }
+    assert!(ev.is_empty(), "{} events", ev.len());
+    assert_eq!(d.stats.sketches_denied, 1);
 }
 
 #[test]
