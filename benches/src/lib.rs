@@ -96,6 +96,7 @@ pub fn attempts(n: u32) -> Vec<Attempt> {
                     Outcome::Answered
                 },
                 data: !scanner,
+                flow_id: u64::from(i),
             }
         })
         .collect()
@@ -143,6 +144,7 @@ pub fn scan_attempts(n: u32, wide: bool) -> Vec<Attempt> {
                     Outcome::Unanswered
                 },
                 data: false,
+                flow_id: u64::from(i),
             }
         })
         .collect()

@@ -27,6 +27,7 @@ fn att(t: Micros, src: Addr, dst: Addr, port: u16, outcome: Outcome, data: bool)
         probe: ProbeKind::Syn,
         outcome,
         data,
+        flow_id: t as u64,
     }
 }
 

@@ -162,6 +162,7 @@ pub(crate) fn attempt(
         probe,
         outcome,
         data,
+        flow_id: scanwatch_model::ids::flow_id(key, f.first_ts),
     }
 }
 

@@ -329,6 +329,13 @@ impl FlowRecord {
         crate::ids::flow_uid(&self.key, self.ts)
     }
 
+    /// The flow's [`crate::ids::flow_id`]: what an alert's `flow_id` says
+    /// of the probe that triggered it.
+    #[inline]
+    pub fn flow_id(&self) -> u64 {
+        crate::ids::flow_id(&self.key, self.ts)
+    }
+
     pub fn community_id(&self) -> String {
         crate::community_id(
             self.orig_h(),

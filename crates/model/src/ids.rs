@@ -83,6 +83,16 @@ pub fn flow_uid(key: &FlowKey, ts: Micros) -> [u8; 18] {
     out
 }
 
+/// The flow's `flow_id`, as EVE alerts carry it: the low 51 bits of the
+/// hash that also gives the first ten digits of the flow's
+/// [`flow_uid`] (below 2^53, so a JSON reader that parses numbers as
+/// doubles keeps it exact; Suricata keeps its own ids as short for the same
+/// reason). The flows table holds it beside the uid.
+#[inline]
+pub fn flow_id(key: &FlowKey, ts: Micros) -> u64 {
+    key.shard_hash(ts as u64) & ((1 << 51) - 1)
+}
+
 /// A scan's `detection_id`: 16 hex digits of FNV-1a over the scanner's 16
 /// address bytes, the protocol and the first time (little-endian), so the
 /// same scan gets the same id from run to run.

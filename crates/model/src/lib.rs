@@ -323,6 +323,8 @@ pub struct Attempt {
     /// The originator sent payload after being answered: a conversation, not
     /// a probe. Always false for stealth and unanswered attempts.
     pub data: bool,
+    /// The probe's flow ([`ids::flow_id`] of its key and first packet).
+    pub flow_id: u64,
 }
 
 impl Attempt {
@@ -450,6 +452,7 @@ mod tests {
             probe,
             outcome,
             data,
+            flow_id: 0,
         }
     }
 

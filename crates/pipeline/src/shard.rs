@@ -175,6 +175,7 @@ mod tests {
             probe: ProbeKind::Syn,
             outcome: Outcome::Rejected,
             data: false,
+            flow_id: 0,
         }
     }
 

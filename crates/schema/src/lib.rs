@@ -65,6 +65,8 @@ pub fn flow_schema() -> SchemaRef {
                 Field::new("history", DataType::Utf8, false),
                 Field::new("community_id", DataType::Utf8, false),
                 Field::new("vlan", DataType::UInt16, true),
+                // The EVE alerts' `flow_id` of a probe of this flow.
+                Field::new("flow_id", DataType::UInt64, false),
             ])
             .with_metadata(metadata("flows")),
         )
@@ -133,6 +135,7 @@ pub struct FlowBatchBuilder {
     resp_pkts: Vec<u64>,
     resp_bytes: Vec<u64>,
     conn_state: StrCol,
+    flow_id: Vec<u64>,
     history: StrCol,
     community_id: StrCol,
     vlan: UInt16Builder,
@@ -227,6 +230,7 @@ impl FlowBatchBuilder {
             history: s(6),
             community_id: s(30),
             vlan: UInt16Builder::with_capacity(rows),
+            flow_id: Vec::with_capacity(rows),
         }
     }
 }
@@ -262,6 +266,7 @@ impl TableBuilder for FlowBatchBuilder {
         } else {
             self.vlan.append_value(r.vlan);
         }
+        self.flow_id.push(r.flow_id());
     }
 
     fn len(&self) -> usize {
@@ -296,6 +301,7 @@ impl TableBuilder for FlowBatchBuilder {
             Arc::new(self.history.finish()?),
             Arc::new(self.community_id.finish()?),
             Arc::new(self.vlan.finish()),
+            Arc::new(prim::<UInt64Type>(&mut self.flow_id)),
         ];
         RecordBatch::try_new(flow_schema(), cols)
     }
