@@ -254,6 +254,7 @@ impl Scan {
             .map(|(a, p)| endpoint_text(a, if portless(self.proto) { None } else { Some(p) }))
             .collect();
         Detection {
+            direction: Default::default(),
             detection_id: detection_id(self.scanner, self.proto, self.first),
             ts_first: self.first,
             ts_last: self.last,
