@@ -269,6 +269,9 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         let probe = root.join(".scanwatch-write-test");
         File::create(&probe).map_err(io_err(&root))?;
         let _ = fs::remove_file(&probe);
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
         Ok(PartitionedWriter {
             root,
             opts,
@@ -403,6 +406,16 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         let file = w.finish(&p.tmp)?;
         file.sync_all().map_err(io_err(&p.tmp))?;
         fs::rename(&p.tmp, &p.path).map_err(io_err(&p.path))?;
+        // The rename, and the partition folders it may have been the first
+        // file of, are durable too: fsync the folders up to the table's.
+        let mut dir = p.path.parent();
+        while let Some(d) = dir {
+            sync_dir(d)?;
+            if d == self.root {
+                break;
+            }
+            dir = d.parent();
+        }
         self.finished.push(p.path);
         Ok(())
     }
@@ -428,6 +441,13 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         }
         Ok(())
     }
+}
+
+/// Makes a folder's entries (a rename, a new file or folder) durable.
+fn sync_dir(dir: &Path) -> Result<(), SinkError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 fn flush_batch<B: TableBuilder>(p: &mut OpenPart<B>, format: Format) -> Result<(), SinkError> {
