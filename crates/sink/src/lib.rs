@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod eve;
+pub mod zeek;
 
 pub use arrow_array::RecordBatch as Batch;
 pub use eve::{
