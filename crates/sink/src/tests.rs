@@ -514,3 +514,55 @@ fn alert_lines_are_eve_json_with_the_detection_facts() {
     assert_eq!(b["scan"]["port_count"], 1500);
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reopen_after_a_move_writes_to_a_new_file_and_keeps_the_old_lines() {
+    let dir = tmp("reopen");
+    let path = dir.join("alerts.jsonl");
+    let moved = dir.join("alerts.jsonl.1");
+    let mut w = AlertWriter::open(&path).unwrap();
+    w.write(
+        "start",
+        BASE + 1_000_000,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    )
+    .unwrap();
+    w.flush().unwrap();
+    // As logrotate does: move the file, then signal.
+    fs::rename(&path, &moved).unwrap();
+    // Buffered before the reopen: still goes to the old (moved) file.
+    w.write(
+        "update",
+        BASE + 2_000_000,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    )
+    .unwrap();
+    w.reopen().unwrap();
+    assert!(path.exists(), "reopen creates the file again");
+    w.write(
+        "end",
+        BASE + 3_000_000,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    )
+    .unwrap();
+    w.flush().unwrap();
+    let old = fs::read_to_string(&moved).unwrap();
+    let new = fs::read_to_string(&path).unwrap();
+    assert_eq!(old.lines().count(), 2, "{old}");
+    assert_eq!(new.lines().count(), 1, "{new}");
+    assert!(
+        old.contains("\"start\"") && old.contains("\"update\"") && !old.contains("\"end\""),
+        "{old}"
+    );
+    assert!(new.contains("\"end\""), "{new}");
+    // Reopening a file still in place appends to it.
+    w.reopen().unwrap();
+    w.write(
+        "end",
+        BASE + 4_000_000,
+        &det(2, ScanKind::Vertical, vec![22], 1),
+    )
+    .unwrap();
+    w.flush().unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 2);
+}
