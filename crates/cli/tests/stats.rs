@@ -1,5 +1,6 @@
 //! What a long run tells as it goes, and how it lets logrotate move its
-//! files: periodic stats on a file run (rates per interval), and SIGHUP
+//! files: periodic stats on a file run (rates per interval), alerts on
+//! stdout kept apart from the stats lines and warnings, and SIGHUP
 //! reopening `alerts.jsonl` and `stats.jsonl` after they were moved away.
 //!
 //! Both feed a capture through `-r -` slowly, as a long replay would arrive,
@@ -289,4 +290,55 @@ fn sighup_after_a_move_writes_new_alerts_and_stats_files() {
     let (old_stats, new_stats) = (lines(&moved_stats), lines(&stats));
     assert!(!old_stats.is_empty());
     assert_eq!(new_stats.last().unwrap()["kind"], "exit", "{new_stats:?}");
+}
+
+#[test]
+fn alerts_on_stdout_stay_alone_with_stats_lines_and_warnings() {
+    let d = tmpdir("clean");
+    let out = d.join("out");
+    let (head, recs) = records(&pcap("nmap_syn_vertical_1-1000.pcap"));
+    // A packet dated 1970: an outlier, so a warning is printed too.
+    let mut stale = recs[0].clone();
+    stale[..4].copy_from_slice(&0u32.to_le_bytes());
+    let mut child = bin()
+        .args(["run", "--threads", "1", "-r", "-", "-w"])
+        .arg(&out)
+        .args(["--alerts", "-", "--stats-every", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(&head).unwrap();
+        let half = recs.len() / 2;
+        for r in &recs[..half] {
+            stdin.write_all(r).unwrap();
+        }
+        stdin.write_all(&stale).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(2300));
+        for r in &recs[half..] {
+            stdin.write_all(r).unwrap();
+        }
+    }
+    let o = finish(child);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Everything a person reads went to stderr...
+    assert!(err.contains("scanwatch: stats "), "{err}");
+    assert!(
+        err.contains("scanwatch: warning: 1 packets left out"),
+        "{err}"
+    );
+    assert!(err.contains("vertical tcp scan"), "{err}");
+    // ...and stdout is alert lines only, each one JSON (as `jq -c .` wants).
+    assert!(!stdout.is_empty());
+    for l in stdout.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{stdout}"));
+        assert!(v["src_ip"].is_string() && v["event_type"] != "stats", "{l}");
+    }
 }
