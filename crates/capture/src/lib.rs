@@ -31,7 +31,8 @@ pub struct RawPacket<'a> {
     pub data: &'a [u8],
 }
 
-/// Counters a live source can report (libpcap's `pcap_stats`).
+/// Counters a live source can report (libpcap's `pcap_stats`; on a
+/// loopback interface, where the kernel counts each packet twice, halved).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LiveStats {
     pub received: u64,

@@ -42,6 +42,10 @@ pub struct LiveSource {
     timeout_ms: i32,
     /// `poll` said the ring has packets; read until it runs dry.
     ready: bool,
+    /// A loopback interface: the kernel counts each packet twice (once as
+    /// it leaves, once as it comes back in; libpcap skips the outgoing
+    /// copy), so its received and dropped counts are halved.
+    loopback: bool,
 }
 
 fn classify(iface: &str, e: pcap::Error) -> CaptureError {
@@ -86,12 +90,16 @@ impl LiveSource {
         }
         let link_type = cap.get_datalink().0 as u32;
         let cap = cap.setnonblock().map_err(|e| classify(iface, e))?;
+        let loopback = pcap::Device::list()
+            .map(|l| l.iter().any(|d| d.name == iface && d.flags.is_loopback()))
+            .unwrap_or(false);
         Ok(LiveSource {
             iface: iface.into(),
             cap,
             link_type,
             timeout_ms: opts.timeout_ms.max(1),
             ready: false,
+            loopback,
         })
     }
 }
@@ -143,9 +151,13 @@ impl PacketSource for LiveSource {
     }
 
     fn live_stats(&mut self) -> Option<LiveStats> {
+        // Loopback: both copies of a packet were counted (see `loopback`);
+        // a dropped copy may be the outgoing one libpcap would have
+        // skipped, so halved drops are the packets lost, on average.
+        let per_packet = if self.loopback { 2 } else { 1 };
         self.cap.stats().ok().map(|s| LiveStats {
-            received: u64::from(s.received),
-            kernel_dropped: u64::from(s.dropped),
+            received: u64::from(s.received) / per_packet,
+            kernel_dropped: u64::from(s.dropped).div_ceil(per_packet),
             if_dropped: u64::from(s.if_dropped),
         })
     }

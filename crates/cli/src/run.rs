@@ -1,6 +1,8 @@
 //! `scanwatch run`: tcpdump's habits (`-i`, `-r`, `-w`, `-s`, `-p`, `-F`,
-//! a filter as trailing words), a progress bar on files, periodic stats on
-//! live capture, Ctrl-C/SIGTERM to stop cleanly, SIGHUP to start new files.
+//! a filter as trailing words), a progress bar on files, periodic stats
+//! (stderr and `stats.jsonl`; live by default, on files when asked),
+//! Ctrl-C/SIGTERM to stop cleanly, SIGHUP to start new files and reopen the
+//! alerts and stats files (logrotate).
 
 use crate::config;
 use anyhow::{bail, Context, Result};
@@ -64,10 +66,11 @@ pub struct RunArgs {
     /// Print nothing but errors.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// On live capture, print counters every SECS seconds (and append them to
-    /// DIR/stats.jsonl).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub stats_every: u64,
+    /// Print counters every SECS seconds of wall time on stderr and append
+    /// them to DIR/stats.jsonl, rates since the previous line (default: 10
+    /// on live capture, off on files; 0 turns them off).
+    #[arg(long, value_name = "SECS")]
+    pub stats_every: Option<u64>,
     /// A detection window, `SECS:HORIZONTAL:VERTICAL` (repeatable; replaces
     /// the defaults 300:20:20, 3600:40:40, 86400:100:100).
     #[arg(long = "window", value_name = "SECS:H:V")]
@@ -309,16 +312,14 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
         let counters = counters.clone();
         let done = done.clone();
         let show_bar = !a.quiet && !live && std::io::stderr().is_terminal();
-        let stats_every = if live && a.stats_every > 0 {
-            Some(Duration::from_secs(a.stats_every))
-        } else {
-            None
-        };
-        let stats_path = a.out.join("stats.jsonl");
-        let quiet = a.quiet;
-        std::thread::spawn(move || {
-            report_loop(&counters, &done, show_bar, stats_every, &stats_path, quiet)
-        })
+        let stats = stats_every(&a, live).map(|every| Stats {
+            every,
+            path: a.out.join("stats.jsonl"),
+            quiet: a.quiet,
+            live,
+            last: Mark::now(&counters),
+        });
+        std::thread::spawn(move || report_loop(&counters, &done, show_bar, stats))
     };
     let result = scanwatch_pipeline::run(sources, cfg, counters.clone());
     done.store(true, Relaxed);
@@ -342,9 +343,6 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
         }
         drop(lines);
         print_summary(&summary, live);
-    }
-    if live {
-        append_stats(&a.out.join("stats.jsonl"), &counters, "exit");
     }
     if let Some(line) = outlier_line(&summary, reorder_ms) {
         eprintln!("{line}");
@@ -475,16 +473,50 @@ fn signals(cfg: &PipelineConfig) -> Result<()> {
     Ok(())
 }
 
-fn report_loop(
-    c: &Counters,
-    done: &AtomicBool,
-    bar: bool,
-    stats_every: Option<Duration>,
-    stats_path: &std::path::Path,
+/// The stats interval in force: `--stats-every` as given (0: none), else
+/// 10 s on live capture and none on files.
+fn stats_every(a: &RunArgs, live: bool) -> Option<Duration> {
+    match a.stats_every {
+        Some(0) => None,
+        Some(s) => Some(Duration::from_secs(s)),
+        None if live => Some(Duration::from_secs(10)),
+        None => None,
+    }
+}
+
+/// The periodic stats: where they go, and the counters at the previous
+/// line (rates are per interval, not since the start).
+struct Stats {
+    every: Duration,
+    path: PathBuf,
     quiet: bool,
-) {
+    /// Live capture: the line names the kernel's counters too.
+    live: bool,
+    last: Mark,
+}
+
+/// The counters a rate is taken over, and when they were read.
+#[derive(Clone, Copy)]
+struct Mark {
+    at: Instant,
+    packets: u64,
+    bytes: u64,
+    flows_ended: u64,
+}
+
+impl Mark {
+    fn now(c: &Counters) -> Mark {
+        Mark {
+            at: Instant::now(),
+            packets: c.packets.load(Relaxed),
+            bytes: c.bytes.load(Relaxed),
+            flows_ended: c.flows.load(Relaxed),
+        }
+    }
+}
+
+fn report_loop(c: &Counters, done: &AtomicBool, bar: bool, mut stats: Option<Stats>) {
     let start = Instant::now();
-    let mut last_stats = Instant::now();
     let mut drew = false;
     while !done.load(Relaxed) {
         // Woken early by unpark() at the end, so the run does not wait out
@@ -492,6 +524,19 @@ fn report_loop(
         std::thread::park_timeout(Duration::from_millis(200));
         if done.load(Relaxed) {
             break;
+        }
+        if let Some(st) = stats.as_mut() {
+            if st.last.at.elapsed() >= st.every {
+                let (record, line) = stats_record(c, &mut st.last, "periodic", st.live);
+                if !st.quiet {
+                    if drew {
+                        // The stats line replaces the bar, drawn again below.
+                        eprint!("\r{}\r", " ".repeat(90));
+                    }
+                    eprintln!("{line}");
+                }
+                append_stats(&st.path, &record);
+            }
         }
         if bar {
             let (r, t) = (c.input_read.load(Relaxed), c.input_total.load(Relaxed));
@@ -516,57 +561,105 @@ fn report_loop(
             let _ = std::io::stderr().flush();
             drew = true;
         }
-        if let Some(every) = stats_every {
-            if last_stats.elapsed() >= every {
-                last_stats = Instant::now();
-                if !quiet {
-                    eprintln!("{}", stats_line(c));
-                }
-                append_stats(stats_path, c, "periodic");
-            }
-        }
     }
     if drew {
         eprint!("\r{}\r", " ".repeat(90));
     }
+    // The last record: the run's final counters (the interval since the
+    // previous record), to the file only: the summary says the same.
+    if let Some(st) = stats.as_mut() {
+        let (record, _) = stats_record(c, &mut st.last, "exit", st.live);
+        append_stats(&st.path, &record);
+    }
 }
 
-fn stats_line(c: &Counters) -> String {
-    format!(
-        "scanwatch: received {} (kernel {}), dropped by kernel {}, by interface {}, by us {} packets; {} flows, {} active scans, {} detections",
-        c.packets.load(Relaxed),
+/// What the scans in progress are grouped by in the stats.
+// DIRECTION: once `ActiveScan` carries the scan's direction (inbound,
+// outbound, internal, external), group by it here and rename the field
+// below to `active_scans_by_direction` (stats line: "by direction").
+const SCAN_GROUP: &str = "kind";
+
+fn scan_group(a: &scanwatch_pipeline::ActiveScan) -> &'static str {
+    a.kind.name()
+}
+
+fn wall_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// One stats record (for `stats.jsonl`) and its line for a person (for
+/// stderr), with rates since `last`, which becomes now.
+fn stats_record(
+    c: &Counters,
+    last: &mut Mark,
+    kind: &str,
+    live: bool,
+) -> (serde_json::Value, String) {
+    let now = Mark::now(c);
+    let secs = now.at.duration_since(last.at).as_secs_f64();
+    let packets = now.packets.saturating_sub(last.packets);
+    let bytes = now.bytes.saturating_sub(last.bytes);
+    let flows_ended = now.flows_ended.saturating_sub(last.flows_ended);
+    let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let (pps, bps) = (per_sec(packets), per_sec(bytes));
+    *last = now;
+
+    let clock = c.clock.load(Relaxed);
+    let packet_time = (clock > 0).then(|| scanwatch_model::eve_timestamp(clock));
+    let wall = scanwatch_model::eve_timestamp(wall_micros());
+    let mut groups = std::collections::BTreeMap::<&str, u64>::new();
+    for e in c.active_scans.iter() {
+        *groups.entry(scan_group(e.value())).or_default() += 1;
+    }
+    let active_scans = c.active_scans.len();
+    let flows_active = c.flows_active.load(Relaxed).max(0);
+    let (k_recv, k_drop, if_drop) = (
         c.kernel_received.load(Relaxed),
         c.kernel_dropped.load(Relaxed),
         c.if_dropped.load(Relaxed),
-        c.queue_drop_packets.load(Relaxed),
-        c.flows.load(Relaxed),
-        c.active_scans.len(),
-        c.detections.load(Relaxed),
-    )
-}
+    );
+    let queue_drops = c.queue_drop_packets.load(Relaxed);
+    let (flows_evicted, sources_evicted) = (
+        c.flows_evicted.load(Relaxed),
+        c.sources_evicted.load(Relaxed),
+    );
+    let outliers = (
+        c.outliers_late.load(Relaxed),
+        c.outliers_ahead.load(Relaxed),
+        c.outliers_out_of_range.load(Relaxed),
+    );
+    let detections = c.detections.load(Relaxed);
 
-fn append_stats(path: &std::path::Path, c: &Counters, kind: &str) {
-    let line = serde_json::json!({
-        "timestamp": scanwatch_model::eve_timestamp(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as i64)
-                .unwrap_or(0)
-        ),
+    let record = serde_json::json!({
+        "timestamp": wall,
+        "packet_time": packet_time,
         "event_type": "stats",
         "kind": kind,
-        "received": c.packets.load(Relaxed),
-        "kernel_received": c.kernel_received.load(Relaxed),
-        "kernel_dropped": c.kernel_dropped.load(Relaxed),
-        "if_dropped": c.if_dropped.load(Relaxed),
-        "queue_drops": c.queue_drop_packets.load(Relaxed),
-        "flows": c.flows.load(Relaxed),
-        "flows_evicted": c.flows_evicted.load(Relaxed),
-        "sources_evicted": c.sources_evicted.load(Relaxed),
+        "interval": {
+            "secs": (secs * 1000.0).round() / 1000.0,
+            "packets": packets,
+            "bytes": bytes,
+            "packets_per_sec": pps.round() as u64,
+            "bytes_per_sec": bps.round() as u64,
+            "flows_ended": flows_ended,
+        },
+        "received": now.packets,
+        "received_bytes": now.bytes,
+        "kernel_received": k_recv,
+        "kernel_dropped": k_drop,
+        "if_dropped": if_drop,
+        "queue_drops": queue_drops,
+        "flows_active": flows_active,
+        "flows_ended": now.flows_ended,
+        "flows_evicted": flows_evicted,
+        "sources_evicted": sources_evicted,
         "outliers": {
-            "late": c.outliers_late.load(Relaxed),
-            "ahead": c.outliers_ahead.load(Relaxed),
-            "out_of_range": c.outliers_out_of_range.load(Relaxed),
+            "late": outliers.0,
+            "ahead": outliers.1,
+            "out_of_range": outliers.2,
             "first": c.outliers.lock().map(|v| v.iter().take(8).map(|o| serde_json::json!({
                 "kind": o.kind.name(),
                 "input": o.input,
@@ -576,22 +669,75 @@ fn append_stats(path: &std::path::Path, c: &Counters, kind: &str) {
         },
         "reordered": c.reordered.load(Relaxed),
         "reorder_overflow": c.reorder_overflow.load(Relaxed),
-        "active_scans": c.active_scans.len(),
-        "active": active_scans(c, 20),
-        "detections": c.detections.load(Relaxed),
+        "active_scans": active_scans,
+        // DIRECTION: `active_scans_by_direction` (see SCAN_GROUP).
+        "active_scans_by_kind": groups,
+        "active": active_scans_top(c, 20),
+        "detections": detections,
     });
+
+    let by = if groups.is_empty() {
+        String::new()
+    } else {
+        let g: Vec<String> = groups.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        format!(" (by {SCAN_GROUP}: {})", g.join(", "))
+    };
+    let outlier_total = outliers.0 + outliers.1 + outliers.2;
+    let outlier_part = if outlier_total > 0 {
+        format!("; {outlier_total} outliers left out")
+    } else {
+        String::new()
+    };
+    // A file loses no packet: its line leaves the kernel's counters out.
+    let dropped = if live {
+        format!(
+            "dropped: kernel {k_drop}, interface {if_drop}, queue {queue_drops} (of {} received, kernel {k_recv})",
+            now.packets
+        )
+    } else {
+        format!("{} packets read", now.packets)
+    };
+    let line = format!(
+        "scanwatch: stats {} (packet time {}): {:.0} packets/s, {:.2} Mbit/s over {:.1} s ({} packets); {} flows active, {} ended; {}; evicted: {} flows, {} sources; {} scans in progress{}; {} detections{}",
+        &wall[..19],
+        packet_time.as_deref().map_or("none", |t| &t[..19]),
+        pps,
+        bps * 8.0 / 1e6,
+        secs,
+        packets,
+        flows_active,
+        now.flows_ended,
+        dropped,
+        flows_evicted,
+        sources_evicted,
+        active_scans,
+        by,
+        detections,
+        outlier_part,
+    );
+    (record, line)
+}
+
+/// Appends one record to `stats.jsonl`. The file is opened for each record
+/// (appending, created if missing), so a file moved away by logrotate is
+/// followed by a new one at the next record, with or without SIGHUP.
+fn append_stats(path: &std::path::Path, record: &serde_json::Value) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
     {
-        let _ = writeln!(f, "{line}");
+        // One write per record: a reader never sees half a line.
+        let _ = f.write_all(format!("{record}\n").as_bytes());
     }
 }
 
 /// The largest scans in progress (by probes), at most `most`, as the stats
 /// line lists them.
-fn active_scans(c: &Counters, most: usize) -> serde_json::Value {
+fn active_scans_top(c: &Counters, most: usize) -> serde_json::Value {
     let mut v: Vec<_> = c
         .active_scans
         .iter()

@@ -57,12 +57,14 @@ fn a_reader_that_goes_away_ends_the_run_cleanly() {
         .output()
         .unwrap();
     assert!(o.status.success());
+    // With the stats printer running too: it must not hold the run up or
+    // write to the closed pipe.
     let mut child = bin()
         .args(["run", "--threads", "1", "-r"])
         .arg(&g)
         .arg("-w")
         .arg(d.join("out"))
-        .args(["--alerts", "-"])
+        .args(["--alerts", "-", "--stats-every", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

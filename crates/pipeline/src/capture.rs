@@ -44,7 +44,7 @@ pub(crate) struct CaptureCtx<'a> {
     pub error: &'a Mutex<Option<(String, bool)>>,
     /// Inputs found damaged (the source read the others).
     pub damaged: &'a Mutex<Vec<InputProblem>>,
-    /// A live input's latest kernel counters.
+    /// The live inputs' latest kernel counters, summed.
     pub live_stats: &'a Mutex<Option<LiveStats>>,
 }
 
@@ -268,9 +268,9 @@ fn publish(
 
 fn publish_live(ctx: &CaptureCtx<'_>, src: &mut dyn PacketSource) {
     if let Some(s) = src.live_stats() {
-        ctx.counters.live(&s);
+        let sum = ctx.counters.live(ctx.source_id, &s);
         if let Ok(mut g) = ctx.live_stats.lock() {
-            *g = Some(s);
+            *g = Some(sum);
         }
     }
 }

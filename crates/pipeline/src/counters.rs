@@ -29,10 +29,16 @@ macro_rules! counters {
             pub input_total: AtomicU64,
             /// Newest packet time seen.
             pub clock: AtomicI64,
-            /// The kernel's own counters of a live capture (gauges).
+            /// Flows in the flow tables now, all workers together (a gauge:
+            /// each worker adds the change of its table's size).
+            pub flows_active: AtomicI64,
+            /// The kernel's own counters of a live capture (gauges), summed
+            /// over the interfaces (each one's latest, in `live_inputs`).
             pub kernel_received: AtomicU64,
             pub kernel_dropped: AtomicU64,
             pub if_dropped: AtomicU64,
+            /// Each live input's latest kernel counters, by input number.
+            pub live_inputs: Mutex<Vec<LiveStats>>,
             /// Scans in progress (started, not yet ended), by (scanner,
             /// protocol): the live view the stats printer reads while the
             /// output thread keeps it current. See [`ActiveScan`].
@@ -102,6 +108,8 @@ counters! {
 
 /// A scan in progress as the stats read it: what it is so far, updated at
 /// its start and each update alert, removed at its end.
+// DIRECTION: when `Detection` carries `direction`, copy it here too (the
+// stats group the scans in progress by it; see `run.rs`, `scan_group`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveScan {
     pub detection_id: String,
@@ -150,11 +158,26 @@ impl Counters {
         }
     }
 
-    /// Publishes a live input's kernel counters.
-    pub(crate) fn live(&self, s: &LiveStats) {
-        self.kernel_received.store(s.received, Relaxed);
-        self.kernel_dropped.store(s.kernel_dropped, Relaxed);
-        self.if_dropped.store(s.if_dropped, Relaxed);
+    /// Publishes live input `input`'s kernel counters and returns the sums
+    /// over every live input (each interface's counters are its own: with
+    /// `-i` twice, both count).
+    pub(crate) fn live(&self, input: usize, s: &LiveStats) -> LiveStats {
+        let Ok(mut v) = self.live_inputs.lock() else {
+            return *s;
+        };
+        if v.len() <= input {
+            v.resize(input + 1, LiveStats::default());
+        }
+        v[input] = *s;
+        let sum = v.iter().fold(LiveStats::default(), |a, b| LiveStats {
+            received: a.received + b.received,
+            kernel_dropped: a.kernel_dropped + b.kernel_dropped,
+            if_dropped: a.if_dropped + b.if_dropped,
+        });
+        self.kernel_received.store(sum.received, Relaxed);
+        self.kernel_dropped.store(sum.kernel_dropped, Relaxed);
+        self.if_dropped.store(sum.if_dropped, Relaxed);
+        sum
     }
 }
 
@@ -193,6 +216,30 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_counters_are_summed_over_interfaces_and_replaced_per_interface() {
+        let c = Counters::default();
+        let s = |r, k, i| LiveStats {
+            received: r,
+            kernel_dropped: k,
+            if_dropped: i,
+        };
+        c.live(1, &s(10, 1, 0));
+        let sum = c.live(0, &s(5, 0, 2));
+        assert_eq!(sum, s(15, 1, 2));
+        // A newer reading of input 1 replaces its older one.
+        let sum = c.live(1, &s(12, 3, 0));
+        assert_eq!(sum, s(17, 3, 2));
+        assert_eq!(
+            (
+                c.kernel_received.load(Relaxed),
+                c.kernel_dropped.load(Relaxed),
+                c.if_dropped.load(Relaxed)
+            ),
+            (17, 3, 2)
+        );
+    }
 
     #[test]
     fn tallies_add_up_and_the_snapshot_shows_them() {

@@ -2,8 +2,9 @@
 //! partitioned Arrow or Parquet files, alerts as JSON lines, and keeps the
 //! live view of active scans. It is the only thread that touches a file;
 //! parts whose hour of packet time is over are closed, SIGHUP starts new
-//! parts, and a write error stops the readers while everything that was
-//! already written is finished into valid files.
+//! parts and reopens the alerts file (as `logrotate` expects), and a write
+//! error stops the readers while everything that was already written is
+//! finished into valid files.
 
 use crate::counters::{ActiveScan, Counters, Counts};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -36,7 +37,7 @@ pub(crate) struct OutputCtx<'a> {
     pub alerts: Option<AlertWriter>,
     /// Keep final detections (at most [`COLLECT_MAX`]) for the summary.
     pub collect: bool,
-    /// Set on SIGHUP: start new parts.
+    /// Set on SIGHUP: start new parts and reopen the alerts file.
     pub rotate: &'a AtomicBool,
     /// Set here when output fails, to stop the readers.
     pub shutdown: &'a AtomicBool,
@@ -76,8 +77,14 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
             Err(RecvTimeoutError::Disconnected) => break,
         };
         if ctx.rotate.swap(false, Relaxed) && first_err.is_none() {
-            if let Err(e) = rotate_all(&mut ctx) {
+            // SIGHUP, as logrotate sends it: new parts, and the alerts
+            // file closed and opened again at its path.
+            let reopened = ctx.alerts.as_mut().map_or(Ok(()), |a| a.reopen());
+            if let Err(e) = alerts_failed(&mut ctx, &mut res, reopened) {
                 first_err = Some(e);
+            }
+            if let Err(e) = rotate_all(&mut ctx) {
+                first_err.get_or_insert(e);
             }
         }
         // Close parts whose hour is over (packet time).

@@ -14,6 +14,7 @@ use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
 use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Item, Micros, Watermark};
 use scanwatch_sink::{FlowBatchBuilder, SinkError, TableBuilder};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// Packets (and ICMP errors' notices) for one worker, with the sending
@@ -183,6 +184,17 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
     let mut peak_mem = 0u64;
     let mut batches = 0u64;
     let mut published_evictions = 0u64;
+    // This table's part of the shared `flows_active` gauge.
+    let mut published_active = 0i64;
+    let publish_active = |published: &mut i64, now: usize| {
+        let now = now as i64;
+        if now != *published {
+            ctx.counters
+                .flows_active
+                .fetch_add(now - *published, Relaxed);
+            *published = now;
+        }
+    };
 
     // Records of ended flows: counted, and batched for the writer.
     let mut take_flows = |o: &mut Output, batches_out: &mut FlowBatches| {
@@ -219,6 +231,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         let _ = ctx.recycle.try_send(items);
         router.flush(&mut o, wm, Some(b.born), false);
         take_flows(&mut o, &mut batches_out);
+        publish_active(&mut published_active, table.len());
         batches_out.flush_if_old(&ctx.out);
         // A burst of expiries (a flood's flows timing out together) must not
         // leave its peak allocation behind.
@@ -248,6 +261,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         take_flows(o, &mut batches_out);
     });
     o.attempts = left_attempts;
+    publish_active(&mut published_active, 0);
     router.flush(&mut o, Micros::MAX, None, true);
     batches_out.flush(&ctx.out);
     ctx.counters.add(&Counts {

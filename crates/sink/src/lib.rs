@@ -494,22 +494,8 @@ pub struct AlertWriter {
 impl AlertWriter {
     /// `path` of `-` means stdout.
     pub fn open(path: &Path) -> Result<AlertWriter, SinkError> {
-        let out: Box<dyn Write + Send> = if path == Path::new("-") {
-            Box::new(io::stdout())
-        } else {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(io_err(dir))?;
-            }
-            Box::new(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(io_err(path))?,
-            )
-        };
         Ok(AlertWriter {
-            out: BufWriter::with_capacity(64 << 10, out),
+            out: BufWriter::with_capacity(64 << 10, Self::open_target(path)?),
             path: path.to_path_buf(),
             line: Vec::with_capacity(4096),
             sensor: SensorInfo::default(),
@@ -546,6 +532,38 @@ impl AlertWriter {
     pub fn flush(&mut self) -> Result<(), SinkError> {
         self.buffered_since = None;
         self.out.flush().map_err(io_err(&self.path))
+    }
+
+    /// Writes what is buffered, closes the file and opens its path again
+    /// (appending, created if it was moved away), as `logrotate` expects
+    /// on SIGHUP. Stdout is left as it is. The buffered alerts go to the
+    /// old file, the next ones to the new one.
+    pub fn reopen(&mut self) -> Result<(), SinkError> {
+        self.flush()?;
+        if self.path == Path::new("-") {
+            return Ok(());
+        }
+        let out = Self::open_target(&self.path)?;
+        // The old file is closed as its (already flushed) writer drops.
+        self.out = BufWriter::with_capacity(64 << 10, out);
+        Ok(())
+    }
+
+    /// Stdout for `-`, else the file at `path`, opened to append (and its
+    /// folder made).
+    fn open_target(path: &Path) -> Result<Box<dyn Write + Send>, SinkError> {
+        if path == Path::new("-") {
+            return Ok(Box::new(io::stdout()));
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io_err(path))?;
+        Ok(Box::new(f))
     }
 }
 

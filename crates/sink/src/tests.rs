@@ -641,3 +641,55 @@ fn signature_ids_are_unique_and_each_has_one_text() {
         9_104_523
     );
 }
+
+#[test]
+fn reopen_after_a_move_writes_to_a_new_file_and_keeps_the_old_lines() {
+    let dir = tmp("reopen");
+    let path = dir.join("alerts.jsonl");
+    let moved = dir.join("alerts.jsonl.1");
+    let mut w = AlertWriter::open(&path).unwrap();
+    w.write(&AlertEvent::plain(
+        "start",
+        BASE + 1_000_000,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    ))
+    .unwrap();
+    w.flush().unwrap();
+    // As logrotate does: move the file, then signal.
+    fs::rename(&path, &moved).unwrap();
+    // Buffered before the reopen: still goes to the old (moved) file.
+    w.write(&AlertEvent::plain(
+        "update",
+        BASE + 2_000_000,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    ))
+    .unwrap();
+    w.reopen().unwrap();
+    assert!(path.exists(), "reopen creates the file again");
+    w.write(&AlertEvent::plain(
+        "end",
+        BASE + 3_000_000,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    ))
+    .unwrap();
+    w.flush().unwrap();
+    let old = fs::read_to_string(&moved).unwrap();
+    let new = fs::read_to_string(&path).unwrap();
+    assert_eq!(old.lines().count(), 2, "{old}");
+    assert_eq!(new.lines().count(), 1, "{new}");
+    assert!(
+        old.contains("\"start\"") && old.contains("\"update\"") && !old.contains("\"end\""),
+        "{old}"
+    );
+    assert!(new.contains("\"end\""), "{new}");
+    // Reopening a file still in place appends to it.
+    w.reopen().unwrap();
+    w.write(&AlertEvent::plain(
+        "end",
+        BASE + 4_000_000,
+        &det(2, ScanKind::Vertical, vec![22], 1),
+    ))
+    .unwrap();
+    w.flush().unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 2);
+}
