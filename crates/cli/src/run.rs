@@ -574,13 +574,12 @@ fn report_loop(c: &Counters, done: &AtomicBool, bar: bool, mut stats: Option<Sta
 }
 
 /// What the scans in progress are grouped by in the stats.
-// DIRECTION: once `ActiveScan` carries the scan's direction (inbound,
-// outbound, internal, external), group by it here and rename the field
-// below to `active_scans_by_direction` (stats line: "by direction").
-const SCAN_GROUP: &str = "kind";
+/// Scans in progress are grouped by direction (inbound, outbound,
+/// internal, external) in the stats.
+const SCAN_GROUP: &str = "direction";
 
 fn scan_group(a: &scanwatch_pipeline::ActiveScan) -> &'static str {
-    a.kind.name()
+    a.direction.name()
 }
 
 fn wall_micros() -> i64 {
@@ -670,8 +669,7 @@ fn stats_record(
         "reordered": c.reordered.load(Relaxed),
         "reorder_overflow": c.reorder_overflow.load(Relaxed),
         "active_scans": active_scans,
-        // DIRECTION: `active_scans_by_direction` (see SCAN_GROUP).
-        "active_scans_by_kind": groups,
+        "active_scans_by_direction": groups,
         "active": active_scans_top(c, 20),
         "detections": detections,
     });
@@ -751,6 +749,7 @@ fn active_scans_top(c: &Counters, most: usize) -> serde_json::Value {
                 "scanner": scanner.to_string(),
                 "proto": proto::name(p),
                 "kind": a.kind.name(),
+                "direction": a.direction.name(),
                 "detection_id": a.detection_id,
                 "first": scanwatch_model::eve_timestamp(a.first),
                 "last": scanwatch_model::eve_timestamp(a.last),
@@ -791,7 +790,7 @@ pub fn detection_line(d: &Detection) -> String {
         )
     };
     format!(
-        "{} {} {} scan: {} targets, {} ports [{}], {} probes ({} answered, {} rejected, {} unanswered) by {}; {}",
+        "{} {} {} scan: {} targets, {} ports [{}], {} probes ({} answered, {} rejected, {} unanswered) by {}; {} ({})",
         d.scanner,
         d.kind.name(),
         proto::name(d.proto),
@@ -803,7 +802,8 @@ pub fn detection_line(d: &Detection) -> String {
         d.rejected,
         d.unanswered,
         d.detector,
-        open
+        open,
+        d.direction.name()
     )
 }
 

@@ -123,7 +123,7 @@ fn stats_on_a_file_run_are_per_interval_and_readable() {
             "sources_evicted",
             "outliers",
             "active_scans",
-            "active_scans_by_kind",
+            "active_scans_by_direction",
             "detections",
         ] {
             assert!(!s[f].is_null(), "{f} missing: {s}");

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use scanwatch_capture::{InputProblem, LiveStats};
 use scanwatch_detect::DetectStats;
 use scanwatch_flow::FlowStats;
-use scanwatch_model::{Addr, Detection, Micros, ScanKind};
+use scanwatch_model::{Addr, Detection, Direction, Micros, ScanKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -108,12 +108,12 @@ counters! {
 
 /// A scan in progress as the stats read it: what it is so far, updated at
 /// its start and each update alert, removed at its end.
-// DIRECTION: when `Detection` carries `direction`, copy it here too (the
-// stats group the scans in progress by it; see `run.rs`, `scan_group`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveScan {
     pub detection_id: String,
     pub kind: ScanKind,
+    /// Inbound, outbound, internal or external: the stats group by it.
+    pub direction: Direction,
     pub first: Micros,
     pub last: Micros,
     pub targets: u64,
@@ -128,6 +128,7 @@ impl ActiveScan {
         ActiveScan {
             detection_id: d.detection_id.clone(),
             kind: d.kind,
+            direction: d.direction,
             first: d.ts_first,
             last: d.ts_last,
             targets: d.dst_count,
