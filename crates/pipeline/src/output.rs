@@ -173,7 +173,7 @@ fn alerts_failed(
 fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<(), SinkError> {
     let d = &e.detection;
     match e.phase {
-        Phase::Start | Phase::Update => {
+        Phase::Start | Phase::Update | Phase::OpenDoor | Phase::KindChange => {
             ctx.counters
                 .active_scans
                 .insert((d.scanner, d.proto), ActiveScan::of(d));
