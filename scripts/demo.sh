@@ -9,4 +9,4 @@ rm -rf scanwatch-out
 ./target/release/scanwatch run -r pcaps/nmap_syn_block_20hosts_8ports.pcap -r pcaps/nmap_fin_vertical_top200.pcap -w scanwatch-out
 echo
 echo "Arrow files:"; find scanwatch-out -name '*.arrow' | sort
-echo "Alerts (jq):"; jq -c '{timestamp, src_ip, phase: .scan.phase, kind: .scan.kind, open: (.scan.open | length)}' scanwatch-out/alerts.jsonl
+echo "Alerts (jq):"; jq -c '{timestamp, src_ip, direction, sid: .alert.signature_id, phase: .alert.context.scan.phase, kind: .alert.context.scan.kind, open: .alert.context.scan.open_count}' scanwatch-out/alerts.jsonl

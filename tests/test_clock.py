@@ -17,6 +17,8 @@ import time
 import pyarrow.ipc as ipc
 import pytest
 
+import eve
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("SCANWATCH", os.path.join(ROOT, "target", "release", "scanwatch"))
 SCRIPTS = os.path.join(ROOT, "scripts")
@@ -44,7 +46,9 @@ def rows(out):
                 r.append(part + " " + json.dumps(row, default=str, sort_keys=True))
         res[table] = sorted(r)
     with open(os.path.join(out, "alerts.jsonl")) as f:
-        res["alerts"] = sorted(f.read().splitlines())
+        text = f.read()
+    eve.check_lines(text, out)
+    res["alerts"] = sorted(text.splitlines())
     return res
 
 

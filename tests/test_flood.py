@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+import eve
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("SCANWATCH", os.path.join(ROOT, "target", "release", "scanwatch"))
 BUDGET_MIB = 512
@@ -77,5 +79,7 @@ def test_spoofed_flood_stays_under_the_memory_budget_and_the_scan_is_found(flood
         assert sources_evicted > 1_000_000, caps[0]
         found = [l for l in stdout.splitlines() if " scan: " in l]
         assert len(found) == 1 and found[0].startswith(f"{scanner} vertical tcp scan"), stdout
+        alerts = eve.check_file(os.path.join(out, "alerts.jsonl"))
+        assert {a["src_ip"] for a in alerts} == {scanner}
     finally:
         shutil.rmtree(out, ignore_errors=True)

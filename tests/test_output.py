@@ -17,6 +17,7 @@ import dpkt
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pytest
+import eve
 from conftest import require_shared, shared_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,11 +39,12 @@ FLOW_FIELDS = [
     ("history", pa.string()),
     ("community_id", pa.string()),
     ("vlan", pa.uint16()),
+    ("flow_id", pa.uint64()),
 ]
 DETECTION_FIELDS = [
     "ts_first", "ts_last", "ts_detected", "scanner", "kind", "proto", "detector",
     "dst_count", "port_count", "probes", "answered", "rejected", "unanswered",
-    "ports", "targets", "open", "detection_id",
+    "ports", "targets", "open", "detection_id", "direction",
 ]
 
 
@@ -117,7 +119,7 @@ def test_flows_schema_values_and_packet_conservation(pcap, outdir):
             ]
         )
         meta = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
-        assert meta["scanwatch.table"] == "flows" and meta["scanwatch.schema_version"] == "1"
+        assert meta["scanwatch.table"] == "flows" and meta["scanwatch.schema_version"] == "2"
     t = pa.concat_tables(tables)
     states = set(t["conn_state"].to_pylist())
     assert states <= ZEEK_STATES, states
@@ -149,16 +151,16 @@ def test_detections_with_pyarrow_and_alerts_with_jq(outdir):
 
     alerts = os.path.join(out, "alerts.jsonl")
     jq = subprocess.run(
-        ["jq", "-r", 'select(.event_type=="scan") | [.src_ip, .scan.phase, .scan.kind] | @tsv', alerts],
+        ["jq", "-r", 'select(.event_type=="alert") | [.src_ip, .alert.context.scan.phase, .alert.context.scan.kind] | @tsv', alerts],
         capture_output=True, text=True, check=True,
     ).stdout.split("\n")
     phases = [l.split("\t") for l in jq if l]
     assert phases[0] == ["198.18.0.2", "start", phases[0][2]]
     assert phases[-1] == ["198.18.0.2", "end", "block"]
     assert len(phases) < 12, "alerts escalate, never one per probe"
-    for line in open(alerts):
-        ev = json.loads(line)
-        assert {"timestamp", "event_type", "src_ip", "dest_ip", "dest_port", "proto", "scan"} <= ev.keys()
+    for ev in eve.check_file(alerts):
+        assert {"timestamp", "flow_id", "event_type", "src_ip", "dest_ip", "proto", "direction", "host",
+                "alert"} <= ev.keys()
 
 
 def broken_kept():

@@ -17,6 +17,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
+import eve
 from test_output import ip_packets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,20 +67,20 @@ def test_arrow_and_parquet_parts_hold_the_same_rows_and_dpkts_packets(name, tmp_
     assert (da is None) == name.startswith("benign")
 
 
-def test_alert_lines_parse_with_eve_fields(tmp_path):
+def test_alert_lines_are_eve_alerts_valid_against_suricatas_schema(tmp_path):
     pcap = os.path.join(ROOT, "pcaps", "nmap_syn_block_20hosts_8ports.pcap")
     write(pcap, tmp_path, "arrow")
-    lines = open(tmp_path / "alerts.jsonl").read().splitlines()
-    assert lines
+    events = eve.check_file(tmp_path / "alerts.jsonl")
+    assert events
     _, det = read(tmp_path, "detections", "arrow")
     ids = set(det["detection_id"].to_pylist())
-    for line in lines:
-        ev = json.loads(line)
-        assert ev["event_type"] == "scan" and ev["proto"] == "TCP"
+    for ev in events:
+        assert ev["event_type"] == "alert" and ev["proto"] == "TCP"
         assert ev["src_ip"] == "198.18.0.2"
         assert ev["timestamp"].endswith("+0000") and len(ev["timestamp"]) == 31
-        s = ev["scan"]
+        assert ev["alert"]["gid"] == 1 and 9_100_000 < ev["alert"]["signature_id"] < 9_105_000
+        s = eve.scan(ev)
         assert s["id"] in ids
-        assert s["phase"] in ("start", "update", "end")
+        assert s["phase"] in ("start", "update", "kind_change", "open_door", "end")
         assert s["answered"] + s["rejected"] + s["unanswered"] == s["probes"]
-    assert json.loads(lines[-1])["scan"]["phase"] == "end"
+    assert eve.scan(events[-1])["phase"] == "end"

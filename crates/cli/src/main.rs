@@ -45,6 +45,9 @@ enum Cmd {
     Convert(convert::ConvertArgs),
     /// Share what was seen: a STIX 2.1 bundle or CSV of the scanners.
     Share(share::ShareArgs),
+    /// List every alert signature (gid, signature_id, rev, text) as
+    /// tab-separated lines, for a SIEM's lookup table.
+    Signatures,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::main(a),
         Cmd::Convert(a) => convert::main(a),
         Cmd::Share(a) => share::main(a),
+        Cmd::Signatures => signatures(),
     };
     match result {
         Ok(code) => code,
@@ -63,5 +67,21 @@ fn main() -> ExitCode {
             eprintln!("scanwatch: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `scanwatch signatures`: one line per signature id. A reader that goes
+/// away (`| head`) ends it quietly, with status 141 as other tools.
+fn signatures() -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let mut text = String::from("gid\tsignature_id\trev\tsignature\n");
+    for (id, sig) in scanwatch_sink::all_signatures() {
+        let (gid, rev) = (scanwatch_sink::GID, scanwatch_sink::REV);
+        text.push_str(&format!("{gid}\t{id}\t{rev}\t{sig}\n"));
+    }
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(141)),
+        r => r.map(|()| ExitCode::SUCCESS).map_err(Into::into),
     }
 }

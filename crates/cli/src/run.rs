@@ -81,6 +81,12 @@ pub struct RunArgs {
     /// Ignore contacts to these services (`CIDR[:port[/proto]]`; repeatable).
     #[arg(long = "allow-service", value_name = "SPEC")]
     pub allow_services: Vec<String>,
+    /// Our own networks (CIDR; repeatable or comma-separated), as
+    /// Suricata's HOME_NET: every scan is inbound, outbound, internal or
+    /// external from them. Replaces the config file's `[detect] home_net`
+    /// and the default (RFC 1918, fc00::/7 and loopback).
+    #[arg(long = "home-net", value_name = "CIDR", value_delimiter = ',')]
+    pub home_net: Vec<String>,
     /// A scan ends after this many seconds without a probe.
     #[arg(long, value_name = "SECS")]
     pub scan_idle: Option<u64>,
@@ -156,6 +162,9 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     detect
         .allow_services
         .extend(a.allow_services.iter().cloned());
+    if !a.home_net.is_empty() {
+        detect.home_net = a.home_net.iter().map(|s| s.trim().to_string()).collect();
+    }
     if let Some(s) = a.scan_idle {
         detect.scan_idle_secs = s;
     }
@@ -283,6 +292,10 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
         );
         cfg.sink.prefix = vec![format!("sensor={name}")];
     }
+    cfg.sensor = scanwatch_sink::SensorInfo {
+        host: a.sensor.clone().or_else(host_name),
+        in_iface: live.then(|| a.interfaces.join(",")),
+    };
     cfg.alerts = Some(
         a.alerts
             .clone()
@@ -696,4 +709,14 @@ fn print_summary(s: &Summary, live: bool) {
             );
         }
     }
+}
+
+/// The machine's host name, for the alerts' `host` when no `--sensor` is
+/// given (as Suricata's `sensor-name` defaults to it).
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()?;
+    let name = name.trim();
+    (!name.is_empty() && name.len() <= 255).then(|| name.to_string())
 }

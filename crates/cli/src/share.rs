@@ -4,6 +4,9 @@
 //! of scan and the ports probed. The scanned side (our own addresses) is left
 //! out unless asked for, and then as a keyed prefix-preserving pseudonym
 //! (`--targets pseudonym --key SECRET`) or in clear (`--targets clear`).
+//! Scans by our own hosts (direction `outbound` or `internal`, from the
+//! run's `--home-net`) are left out unless `--own-scanners` asks for them:
+//! an internal scan is a matter for us, not for other defenders.
 
 use anyhow::{bail, Context, Result};
 use arrow_array::{
@@ -42,6 +45,10 @@ pub struct ShareArgs {
     /// pseudonyms, so shares from one organisation can be joined).
     #[arg(long, value_name = "SECRET")]
     pub key: Option<String>,
+    /// Also share scans whose scanner is one of ours (direction `outbound`
+    /// or `internal`); left out by default.
+    #[arg(long)]
+    pub own_scanners: bool,
     /// Name of the organisation that shares (the STIX identity).
     #[arg(long, default_value = "scanwatch sensor operator")]
     pub identity: String,
@@ -59,6 +66,16 @@ struct Row {
     answered: u64,
     ports: Vec<u16>,
     targets: Vec<String>,
+    /// `inbound`, `outbound`, `internal`, `external`; `None` in tables
+    /// written before the column existed (schema version 1).
+    direction: Option<String>,
+}
+
+impl Row {
+    /// The scanner is one of ours.
+    fn own_scanner(&self) -> bool {
+        matches!(self.direction.as_deref(), Some("outbound" | "internal"))
+    }
 }
 
 fn batches(path: &Path) -> Result<Vec<RecordBatch>> {
@@ -120,6 +137,9 @@ fn read_rows(dirs: &[PathBuf]) -> Result<Vec<Row>> {
                 let answered = col("answered")?.as_primitive::<UInt64Type>().clone();
                 let ports = col("ports")?.as_list::<i32>().clone();
                 let targets = col("targets")?.as_list::<i32>().clone();
+                let direction = b
+                    .column_by_name("direction")
+                    .map(|c| c.as_string::<i32>().clone());
                 for i in 0..b.num_rows() {
                     let p = ports.value(i);
                     let t = targets.value(i);
@@ -135,6 +155,7 @@ fn read_rows(dirs: &[PathBuf]) -> Result<Vec<Row>> {
                         answered: answered.value(i),
                         ports: p.as_primitive::<UInt16Type>().values().to_vec(),
                         targets: (0..t.len()).map(|j| t.value(j).to_string()).collect(),
+                        direction: direction.as_ref().map(|d| d.value(i).to_string()),
                     });
                 }
             }
@@ -265,7 +286,12 @@ fn target_list(a: &ShareArgs, seen: &Seen) -> Result<Option<Vec<String>>> {
 const MAX_PORTS_LISTED: usize = 1000;
 
 pub fn main(a: ShareArgs) -> Result<ExitCode> {
-    let rows = read_rows(&a.dirs)?;
+    let mut rows = read_rows(&a.dirs)?;
+    let before = rows.len();
+    if !a.own_scanners {
+        rows.retain(|r| !r.own_scanner());
+    }
+    let own_left_out = before - rows.len();
     // scanner -> sensor -> rows
     let mut by: BTreeMap<&str, BTreeMap<&str, Seen>> = BTreeMap::new();
     for r in &rows {
@@ -397,10 +423,16 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     eprintln!(
-        "scanwatch share: {} scanners, {} detections from {} folder(s)",
+        "scanwatch share: {} scanners, {} detections from {} folder(s); {} scans by our own hosts left out{}",
         by.len(),
         rows.len(),
-        a.dirs.len()
+        a.dirs.len(),
+        own_left_out,
+        if own_left_out > 0 {
+            " (--own-scanners to share them)"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }

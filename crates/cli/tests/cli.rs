@@ -98,9 +98,9 @@ fn detections(file: &Path, threads: u32) -> (Vec<String>, Vec<String>) {
     let mut v: Vec<String> = alerts
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|a| a["scan"]["phase"] == "end")
+        .filter(|a| a["alert"]["context"]["scan"]["phase"] == "end")
         .map(|a| {
-            let s = &a["scan"];
+            let s = &a["alert"]["context"]["scan"];
             format!(
                 "{} {} {} {} {} {} {} {} {} {}",
                 a["src_ip"],

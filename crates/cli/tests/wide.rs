@@ -100,7 +100,7 @@ fn wide_random_scan_is_flagged_as_block_with_its_open_doors() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["src_ip"] == "203.0.113.99")
-        .map(|v| v["scan"].clone())
+        .map(|v| v["alert"]["context"]["scan"].clone())
         .collect();
     assert!(!scans.is_empty(), "the wide scan is not flagged:\n{alerts}");
     assert!(scans.iter().all(|s| s["kind"] == "block"), "{scans:?}");

@@ -155,6 +155,31 @@ pub struct DetectConfig {
     /// Services whose contacts never count ("CIDR", "CIDR:port" or
     /// "CIDR:port/proto"), e.g. a health-checked pool.
     pub allow_services: Vec<String>,
+    /// Our own networks (CIDR list), as Suricata's `HOME_NET`: a scan's
+    /// direction (inbound, outbound, internal, external) is read from it.
+    /// Default [`DEFAULT_HOME_NET`].
+    pub home_net: Vec<String>,
+}
+
+/// The home network when none is given: the private (RFC 1918),
+/// unique-local (RFC 4193) and loopback ranges. Suricata's default
+/// `HOME_NET` is the three RFC 1918 blocks; loopback and unique-local are
+/// added because traffic on them is this site's own by definition.
+pub const DEFAULT_HOME_NET: [&str; 6] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "127.0.0.0/8",
+    "fc00::/7",
+    "::1/128",
+];
+
+/// The lists of a [`DetectConfig`], parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lists {
+    pub allow_scanners: Vec<Cidr>,
+    pub allow_services: Vec<Service>,
+    pub home_net: Vec<Cidr>,
 }
 
 impl Default for DetectConfig {
@@ -194,6 +219,7 @@ impl Default for DetectConfig {
             max_scan_targets: 65_536,
             allow_scanners: Vec::new(),
             allow_services: Vec::new(),
+            home_net: DEFAULT_HOME_NET.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -299,8 +325,8 @@ impl DetectConfig {
         (self.scan_idle_secs as i64).saturating_mul(1_000_000)
     }
 
-    /// Checks ranges and parses the allow-lists.
-    pub fn validate(&self) -> Result<(Vec<Cidr>, Vec<Service>), ConfigError> {
+    /// Checks ranges and parses the allow-lists and the home network.
+    pub fn validate(&self) -> Result<Lists, ConfigError> {
         if self.windows.is_empty() {
             return Err(ConfigError::NoWindows);
         }
@@ -373,7 +399,16 @@ impl DetectConfig {
             .iter()
             .map(|s| Service::parse(s).map_err(in_list("allow_services")))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((scanners, services))
+        let home_net = self
+            .home_net
+            .iter()
+            .map(|s| Cidr::parse(s).map_err(in_list("home_net")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Lists {
+            allow_scanners: scanners,
+            allow_services: services,
+            home_net,
+        })
     }
 }
 

@@ -72,11 +72,14 @@ mod config;
 mod scan;
 mod sketch;
 
-pub use config::{Cidr, CidrProblem, ConfigError, DetectConfig, Service, ServiceProblem, Window};
+pub use config::{
+    Cidr, CidrProblem, ConfigError, DetectConfig, Lists, Service, ServiceProblem, Window,
+    DEFAULT_HOME_NET,
+};
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use scan::Scan;
-use scanwatch_model::{proto, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
+use scanwatch_model::{proto, Addr, Attempt, Detection, Direction, Micros, Outcome, ScanKind};
 pub use sketch::HLL_BYTES;
 use sketch::{hash_addr, hash_pair, hash_port, Hll};
 
@@ -418,6 +421,8 @@ fn window_bit(i: usize) -> u8 {
 pub struct Detector {
     cfg: DetectConfig,
     allow_scanners: Vec<Cidr>,
+    /// Our own networks: a scan's direction.
+    home_net: Vec<Cidr>,
     allow_services: Vec<Service>,
     sources: HashMap<Addr, Source, RandomState>,
     /// Contacts held by all sources (kept in step with every insert and
@@ -438,7 +443,11 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(cfg: DetectConfig) -> Result<Detector, ConfigError> {
-        let (allow_scanners, allow_services) = cfg.validate()?;
+        let Lists {
+            allow_scanners,
+            allow_services,
+            home_net,
+        } = cfg.validate()?;
         let ln_eta1 = (cfg.trw_beta / cfg.trw_alpha).ln();
         let ln_eta0 = ((1.0 - cfg.trw_beta) / (1.0 - cfg.trw_alpha)).ln();
         let trw_fail = ((1.0 - cfg.trw_theta1) / (1.0 - cfg.trw_theta0)).ln();
@@ -446,6 +455,7 @@ impl Detector {
         Ok(Detector {
             allow_scanners,
             allow_services,
+            home_net,
             sources: HashMap::default(),
             contacts_total: 0,
             sketch_sources: 0,
@@ -630,6 +640,22 @@ impl Detector {
             self.start_scan(a, kind, detectors, false, out);
         } else if let Some((kind, detectors)) = wide {
             self.start_scan(a, kind, detectors, true, out);
+        }
+    }
+
+    /// Whether `a` is in the home network.
+    pub fn is_home(&self, a: Addr) -> bool {
+        self.home_net.iter().any(|c| c.contains(a))
+    }
+
+    /// Sets the direction of each event's detection: the scanner's side,
+    /// and whether any of its (sampled) targets is ours. A scanner of ours
+    /// that also probes outside is internal: the more urgent reading.
+    pub fn set_directions(&self, events: &mut [ScanEvent]) {
+        for e in events {
+            let d = &mut e.detection;
+            let ours = d.targets.iter().any(|t| self.is_home(*t));
+            d.direction = Direction::of(self.is_home(d.scanner), ours);
         }
     }
 

@@ -447,6 +447,7 @@ impl Scan {
             .map(|(a, p)| self.door_text(a, p))
             .collect();
         Detection {
+            direction: Default::default(),
             detection_id: detection_id(self.scanner, self.proto, self.first),
             ts_first: self.first,
             ts_last: self.last,

@@ -349,6 +349,54 @@ impl Attempt {
     }
 }
 
+/// Where a scan points, seen from the home network (`--home-net`): the
+/// scanner's side and its targets' side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    /// A scanner outside probing our hosts.
+    Inbound,
+    /// One of ours probing hosts outside only.
+    Outbound,
+    /// One of ours probing ours: lateral movement.
+    Internal,
+    /// Neither end is ours (transit traffic on the span), or not yet known.
+    #[default]
+    External,
+}
+
+impl Direction {
+    /// The direction of a scan by `scanner_home` (the scanner is ours) and
+    /// `targets_home` (at least one target is ours).
+    pub fn of(scanner_home: bool, targets_home: bool) -> Direction {
+        match (scanner_home, targets_home) {
+            (false, true) => Direction::Inbound,
+            (true, false) => Direction::Outbound,
+            (true, true) => Direction::Internal,
+            (false, false) => Direction::External,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+            Direction::External => "external",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Direction> {
+        [
+            Direction::Inbound,
+            Direction::Outbound,
+            Direction::Internal,
+            Direction::External,
+        ]
+        .into_iter()
+        .find(|d| d.name() == s)
+    }
+}
+
 /// Kind of scan, DESIGN §4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScanKind {
@@ -404,6 +452,8 @@ pub struct Detection {
     /// Every (target, port) probed that answered: `addr:port`, `[v6]:port`,
     /// or the bare address for ICMP.
     pub open: Vec<String>,
+    /// Inbound, outbound, internal or external, from the home network.
+    pub direction: Direction,
 }
 
 /// Formats `addr:port` the way DESIGN §5 writes the `open` column.

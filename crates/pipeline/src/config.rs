@@ -4,7 +4,7 @@
 use crate::clock::ClockConfig;
 use scanwatch_detect::DetectConfig;
 use scanwatch_flow::FlowConfig;
-use scanwatch_sink::SinkOptions;
+use scanwatch_sink::{SensorInfo, SinkOptions};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub struct PipelineConfig {
     pub write_flows: bool,
     /// Alerts file (`-` is stdout); `None` for none.
     pub alerts: Option<PathBuf>,
+    /// The sensor's name and interface, for the alerts' `host`/`in_iface`.
+    pub sensor: SensorInfo,
     pub sink: SinkOptions,
     /// Keep final detections in memory and return them in the summary.
     pub collect: bool,
@@ -54,6 +56,7 @@ impl Default for PipelineConfig {
             out_dir: None,
             write_flows: true,
             alerts: None,
+            sensor: SensorInfo::default(),
             sink: SinkOptions::default(),
             collect: false,
             shutdown: Arc::new(AtomicBool::new(false)),

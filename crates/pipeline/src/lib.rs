@@ -97,7 +97,7 @@ pub fn run(
         )?);
     }
     let alerts = match &cfg.alerts {
-        Some(p) => Some(AlertWriter::open(p)?),
+        Some(p) => Some(AlertWriter::open(p)?.with_sensor(cfg.sensor.clone())),
         None => None,
     };
 

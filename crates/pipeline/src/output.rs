@@ -10,7 +10,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use scanwatch_detect::{Phase, ScanEvent};
 use scanwatch_model::Detection;
 use scanwatch_sink::{
-    AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter, SinkError,
+    AlertEvent, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter,
+    SinkError,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -183,7 +184,7 @@ fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<
         }
     }
     if let Some(a) = ctx.alerts.as_mut() {
-        let written = a.write(e.phase.name(), e.time, d);
+        let written = a.write(&AlertEvent::plain(e.phase.name(), e.time, d));
         if written.is_ok() {
             res.alerts += 1;
         }

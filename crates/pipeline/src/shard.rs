@@ -99,6 +99,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
                 scans_started: events.iter().filter(|e| e.phase == Phase::Start).count() as u64,
                 ..Counts::default()
             });
+            det.set_directions(&mut events);
             let _ = ctx.out.send(OutMsg::Events(std::mem::take(&mut events)));
         }
     }
@@ -109,6 +110,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     }
     det.finish(&mut events);
     if !events.is_empty() {
+        det.set_directions(&mut events);
         let _ = ctx.out.send(OutMsg::Events(events));
     }
     publish_evictions(ctx.counters, &det, &mut published_evictions);

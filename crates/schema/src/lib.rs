@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -101,6 +101,8 @@ pub fn detection_schema() -> SchemaRef {
                 Field::new("targets", list_of(DataType::Utf8), false),
                 Field::new("open", list_of(DataType::Utf8), false),
                 Field::new("detection_id", DataType::Utf8, false),
+                // inbound, outbound, internal or external (`--home-net`).
+                Field::new("direction", DataType::Utf8, false),
             ])
             .with_metadata(metadata("detections")),
         )
@@ -332,6 +334,7 @@ pub struct DetectionBatchBuilder {
     targets: ListBuilder<StringBuilder>,
     open: ListBuilder<StringBuilder>,
     detection_id: StringBuilder,
+    direction: StringBuilder,
     rows: usize,
 }
 
@@ -354,6 +357,7 @@ impl Default for DetectionBatchBuilder {
             targets: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
             open: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
             detection_id: StringBuilder::new(),
+            direction: StringBuilder::new(),
             rows: 0,
         }
     }
@@ -393,6 +397,7 @@ impl TableBuilder for DetectionBatchBuilder {
         }
         self.open.append(true);
         self.detection_id.append_value(&d.detection_id);
+        self.direction.append_value(d.direction.name());
         self.rows += 1;
     }
 
@@ -418,6 +423,7 @@ impl TableBuilder for DetectionBatchBuilder {
         cols.push(Arc::new(self.targets.finish()));
         cols.push(Arc::new(self.open.finish()));
         cols.push(Arc::new(self.detection_id.finish()));
+        cols.push(Arc::new(self.direction.finish()));
         RecordBatch::try_new(detection_schema(), cols)
     }
 }
@@ -427,6 +433,7 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::UInt64Type;
+    use scanwatch_model::Direction;
     use scanwatch_model::{Addr, ConnState, FlowKey, History, ScanKind};
 
     #[test]
@@ -561,6 +568,7 @@ mod tests {
             ports: vec![21, 22, 23],
             targets: vec![Addr::from_v4([5, 6, 7, 8])],
             open: vec!["5.6.7.8:22".into()],
+            direction: Direction::Inbound,
         };
         let mut b = DetectionBatchBuilder::default();
         b.append(&d);

@@ -10,9 +10,8 @@
 //! under its final name is always complete, even after `kill -9`. Parts
 //! rotate at the hour (packet time), at a row cap, and on request (SIGHUP).
 //!
-//! [`AlertWriter`] appends one JSON object per scan event, with Suricata EVE
-//! field names (`timestamp`, `event_type`, `src_ip`, `dest_ip`, `dest_port`,
-//! `proto`) and a `scan` object, flushed at once so a tail sees it live.
+//! [`AlertWriter`] appends one Suricata EVE `alert` line per scan event
+//! (module `eve`), flushed at once so a tail sees it live.
 
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::FileWriter;
@@ -20,13 +19,19 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-use scanwatch_model::{civil_clamped, eve_timestamp, proto, Detection, Micros, ScanKind};
+use scanwatch_model::{civil_clamped, Micros};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod eve;
+
 pub use arrow_array::RecordBatch as Batch;
+pub use eve::{
+    all_signatures, eve_proto, severity, signature, signature_id, AlertEvent, AlertTrigger,
+    SensorInfo, CATEGORY, GID, LIST_CAP, MAX_LINE, REV,
+};
 pub use scanwatch_schema::{
     detection_schema, flow_schema, DetectionBatchBuilder, FlowBatchBuilder, TableBuilder,
     SCHEMA_VERSION,
@@ -459,6 +464,7 @@ pub struct AlertWriter {
     out: BufWriter<Box<dyn Write + Send>>,
     path: PathBuf,
     line: Vec<u8>,
+    sensor: SensorInfo,
     /// When the oldest alert not yet written was buffered.
     buffered_since: Option<Instant>,
     pub written: u64,
@@ -485,21 +491,24 @@ impl AlertWriter {
             out: BufWriter::with_capacity(64 << 10, out),
             path: path.to_path_buf(),
             line: Vec::with_capacity(4096),
+            sensor: SensorInfo::default(),
             buffered_since: None,
             written: 0,
         })
     }
 
+    /// The sensor's name and interface, for every line's `host` and
+    /// `in_iface`.
+    pub fn with_sensor(mut self, sensor: SensorInfo) -> AlertWriter {
+        self.sensor = sensor;
+        self
+    }
+
     /// Buffers one alert line; [`AlertWriter::flush`] writes what is
     /// buffered. The caller flushes whenever it has nothing more waiting, so
     /// a live alert leaves at once and a replay writes in large blocks.
-    pub fn write(&mut self, phase: &str, time: Micros, d: &Detection) -> Result<(), SinkError> {
-        self.line.clear();
-        // Serializing plain data into a Vec cannot fail.
-        if serde_json::to_writer(&mut self.line, &Alert::new(phase, time, d)).is_err() {
-            return Ok(());
-        }
-        self.line.push(b'\n');
+    pub fn write(&mut self, ev: &AlertEvent<'_>) -> Result<(), SinkError> {
+        eve::write_line(&mut self.line, ev, &self.sensor);
         self.buffered_since.get_or_insert_with(Instant::now);
         self.out.write_all(&self.line).map_err(io_err(&self.path))?;
         self.written += 1;
@@ -516,105 +525,6 @@ impl AlertWriter {
     pub fn flush(&mut self) -> Result<(), SinkError> {
         self.buffered_since = None;
         self.out.flush().map_err(io_err(&self.path))
-    }
-}
-
-/// Suricata's names for the protocol field.
-fn eve_proto(p: u8) -> &'static str {
-    match p {
-        proto::TCP => "TCP",
-        proto::UDP => "UDP",
-        proto::ICMP => "ICMP",
-        proto::ICMP6 => "IPv6-ICMP",
-        _ => "IP",
-    }
-}
-
-/// One alert event, EVE-like: Suricata's top-level fields, then ours.
-#[derive(serde::Serialize)]
-struct Alert<'a> {
-    timestamp: String,
-    event_type: &'static str,
-    src_ip: String,
-    dest_ip: Option<String>,
-    dest_port: Option<u16>,
-    proto: &'static str,
-    alert: AlertSig,
-    scan: AlertScan<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct AlertSig {
-    signature: String,
-    category: &'static str,
-    severity: u8,
-}
-
-#[derive(serde::Serialize)]
-struct AlertScan<'a> {
-    id: &'a str,
-    phase: &'a str,
-    kind: &'static str,
-    proto: &'static str,
-    detector: &'a str,
-    first_seen: String,
-    last_seen: String,
-    detected: String,
-    dst_count: u64,
-    port_count: u64,
-    probes: u64,
-    answered: u64,
-    rejected: u64,
-    unanswered: u64,
-    /// The first 1000 ports (ascending).
-    ports: &'a [u16],
-    ports_truncated: bool,
-    /// The first 20 targets.
-    targets: Vec<String>,
-    open: &'a [String],
-}
-
-impl<'a> Alert<'a> {
-    fn new(phase: &'a str, time: Micros, d: &'a Detection) -> Alert<'a> {
-        let portless = d.proto == proto::ICMP || d.proto == proto::ICMP6;
-        let dest_port = if d.kind == ScanKind::Horizontal && d.ports.len() == 1 && !portless {
-            Some(d.ports[0])
-        } else {
-            None
-        };
-        Alert {
-            timestamp: eve_timestamp(time),
-            event_type: "scan",
-            src_ip: d.scanner.to_string(),
-            dest_ip: d.targets.first().map(|a| a.to_string()),
-            dest_port,
-            proto: eve_proto(d.proto),
-            alert: AlertSig {
-                signature: format!("scanwatch {} {} scan", d.kind.name(), proto::name(d.proto)),
-                category: "Attempted Information Leak",
-                severity: 2,
-            },
-            scan: AlertScan {
-                id: &d.detection_id,
-                phase,
-                kind: d.kind.name(),
-                proto: proto::name(d.proto),
-                detector: &d.detector,
-                first_seen: eve_timestamp(d.ts_first),
-                last_seen: eve_timestamp(d.ts_last),
-                detected: eve_timestamp(d.ts_detected),
-                dst_count: d.dst_count,
-                port_count: d.port_count,
-                probes: d.probes,
-                answered: d.answered,
-                rejected: d.rejected,
-                unanswered: d.unanswered,
-                ports: &d.ports[..d.ports.len().min(1000)],
-                ports_truncated: d.ports.len() > 1000,
-                targets: d.targets.iter().take(20).map(|a| a.to_string()).collect(),
-                open: &d.open,
-            },
-        }
     }
 }
 

@@ -9,7 +9,9 @@ use super::*;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampMicrosecondType, UInt64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use scanwatch_model::{Addr, ConnState, FlowKey, FlowRecord, History};
+use scanwatch_model::{
+    proto, Addr, ConnState, Detection, Direction, FlowKey, FlowRecord, History, ScanKind,
+};
 
 /// 2026-11-30T00:00:00Z in µs.
 const BASE: Micros = 1_795_996_800_000_000;
@@ -85,6 +87,7 @@ fn det(i: u16, kind: ScanKind, ports: Vec<u16>, targets: usize) -> Detection {
             .map(|t| addr(&format!("198.19.{}.{}", t / 256, t % 256)))
             .collect(),
         open: vec!["198.19.0.0:22".into(), "198.19.0.1:22".into()],
+        direction: Direction::Inbound,
     }
 }
 
@@ -447,14 +450,30 @@ fn unwritable_root_is_an_error() {
 }
 
 #[test]
-fn alert_lines_are_eve_json_with_the_detection_facts() {
+fn alert_lines_are_eve_alerts_with_the_detection_facts() {
     let dir = tmp("alerts");
     let path = dir.join("sub/alerts.jsonl");
-    let mut w = AlertWriter::open(&path).unwrap();
+    let sensor = SensorInfo {
+        host: Some("sensor-a".into()),
+        in_iface: Some("eth1".into()),
+    };
+    let mut w = AlertWriter::open(&path).unwrap().with_sensor(sensor);
     let horizontal = det(7, ScanKind::Horizontal, vec![445], 40);
-    let wide = det(8, ScanKind::Vertical, (1..=1500).collect(), 1);
-    w.write("start", BASE + 4_000_000, &horizontal).unwrap();
-    w.write("end", BASE + 9_000_001, &wide).unwrap();
+    let mut wide = det(8, ScanKind::Vertical, (1..=1500).collect(), 1);
+    wide.direction = Direction::Internal;
+    let trigger = AlertTrigger {
+        dst: addr("198.19.0.5"),
+        dport: 445,
+        sport: 61_000,
+        flow_id: 123_456_789,
+    };
+    w.write(&AlertEvent {
+        trigger: Some(trigger),
+        ..AlertEvent::plain("start", BASE + 4_000_000, &horizontal)
+    })
+    .unwrap();
+    w.write(&AlertEvent::plain("end", BASE + 9_000_001, &wide))
+        .unwrap();
     w.flush().unwrap();
     assert_eq!(w.written, 2);
     let text = fs::read_to_string(&path).unwrap();
@@ -468,14 +487,35 @@ fn alert_lines_are_eve_json_with_the_detection_facts() {
 
     let a = &v[0];
     assert_eq!(a["timestamp"], "2026-11-30T00:00:04.000000+0000");
-    assert_eq!(a["event_type"], "scan");
+    assert_eq!(a["event_type"], "alert");
+    assert_eq!(a["flow_id"], 123_456_789);
     assert_eq!(a["src_ip"], "198.18.0.2");
-    assert_eq!(a["dest_ip"], "198.19.0.0");
+    assert_eq!(a["src_port"], 61_000);
+    assert_eq!(a["dest_ip"], "198.19.0.5");
     assert_eq!(a["dest_port"], 445);
     assert_eq!(a["proto"], "TCP");
-    assert_eq!(a["alert"]["signature"], "scanwatch horizontal tcp scan");
-    assert_eq!(a["alert"]["severity"], 2);
-    let s = &a["scan"];
+    assert_eq!(a["direction"], "inbound");
+    assert_eq!(a["host"], "sensor-a");
+    assert_eq!(a["in_iface"], "eth1");
+    let sig = &a["alert"];
+    assert_eq!(sig["action"], "allowed");
+    assert_eq!(
+        (sig["gid"].as_u64(), sig["rev"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(sig["signature_id"], 9_101_101);
+    assert_eq!(
+        sig["signature"],
+        "scanwatch inbound TCP horizontal scan started"
+    );
+    assert_eq!(sig["category"], "Detection of a Network Scan");
+    // Inbound, but it found open doors: severity 1.
+    assert_eq!(sig["severity"], 1);
+    assert_eq!(
+        sig["metadata"]["scanwatch_event"],
+        serde_json::json!(["start"])
+    );
+    let s = &sig["context"]["scan"];
     assert_eq!(s["id"], "d0007");
     assert_eq!(s["phase"], "start");
     assert_eq!(s["kind"], "horizontal");
@@ -487,30 +527,117 @@ fn alert_lines_are_eve_json_with_the_detection_facts() {
         (
             s["dst_count"].as_u64(),
             s["probes"].as_u64(),
-            s["unanswered"].as_u64()
+            s["unanswered"].as_u64(),
+            s["open_count"].as_u64()
         ),
-        (Some(40), Some(57), Some(14))
+        (Some(40), Some(57), Some(14), Some(2))
     );
     assert_eq!(s["ports"], serde_json::json!([445]));
     assert_eq!(s["ports_truncated"], false);
-    // Targets: the first 20 of 40.
+    // Targets: the first LIST_CAP (50) of 40: all, not truncated.
     let targets = s["targets"].as_array().unwrap();
-    assert_eq!(targets.len(), 20);
-    assert_eq!(targets[19], "198.19.0.19");
+    assert_eq!(targets.len(), 40);
+    assert_eq!(targets[39], "198.19.0.39");
+    assert_eq!(s["targets_truncated"], false);
     assert_eq!(
         s["open"],
         serde_json::json!(["198.19.0.0:22", "198.19.0.1:22"])
     );
 
-    // A vertical scan has no single destination port; its port list stops
-    // at 1000 and says so.
+    // No trigger: the first target, no ports; the port list stops at
+    // LIST_CAP and says so; an internal scan.
     let b = &v[1];
     assert_eq!(b["timestamp"], "2026-11-30T00:00:09.000001+0000");
-    assert!(b["dest_port"].is_null(), "{b}");
-    assert_eq!(b["scan"]["phase"], "end");
-    let ports = b["scan"]["ports"].as_array().unwrap();
-    assert_eq!((ports.len(), ports[999].as_u64()), (1000, Some(1000)));
-    assert_eq!(b["scan"]["ports_truncated"], true);
-    assert_eq!(b["scan"]["port_count"], 1500);
+    assert!(
+        b.get("dest_port").is_none() && b.get("flow_id").is_none(),
+        "{b}"
+    );
+    assert_eq!(b["dest_ip"], "198.19.0.0");
+    assert_eq!(b["direction"], "internal");
+    assert_eq!(b["alert"]["signature_id"], 9_103_142);
+    assert_eq!(
+        b["alert"]["signature"],
+        "scanwatch internal TCP vertical scan ended"
+    );
+    let s = &b["alert"]["context"]["scan"];
+    assert_eq!(s["phase"], "end");
+    let ports = s["ports"].as_array().unwrap();
+    assert_eq!((ports.len(), ports[49].as_u64()), (LIST_CAP, Some(50)));
+    assert_eq!(s["ports_truncated"], true);
+    assert_eq!(s["port_count"], 1500);
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn alert_lines_stay_under_the_line_cap_with_the_longest_lists() {
+    // IPv6 targets and doors, every port, long lists of new doors: the
+    // worst case for a line.
+    let v6 = |i: u32| {
+        Addr::from(std::net::IpAddr::V6(std::net::Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0xffff,
+            0xffff,
+            0xffff,
+            0xffff,
+            (i >> 16) as u16,
+            i as u16,
+        )))
+    };
+    let mut d = det(9, ScanKind::Block, (1..=65_535).collect(), 0);
+    d.scanner = v6(0xffff_ffff);
+    d.targets = (0..300).map(v6).collect();
+    d.dst_count = 100_000;
+    d.open = (0..5000)
+        .map(|i| scanwatch_model::endpoint_text(v6(i), Some(65_535)))
+        .collect();
+    let news = d.open.clone();
+    let sensor = SensorInfo {
+        host: Some("s".repeat(64)),
+        in_iface: Some("i".repeat(64)),
+    };
+    let mut line = Vec::new();
+    let ev = AlertEvent {
+        new_open: &news,
+        previous_kind: Some(ScanKind::Vertical),
+        ..AlertEvent::plain("open_door", BASE, &d)
+    };
+    crate::eve::write_line(&mut line, &ev, &sensor);
+    assert!(line.len() <= MAX_LINE, "{} bytes", line.len());
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let s = &v["alert"]["context"]["scan"];
+    for k in ["ports", "targets", "open", "new_open"] {
+        let n = s[k].as_array().unwrap().len();
+        assert!((1..=LIST_CAP).contains(&n), "{k}: {n}");
+        assert_eq!(s[format!("{k}_truncated")], true, "{k}");
+    }
+    assert_eq!(s["open_count"], 5000);
+}
+
+#[test]
+fn signature_ids_are_unique_and_each_has_one_text() {
+    let all = all_signatures();
+    assert_eq!(all.len(), 4 * 5 * 5 * 3);
+    let ids: std::collections::BTreeSet<u32> = all.iter().map(|(i, _)| *i).collect();
+    assert_eq!(ids.len(), all.len());
+    let texts: std::collections::BTreeSet<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts.len(), all.len());
+    // Pinned: published in the README.
+    assert_eq!(
+        signature_id(Direction::Inbound, proto::TCP, "start", ScanKind::Vertical),
+        9_101_102
+    );
+    assert_eq!(
+        signature_id(
+            Direction::Internal,
+            proto::UDP,
+            "open_door",
+            ScanKind::Horizontal
+        ),
+        9_103_231
+    );
+    assert_eq!(
+        signature_id(Direction::External, 47, "kind_change", ScanKind::Block),
+        9_104_523
+    );
 }
