@@ -30,6 +30,12 @@ SWEEPER = f"{NET}.101"   # horizontal ones from here
 OPEN_PORT = 80
 
 
+def facts(a):
+    """The scan's own facts in an alert line (EVE `alert.context.scan`):
+    the one place that knows where they are."""
+    return a["alert"]["context"]["scan"]
+
+
 def sh(*args, timeout=30, check=True):
     return subprocess.run(list(args), check=check, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -163,20 +169,20 @@ def test_live_scans_alert_within_seconds_then_clean_shutdown(lab):
         time.sleep(0.01)
     assert set(seen) == set(want), f"alerts seen: {alerts(out)}"
     for src, (a, _) in seen.items():
-        assert a["scan"]["phase"] == "start" and a["scan"]["kind"] == want[src], a
+        assert facts(a)["phase"] == "start" and facts(a)["kind"] == want[src], a
         assert a["proto"] == "TCP"
-    assert seen[SCANNER][0]["scan"]["open"] == [f"{SENSOR_ADDR}:{OPEN_PORT}"]
+    assert facts(seen[SCANNER][0])["open"] == [f"{SENSOR_ADDR}:{OPEN_PORT}"]
 
     # Latency: from the scan's first probe (kernel timestamp, the clock of
     # time.time()) to the alert line being readable in alerts.jsonl. The
     # polling adds at most ~10 ms.
     latency = {}
     for src, (al, seen_at) in seen.items():
-        first_probe = epoch(al["scan"]["first_seen"])
+        first_probe = epoch(facts(al)["first_seen"])
         assert first_probe >= t0 - 1
         latency[want[src]] = {
-            "probes_at_alert": al["scan"]["probes"],
-            "first_probe_to_detection_packet_time_s": epoch(al["scan"]["detected"]) - first_probe,
+            "probes_at_alert": facts(al)["probes"],
+            "first_probe_to_detection_packet_time_s": epoch(facts(al)["detected"]) - first_probe,
             "first_probe_to_alert_readable_s": seen_at - first_probe,
         }
     print("\nlive alert latency:", json.dumps(latency, indent=1))
@@ -291,12 +297,6 @@ def test_two_interfaces_at_once(lab):
     dets = read_rows(final_parts(out, "detections"))
     got = {(d["scanner"], d["kind"], d["port_count"]) for d in dets}
     assert {(SCANNER, "vertical", 100), ("127.0.0.1", "vertical", 100)} <= got, got
-
-
-def facts(a):
-    """The scan's own facts in an alert line (EVE `alert.context.scan`):
-    the one place that knows where they are."""
-    return a["alert"]["context"]["scan"]
 
 
 def wait_alert(out, pred, seconds):
