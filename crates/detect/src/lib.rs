@@ -43,9 +43,10 @@
 //!   block), with `previous_kind`;
 //! * `update` — when the record's size (the larger of its target and port
 //!   counts) has doubled since the last start or update (at that attempt),
-//!   and every [`UPDATE_EVERY`] (60 s) after the last start or update while
-//!   probes keep coming (stamped at that minute, told at the next attempt or
-//!   watermark past it);
+//!   and [`UPDATE_EVERY`] (60 s) after the last start or update if probes
+//!   came since (stamped at that minute, told at the next attempt or
+//!   watermark past it; a scan that resumes after a quiet minute gets one
+//!   stamped at its first new probe);
 //! * `end` — [`DetectConfig::scan_idle_secs`] (10 min) after the last probe,
 //!   stamped then, or at the end of input; it points at the last attempt.
 //!

@@ -73,9 +73,13 @@ pub(crate) struct Scan {
     door_at: Option<Micros>,
     /// The attempt of the first door not yet told.
     door_trigger: Option<Trigger>,
-    /// Time and probe count of the last start or update event.
+    /// Time of the last start or update event.
     update_at: Micros,
-    update_probes: u64,
+    /// Time of the first attempt after it (none yet: nothing new to tell).
+    grown_at: Option<Micros>,
+    /// When the next deferred event may fall due ([`Scan::next_due`], or
+    /// `Micros::MAX`): the one comparison each attempt pays for them.
+    due: Micros,
 }
 
 impl Scan {
@@ -117,7 +121,8 @@ impl Scan {
             door_at: None,
             door_trigger: None,
             update_at: at,
-            update_probes: 0,
+            grown_at: None,
+            due: Micros::MAX,
         }
     }
 
@@ -221,11 +226,9 @@ impl Scan {
         }
     }
 
-    /// Marks the doors and probes held so far as told (the start event
-    /// carries them).
+    /// Marks the doors held so far as told (the start event carries them).
     pub fn started(&mut self) {
         self.open_told = self.open.len();
-        self.update_probes = self.probes;
     }
 
     /// Counts one attempt of the flagged source; returns (the shape grew,
@@ -253,8 +256,14 @@ impl Scan {
     /// a doubling update, each when there is one. Constant work unless an
     /// event is made.
     pub fn on_attempt(&mut self, a: &Attempt, cfg: &DetectConfig, out: &mut Vec<ScanEvent>) {
-        self.flush_due(a.time, false, cfg, out);
+        if a.time >= self.due {
+            self.flush_due(a.time, false, cfg, out);
+        }
         let (grew, door) = self.add_attempt(a, cfg);
+        if self.grown_at.is_none() {
+            self.grown_at = Some(a.time);
+            self.refresh_due();
+        }
         if grew && !self.wide {
             let before = self.kind;
             self.reclassify(cfg);
@@ -270,30 +279,43 @@ impl Scan {
                 .is_none_or(|t| a.time >= t.saturating_add(OPEN_DOOR_EVERY));
             if free {
                 out.push(self.open_door_event(a.time, Trigger::of(a), cfg));
-            } else {
-                self.door_trigger.get_or_insert(Trigger::of(a));
+            } else if self.door_trigger.is_none() {
+                self.door_trigger = Some(Trigger::of(a));
+                self.refresh_due();
             }
         }
-        if let Some(ev) = self.maybe_update(cfg, a.time, Trigger::of(a)) {
+        if let Some(ev) = self.maybe_update(cfg, a) {
             out.push(ev);
         }
     }
 
-    /// When the next deferred event falls due: untold doors (one
-    /// [`OPEN_DOOR_EVERY`] after the last open_door event) or a periodic
-    /// update (one [`UPDATE_EVERY`] after the last start or update, if
-    /// probes came since).
-    pub fn next_due(&self) -> Option<Micros> {
-        let door = self
-            .door_at
+    /// When untold doors fall due: one [`OPEN_DOOR_EVERY`] after the last
+    /// open_door event.
+    fn door_due(&self) -> Option<Micros> {
+        self.door_at
             .filter(|_| self.open.len() > self.open_told)
-            .map(|t| t.saturating_add(OPEN_DOOR_EVERY));
-        let update =
-            (self.probes > self.update_probes).then(|| self.update_at.saturating_add(UPDATE_EVERY));
-        match (door, update) {
-            (Some(d), Some(u)) => Some(d.min(u)),
-            (d, u) => d.or(u),
-        }
+            .map(|t| t.saturating_add(OPEN_DOOR_EVERY))
+    }
+
+    /// When a periodic update falls due: one [`UPDATE_EVERY`] after the
+    /// last start or update if attempts came since, or at the first of them
+    /// if it came later (a scan resuming after a pause is told at once).
+    fn update_due(&self) -> Option<Micros> {
+        self.grown_at
+            .map(|g| g.max(self.update_at.saturating_add(UPDATE_EVERY)))
+    }
+
+    fn refresh_due(&mut self) {
+        self.due = match (self.door_due(), self.update_due()) {
+            (Some(d), Some(u)) => d.min(u),
+            (d, u) => d.or(u).unwrap_or(Micros::MAX),
+        };
+    }
+
+    /// When the next deferred event falls due (untold doors or a periodic
+    /// update), if any.
+    pub fn next_due(&self) -> Option<Micros> {
+        (self.due != Micros::MAX).then_some(self.due)
     }
 
     /// Emits the deferred events due at or before `now`, each stamped with
@@ -310,14 +332,11 @@ impl Scan {
         // At most one of each: after an update the next is a minute later,
         // after a door event no door is untold.
         for _ in 0..2 {
+            let update = self.update_due().filter(|&u| u <= now);
             let door = self
-                .door_at
-                .filter(|_| self.open.len() > self.open_told)
-                .map(|t| t.saturating_add(OPEN_DOOR_EVERY));
-            let update = (self.probes > self.update_probes)
-                .then(|| self.update_at.saturating_add(UPDATE_EVERY))
-                .filter(|&u| u <= now);
-            let door = door.filter(|&d| d <= now || end).map(|d| d.min(now));
+                .door_due()
+                .filter(|&d| d <= now || end)
+                .map(|d| d.min(now));
             match (door, update) {
                 (Some(d), u) if u.is_none_or(|u| d <= u) => {
                     let trigger = self.door_trigger.unwrap_or(self.last_trigger);
@@ -340,6 +359,7 @@ impl Scan {
         self.open_told = self.open.len();
         self.door_at = Some(at);
         self.door_trigger = None;
+        self.refresh_due();
         let mut ev = self.event(Phase::OpenDoor, at, trigger, cfg);
         ev.new_open = new.into_iter().map(|(a, p)| self.door_text(a, p)).collect();
         ev
@@ -382,18 +402,13 @@ impl Scan {
     }
 
     /// An update event when the record has doubled since the last one.
-    fn maybe_update(
-        &mut self,
-        cfg: &DetectConfig,
-        at: Micros,
-        trigger: Trigger,
-    ) -> Option<ScanEvent> {
+    fn maybe_update(&mut self, cfg: &DetectConfig, a: &Attempt) -> Option<ScanEvent> {
         let size = self.dst_count().max(u64::from(self.port_count));
         if size < self.next_update {
             return None;
         }
         self.reclassify(cfg);
-        Some(self.event(Phase::Update, at, trigger, cfg))
+        Some(self.event(Phase::Update, a.time, Trigger::of(a), cfg))
     }
 
     /// The record as an event; a start or update also sets when the next
@@ -409,7 +424,8 @@ impl Scan {
             let size = self.dst_count().max(u64::from(self.port_count));
             self.next_update = (size * 2).max(size + 10);
             self.update_at = at;
-            self.update_probes = self.probes;
+            self.grown_at = None;
+            self.refresh_due();
         }
         ScanEvent {
             phase,

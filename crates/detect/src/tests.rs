@@ -895,3 +895,29 @@ fn deferred_events_are_the_same_whenever_the_clock_is_advanced() {
         assert_eq!(a.1, b.1);
     }
 }
+
+#[test]
+fn a_scan_resuming_after_a_pause_is_told_at_its_first_new_probe() {
+    // 40 probes a second apart, quiet for 5 minutes, then 10 more: the
+    // update after the pause is stamped at the first new probe, and holds
+    // it and nothing later.
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    let pause = 40 * SEC + 300 * SEC;
+    let atts: Vec<Attempt> = (1..=50u16)
+        .map(|p| {
+            let at = i64::from(p) * SEC + if p > 40 { 300 * SEC } else { 0 };
+            att(at, s, t, p, Outcome::Rejected, false)
+        })
+        .collect();
+    let (ev, _) = run(DetectConfig::default(), atts);
+    let resumed: Vec<&ScanEvent> = ev
+        .iter()
+        .filter(|e| e.phase == Phase::Update && e.time > 40 * SEC)
+        .collect();
+    assert!(!resumed.is_empty(), "{ev:?}");
+    let first = resumed[0];
+    assert_eq!(first.time, pause + SEC);
+    assert_eq!(first.detection.probes, 41);
+    assert_eq!(first.detection.ts_last, pause + SEC);
+}
