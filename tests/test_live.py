@@ -30,6 +30,12 @@ SWEEPER = f"{NET}.101"   # horizontal ones from here
 OPEN_PORT = 80
 
 
+def facts(a):
+    """The scan's own facts in an alert line (EVE `alert.context.scan`):
+    the one place that knows where they are."""
+    return a["alert"]["context"]["scan"]
+
+
 def sh(*args, timeout=30, check=True):
     return subprocess.run(list(args), check=check, timeout=timeout,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -163,20 +169,20 @@ def test_live_scans_alert_within_seconds_then_clean_shutdown(lab):
         time.sleep(0.01)
     assert set(seen) == set(want), f"alerts seen: {alerts(out)}"
     for src, (a, _) in seen.items():
-        assert a["scan"]["phase"] == "start" and a["scan"]["kind"] == want[src], a
+        assert facts(a)["phase"] == "start" and facts(a)["kind"] == want[src], a
         assert a["proto"] == "TCP"
-    assert seen[SCANNER][0]["scan"]["open"] == [f"{SENSOR_ADDR}:{OPEN_PORT}"]
+    assert facts(seen[SCANNER][0])["open"] == [f"{SENSOR_ADDR}:{OPEN_PORT}"]
 
     # Latency: from the scan's first probe (kernel timestamp, the clock of
     # time.time()) to the alert line being readable in alerts.jsonl. The
     # polling adds at most ~10 ms.
     latency = {}
     for src, (al, seen_at) in seen.items():
-        first_probe = epoch(al["scan"]["first_seen"])
+        first_probe = epoch(facts(al)["first_seen"])
         assert first_probe >= t0 - 1
         latency[want[src]] = {
-            "probes_at_alert": al["scan"]["probes"],
-            "first_probe_to_detection_packet_time_s": epoch(al["scan"]["detected"]) - first_probe,
+            "probes_at_alert": facts(al)["probes"],
+            "first_probe_to_detection_packet_time_s": epoch(facts(al)["detected"]) - first_probe,
             "first_probe_to_alert_readable_s": seen_at - first_probe,
         }
     print("\nlive alert latency:", json.dumps(latency, indent=1))
@@ -291,3 +297,108 @@ def test_two_interfaces_at_once(lab):
     dets = read_rows(final_parts(out, "detections"))
     got = {(d["scanner"], d["kind"], d["port_count"]) for d in dets}
     assert {(SCANNER, "vertical", 100), ("127.0.0.1", "vertical", 100)} <= got, got
+
+
+def wait_alert(out, pred, seconds):
+    """The first alert (and when it became readable) matching `pred`,
+    polled for at most `seconds`; (None, None) if none came."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        for a in alerts(out):
+            if pred(a):
+                return a, time.time()
+        time.sleep(0.01)
+    return None, None
+
+
+def test_live_events_as_they_happen_open_door_kind_change_direction(lab):
+    """Told as it happens, with times from the first probe: the start; an
+    open door opened mid-scan, alerted within 1 s of its SYN-ACK; a scan
+    turning from vertical into block; direction inbound for a scanner
+    outside --home-net, internal for one inside."""
+    import eve
+
+    out = lab["out"]
+    home = f"{NET}.0/27"                 # the targets (.1-.30) and .31
+    inside = f"{NET}.31"                 # a scanner of ours
+    victim = f"{NET}.2"                  # no listener until mid-scan
+    door = 280
+    sh("ip", "-n", lab["b"], "addr", "add", f"{inside}/24", "dev", lab["vb"])
+    p = start_sensor(lab, "--home-net", home)
+    listener = scan_proc = None
+    try:
+        # Inbound: a slow sequential vertical scan of `victim` (50 probes/s,
+        # so port 280 comes ~5.6 s after port 1).
+        scan_proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab["b"], "nmap", "-n", "-Pn", "-sS", "-r",
+             "--max-retries", "1", "--max-rate", "50", "--host-timeout", "60s",
+             "-S", SCANNER, "-e", lab["vb"], "-p", "1-300", victim],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start, start_seen = wait_alert(
+            out, lambda a: a["src_ip"] == SCANNER and facts(a)["phase"] == "start", 5)
+        assert start is not None, f"no start alert within 5 s: {alerts(out)}"
+        # The door opens after the start.
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", lab["a"], "python3", "-c",
+             "import socket,sys,time\n"
+             "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+             f"s.bind(('{victim}', {door})); s.listen(8)\n"
+             "print('ready', flush=True)\n"
+             "t=time.time()\n"
+             "while time.time()-t<60: time.sleep(0.5)\n"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert listener.stdout.readline().strip() == "ready"
+        opened_at = time.time()
+        first_probe = epoch(facts(start)["first_seen"])
+        assert start["direction"] == "inbound", start
+        assert facts(start)["kind"] == "vertical" and start["dest_ip"] == victim, start
+        assert f"{victim}:{door}" not in facts(start)["open"]
+
+        od, od_seen = wait_alert(
+            out, lambda a: a["src_ip"] == SCANNER and facts(a)["phase"] == "open_door", 20)
+        assert od is not None, f"no open_door alert: {alerts(out)}"
+        syn_ack = epoch(od["timestamp"])     # the event's time: the answer's
+        assert syn_ack >= opened_at - 0.05, (syn_ack, opened_at)
+        assert facts(od)["new_open"] == [f"{victim}:{door}"], od
+        assert (od["dest_ip"], od["dest_port"], od["direction"]) == (victim, door, "inbound"), od
+        assert od["alert"]["severity"] == 1, od
+        open_door_delay = od_seen - syn_ack
+        assert open_door_delay < 1.0, f"open_door {open_door_delay:.3f} s after its SYN-ACK"
+        scan_proc.wait(timeout=90)
+
+        # Internal: one of ours scans 10 hosts × 100 ports, host by host:
+        # vertical on the first, block at the tenth.
+        for i in range(11, 21):
+            nmap(lab, "-r", "-p", "1-100", f"{NET}.{i}", src=inside)
+        kc, kc_seen = wait_alert(
+            out, lambda a: a["src_ip"] == inside and facts(a)["phase"] == "kind_change", 5)
+        assert kc is not None, f"no kind_change alert: {alerts(out)}"
+        assert (facts(kc)["previous_kind"], facts(kc)["kind"]) == ("vertical", "block"), kc
+        assert kc["direction"] == "internal" and kc["dest_ip"] == f"{NET}.20", kc
+        inside_start = [a for a in alerts(out)
+                        if a["src_ip"] == inside and facts(a)["phase"] == "start"]
+        assert [facts(a)["kind"] for a in inside_start] == ["vertical"], inside_start
+        assert inside_start[0]["direction"] == "internal"
+        kc_first = epoch(facts(kc)["first_seen"])
+    finally:
+        for proc in (scan_proc, listener):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    rc, _, err = stop(p)
+    assert rc == 0, err
+    every = eve.check_file(os.path.join(out, "alerts.jsonl"))   # EVE schema, 8 KiB
+    ends = {a["src_ip"]: a for a in every if facts(a)["phase"] == "end"}
+    assert f"{victim}:{door}" in facts(ends[SCANNER])["open"]
+    # The open_door alert points at the probe's flow.
+    flows = read_rows(final_parts(out, "flows"))
+    probe = [r for r in flows if r["id"]["orig_h"] == SCANNER and r["id"]["resp_p"] == door]
+    assert [r["flow_id"] for r in probe] == [od["flow_id"]], probe
+    timings = {
+        "start_alert_readable_after_first_probe_s": start_seen - first_probe,
+        "open_door_alert_readable_after_syn_ack_s": open_door_delay,
+        "open_door_syn_ack_after_first_probe_s": syn_ack - first_probe,
+        "kind_change_after_first_probe_packet_time_s": epoch(kc["timestamp"]) - kc_first,
+        "kind_change_alert_readable_after_first_probe_s": kc_seen - kc_first,
+    }
+    print("\nlive event timings:", json.dumps(timings, indent=1))

@@ -24,10 +24,35 @@
 //! every door open still is.
 //!
 //! Once flagged, a (source, protocol) gets one scan record that grows with
-//! every further attempt: a `Start` event, `Update`s as its distinct counts
-//! double, and an `End` with the final record when the source has been quiet
-//! for [`DetectConfig::scan_idle_secs`] or the input ends. The record keeps
-//! the open doors — every (target, port) that answered.
+//! every further attempt, and is told as it happens, each [`ScanEvent`]
+//! carrying the record as it stands and the attempt behind it
+//! ([`Trigger`]). Latency is in packet time (the pipeline adds its own, the
+//! watermark's wait for the slowest flow worker):
+//!
+//! * `start` — at the attempt that flags the source (no delay);
+//! * `open_door` — at the first answered probe after the start (same
+//!   attempt, no delay), then for each new door (target and port) at most
+//!   one per [`OPEN_DOOR_EVERY`] (1 s) per scan: doors found meanwhile are
+//!   told together when that second is over (stamped then, at the next
+//!   attempt or watermark past it), and any still untold at the end just
+//!   before it. `new_open` names the doors new since the last one; the
+//!   record's `open` stays the full list;
+//! * `kind_change` — at the attempt that changes the kind (the kind is
+//!   re-checked whenever a new target, a new port or a new target with
+//!   `block_ports` ports appears, at constant cost; wide records stay
+//!   block), with `previous_kind`;
+//! * `update` — when the record's size (the larger of its target and port
+//!   counts) has doubled since the last start or update (at that attempt),
+//!   and [`UPDATE_EVERY`] (60 s) after the last start or update if probes
+//!   came since (stamped at that minute, told at the next attempt or
+//!   watermark past it; a scan that resumes after a quiet minute gets one
+//!   stamped at its first new probe);
+//! * `end` — [`DetectConfig::scan_idle_secs`] (10 min) after the last probe,
+//!   stamped then, or at the end of input; it points at the last attempt.
+//!
+//! Deferred events are stamped with the time they fell due, so a capture
+//! gives the same events whatever the speed or thread count. The record
+//! keeps the open doors — every (target, port) that answered.
 //!
 //! Memory is bounded: at most [`DetectConfig::max_sources`] sources per shard
 //! (when full, the quarter with the least failed contacts and the oldest
@@ -59,11 +84,16 @@ use scanwatch_model::{proto, Addr, Attempt, Detection, Direction, Micros, Outcom
 pub use sketch::HLL_BYTES;
 use sketch::{hash_addr, hash_pair, hash_port, Hll};
 
-/// Where a scan record is in its life.
+/// What happened to a scan record (see the crate docs for when each is
+/// told).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Start,
     Update,
+    /// New open doors: listed in [`ScanEvent::new_open`].
+    OpenDoor,
+    /// The kind changed: the old one is [`ScanEvent::previous_kind`].
+    KindChange,
     End,
 }
 
@@ -72,7 +102,40 @@ impl Phase {
         match self {
             Phase::Start => "start",
             Phase::Update => "update",
+            Phase::OpenDoor => "open_door",
+            Phase::KindChange => "kind_change",
             Phase::End => "end",
+        }
+    }
+}
+
+/// Least packet time between two open_door events of one scan.
+pub const OPEN_DOOR_EVERY: Micros = 1_000_000;
+
+/// Packet time between periodic updates of a scan that keeps probing.
+pub const UPDATE_EVERY: Micros = 60_000_000;
+
+/// The attempt behind an event (for an end or a periodic update, the
+/// scan's last attempt; for a deferred open_door, the first door's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trigger {
+    pub dst: Addr,
+    pub dport: u16,
+    pub sport: u16,
+    /// The probe's flow ([`Attempt::flow_id`]).
+    pub flow_id: u64,
+    /// When the attempt's outcome was known ([`Attempt::time`]).
+    pub time: Micros,
+}
+
+impl Trigger {
+    pub fn of(a: &Attempt) -> Trigger {
+        Trigger {
+            dst: a.dst,
+            dport: a.dport,
+            sport: a.sport,
+            flow_id: a.flow_id,
+            time: a.time,
         }
     }
 }
@@ -83,6 +146,14 @@ pub struct ScanEvent {
     pub phase: Phase,
     pub time: Micros,
     pub detection: Detection,
+    /// For [`Phase::OpenDoor`]: the doors (`addr:port`, as in
+    /// [`Detection::open`], sorted) answered since the last open_door event.
+    /// Empty for the other phases.
+    pub new_open: Vec<String>,
+    /// For [`Phase::KindChange`]: the kind before.
+    pub previous_kind: Option<ScanKind>,
+    /// The attempt behind the event.
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -446,10 +517,7 @@ impl Detector {
         let key = (a.src, a.proto);
         if let Some(scan) = self.scans.get_mut(&key) {
             if scan.last + idle > a.time {
-                scan.add_attempt(a, &self.cfg);
-                if let Some(ev) = scan.maybe_update(&self.cfg, a.time) {
-                    out.push(ev);
-                }
+                scan.on_attempt(a, &self.cfg, out);
                 if let Some(s) = self.sources.get_mut(&a.src) {
                     s.last = s.last.max(a.time);
                 }
@@ -699,7 +767,7 @@ impl Detector {
         let Some(src) = self.sources.get_mut(&a.src) else {
             return;
         };
-        let mut scan = Scan::new(a.src, a.proto, kind, detectors, a.time, &self.cfg);
+        let mut scan = Scan::new(a.src, a.proto, kind, detectors, Trigger::of(a), &self.cfg);
         scan.wide = sketched && kind == ScanKind::Block;
         // The record starts with everything the source did on this protocol
         // within the longest window; those contacts move into it.
@@ -736,27 +804,37 @@ impl Detector {
             scan.kind = ScanKind::Block;
         }
         self.stats.scans_started += 1;
-        out.push(scan.event(Phase::Start, a.time, &self.cfg));
+        scan.started();
+        out.push(scan.event(Phase::Start, a.time, Trigger::of(a), &self.cfg));
         self.scans.insert((a.src, a.proto), scan);
     }
 
-    /// Moves packet time to `now`: ends scans that have gone quiet and, once
-    /// a minute of packet time, forgets sources idle longer than the longest
-    /// window.
+    /// Moves packet time to `now`: tells the deferred events now due
+    /// (untold doors, periodic updates), ends scans that have gone quiet
+    /// and, once a minute of packet time, forgets sources idle longer than
+    /// the longest window.
     pub fn advance(&mut self, now: Micros, out: &mut Vec<ScanEvent>) {
         if now > self.now {
             self.now = now;
         }
         let idle = self.cfg.scan_idle();
-        let mut ended: Vec<(Addr, u8)> = self
+        let mut due: Vec<(Addr, u8)> = self
             .scans
             .iter()
-            .filter(|(_, s)| s.last + idle <= self.now)
+            .filter(|(_, s)| {
+                s.last + idle <= self.now || s.next_due().is_some_and(|t| t <= self.now)
+            })
             .map(|(k, _)| *k)
             .collect();
-        ended.sort_unstable();
-        for k in ended {
-            self.end_scan(k, idle, out);
+        due.sort_unstable();
+        for k in due {
+            let Some(s) = self.scans.get_mut(&k) else {
+                continue;
+            };
+            s.flush_due(self.now, false, &self.cfg, out);
+            if s.last + idle <= self.now {
+                self.end_scan(k, idle, out);
+            }
         }
         if self.now >= self.last_sweep.saturating_add(60_000_000) {
             self.last_sweep = self.now;
@@ -798,12 +876,16 @@ impl Detector {
         }
     }
 
-    /// Closes a scan record; its end event is stamped `after` its last probe.
+    /// Closes a scan record; its end event is stamped `after` its last probe
+    /// (untold doors are told just before it).
     fn end_scan(&mut self, key: (Addr, u8), after: Micros, out: &mut Vec<ScanEvent>) {
         if let Some(mut s) = self.scans.remove(&key) {
             self.stats.scans_ended += 1;
+            let at = s.last + after;
+            s.flush_due(at, true, &self.cfg, out);
             s.reclassify(&self.cfg);
-            out.push(s.event(Phase::End, s.last + after, &self.cfg));
+            let last = s.last_trigger();
+            out.push(s.event(Phase::End, at, last, &self.cfg));
         }
     }
 

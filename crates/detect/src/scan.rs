@@ -5,9 +5,20 @@
 //! wide record (flagged from a source's sketches) counts its targets by the
 //! sketch from the start and keeps no per-target table, so its cost per
 //! attempt stays flat however many targets it reaches.
+//!
+//! The record also decides when a scan is worth telling (see the crate
+//! docs): the first answered probe and each new door after it, rate-limited
+//! ([`OPEN_DOOR_EVERY`]); a change of kind, re-checked whenever a new target,
+//! a new port or a new many-port target appears (constant work: the count of
+//! many-port targets is kept as it grows); a periodic update
+//! ([`UPDATE_EVERY`]) while it grows. Events due at a time are stamped with
+//! that time, so the same input gives the same events at any speed.
 
 use crate::sketch::{hash_addr, Hll};
-use crate::{detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent};
+use crate::{
+    detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent, Trigger,
+    OPEN_DOOR_EVERY, UPDATE_EVERY,
+};
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
 use scanwatch_model::ids::detection_id;
@@ -51,6 +62,24 @@ pub(crate) struct Scan {
     open_set: HashSet<(Addr, u16), RandomState>,
     /// The next size (max of target and port counts) that triggers an update.
     next_update: u64,
+    /// Targets with at least `block_ports` ports (as `dsts` counts them),
+    /// kept as they grow so the kind is re-checked at constant cost.
+    many: u64,
+    /// The record's newest attempt (an end or periodic update points at it).
+    last_trigger: Trigger,
+    /// Doors in `open` already told (by the start or an open_door event).
+    open_told: usize,
+    /// Time of the last open_door event.
+    door_at: Option<Micros>,
+    /// The attempt of the first door not yet told.
+    door_trigger: Option<Trigger>,
+    /// Time of the last start or update event.
+    update_at: Micros,
+    /// Time of the first attempt after it (none yet: nothing new to tell).
+    grown_at: Option<Micros>,
+    /// When the next deferred event may fall due ([`Scan::next_due`], or
+    /// `Micros::MAX`): the one comparison each attempt pays for them.
+    due: Micros,
 }
 
 impl Scan {
@@ -59,9 +88,10 @@ impl Scan {
         proto: u8,
         kind: ScanKind,
         detectors: u8,
-        at: Micros,
+        trigger: Trigger,
         _cfg: &DetectConfig,
     ) -> Scan {
+        let at = trigger.time;
         Scan {
             scanner,
             proto,
@@ -85,16 +115,36 @@ impl Scan {
             open: Vec::new(),
             open_set: HashSet::default(),
             next_update: 0,
+            many: 0,
+            last_trigger: trigger,
+            open_told: 0,
+            door_at: None,
+            door_trigger: None,
+            update_at: at,
+            grown_at: None,
+            due: Micros::MAX,
         }
     }
 
-    fn touch(&mut self, dst: Addr, port: u16, first: Micros, last: Micros, cfg: &DetectConfig) {
+    /// Counts one contact; true when the record's shape grew (a new port,
+    /// a new target, or a target reaching `block_ports` ports): only then
+    /// can its kind change.
+    fn touch(
+        &mut self,
+        dst: Addr,
+        port: u16,
+        first: Micros,
+        last: Micros,
+        cfg: &DetectConfig,
+    ) -> bool {
         self.first = self.first.min(first);
         self.last = self.last.max(last);
         let (w, b) = (usize::from(port) / 64, port % 64);
+        let mut grew = false;
         if self.ports[w] & (1 << b) == 0 {
             self.ports[w] |= 1 << b;
             self.port_count += 1;
+            grew = true;
         }
         // A wide scan (flagged from sketches: random pairs, hardly a repeat)
         // keeps no per-target table: its targets are counted by a sketch
@@ -107,7 +157,8 @@ impl Scan {
             if self.targets.len() < TARGET_SAMPLE && !self.targets.contains(&dst) {
                 self.targets.push(dst);
             }
-            return;
+            // A wide record stays block: no shape to re-check.
+            return false;
         }
         // One lookup of the target (this runs for every attempt of a scan).
         let room = self.pairs.len() < cfg.max_scan_targets * 4;
@@ -118,7 +169,12 @@ impl Scan {
                 let (t, ports) = e.get_mut();
                 if room && self.pairs.insert(pair(*t)) {
                     *ports += 1;
+                    if *ports == cfg.block_ports {
+                        self.many += 1;
+                        grew = true;
+                    }
                 }
+                grew
             }
             hashbrown::hash_map::Entry::Vacant(v) => {
                 if n >= cfg.max_scan_targets {
@@ -131,8 +187,9 @@ impl Scan {
                     });
                     if sketch.insert(hash_addr(dst)) || self.dst_est == 0 {
                         self.dst_est = sketch.estimate().round() as u64;
+                        grew = true;
                     }
-                    return;
+                    return grew;
                 }
                 if self.targets.len() < TARGET_SAMPLE {
                     self.targets.push(dst);
@@ -140,15 +197,22 @@ impl Scan {
                 let t = n as u32;
                 let new_pair = room && self.pairs.insert(pair(t));
                 v.insert((t, u32::from(new_pair)));
+                if u32::from(new_pair) >= cfg.block_ports {
+                    self.many += 1;
+                }
+                true
             }
         }
     }
 
-    fn mark_open(&mut self, dst: Addr, port: u16, cfg: &DetectConfig) {
+    /// Records an open door; true when it is new.
+    fn mark_open(&mut self, dst: Addr, port: u16, cfg: &DetectConfig) -> bool {
         let port = if portless(self.proto) { 0 } else { port };
         if self.open_set.len() < cfg.max_scan_targets && self.open_set.insert((dst, port)) {
             self.open.push((dst, port));
+            return true;
         }
+        false
     }
 
     pub fn add_contact(&mut self, dst: Addr, port: u16, c: &ContactInfo, cfg: &DetectConfig) {
@@ -162,19 +226,147 @@ impl Scan {
         }
     }
 
-    pub fn add_attempt(&mut self, a: &Attempt, cfg: &DetectConfig) {
-        self.touch(a.dst, a.dport, a.probe_ts, a.time, cfg);
+    /// Marks the doors held so far as told (the start event carries them).
+    pub fn started(&mut self) {
+        self.open_told = self.open.len();
+    }
+
+    /// Counts one attempt of the flagged source; returns (the shape grew,
+    /// a new door opened).
+    fn add_attempt(&mut self, a: &Attempt, cfg: &DetectConfig) -> (bool, bool) {
+        let grew = self.touch(a.dst, a.dport, a.probe_ts, a.time, cfg);
         self.probes += 1;
+        self.last_trigger = Trigger::of(a);
+        let mut door = false;
         match a.outcome {
             Outcome::Answered => {
                 self.answered += 1;
                 if !a.probe.is_stealth() {
-                    self.mark_open(a.dst, a.dport, cfg);
+                    door = self.mark_open(a.dst, a.dport, cfg);
                 }
             }
             Outcome::Rejected => self.rejected += 1,
             Outcome::Unanswered => self.unanswered += 1,
         }
+        (grew, door)
+    }
+
+    /// One attempt of the flagged source, and the events it brings: first
+    /// those that fell due before it, then a kind change, an open door and
+    /// a doubling update, each when there is one. Constant work unless an
+    /// event is made.
+    pub fn on_attempt(&mut self, a: &Attempt, cfg: &DetectConfig, out: &mut Vec<ScanEvent>) {
+        if a.time >= self.due {
+            self.flush_due(a.time, false, cfg, out);
+        }
+        let (grew, door) = self.add_attempt(a, cfg);
+        if self.grown_at.is_none() {
+            self.grown_at = Some(a.time);
+            self.refresh_due();
+        }
+        if grew && !self.wide {
+            let before = self.kind;
+            self.reclassify(cfg);
+            if self.kind != before {
+                let mut ev = self.event(Phase::KindChange, a.time, Trigger::of(a), cfg);
+                ev.previous_kind = Some(before);
+                out.push(ev);
+            }
+        }
+        if door {
+            let free = self
+                .door_at
+                .is_none_or(|t| a.time >= t.saturating_add(OPEN_DOOR_EVERY));
+            if free {
+                out.push(self.open_door_event(a.time, Trigger::of(a), cfg));
+            } else if self.door_trigger.is_none() {
+                self.door_trigger = Some(Trigger::of(a));
+                self.refresh_due();
+            }
+        }
+        if let Some(ev) = self.maybe_update(cfg, a) {
+            out.push(ev);
+        }
+    }
+
+    /// When untold doors fall due: one [`OPEN_DOOR_EVERY`] after the last
+    /// open_door event.
+    fn door_due(&self) -> Option<Micros> {
+        self.door_at
+            .filter(|_| self.open.len() > self.open_told)
+            .map(|t| t.saturating_add(OPEN_DOOR_EVERY))
+    }
+
+    /// When a periodic update falls due: one [`UPDATE_EVERY`] after the
+    /// last start or update if attempts came since, or at the first of them
+    /// if it came later (a scan resuming after a pause is told at once).
+    fn update_due(&self) -> Option<Micros> {
+        self.grown_at
+            .map(|g| g.max(self.update_at.saturating_add(UPDATE_EVERY)))
+    }
+
+    fn refresh_due(&mut self) {
+        self.due = match (self.door_due(), self.update_due()) {
+            (Some(d), Some(u)) => d.min(u),
+            (d, u) => d.or(u).unwrap_or(Micros::MAX),
+        };
+    }
+
+    /// When the next deferred event falls due (untold doors or a periodic
+    /// update), if any.
+    pub fn next_due(&self) -> Option<Micros> {
+        (self.due != Micros::MAX).then_some(self.due)
+    }
+
+    /// Emits the deferred events due at or before `now`, each stamped with
+    /// the time it fell due, in time order. With `end`, untold doors are
+    /// told now whatever the rate (stamped no later than `now`): the record
+    /// is closing.
+    pub fn flush_due(
+        &mut self,
+        now: Micros,
+        end: bool,
+        cfg: &DetectConfig,
+        out: &mut Vec<ScanEvent>,
+    ) {
+        // At most one of each: after an update the next is a minute later,
+        // after a door event no door is untold.
+        for _ in 0..2 {
+            let update = self.update_due().filter(|&u| u <= now);
+            let door = self
+                .door_due()
+                .filter(|&d| d <= now || end)
+                .map(|d| d.min(now));
+            match (door, update) {
+                (Some(d), u) if u.is_none_or(|u| d <= u) => {
+                    let trigger = self.door_trigger.unwrap_or(self.last_trigger);
+                    let ev = self.open_door_event(d, trigger, cfg);
+                    out.push(ev);
+                }
+                (_, Some(u)) => {
+                    let ev = self.event(Phase::Update, u, self.last_trigger, cfg);
+                    out.push(ev);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// An open_door event at `at`: the doors not yet told.
+    fn open_door_event(&mut self, at: Micros, trigger: Trigger, cfg: &DetectConfig) -> ScanEvent {
+        let mut new: Vec<(Addr, u16)> = self.open[self.open_told..].to_vec();
+        new.sort_unstable();
+        self.open_told = self.open.len();
+        self.door_at = Some(at);
+        self.door_trigger = None;
+        self.refresh_due();
+        let mut ev = self.event(Phase::OpenDoor, at, trigger, cfg);
+        ev.new_open = new.into_iter().map(|(a, p)| self.door_text(a, p)).collect();
+        ev
+    }
+
+    fn door_text(&self, a: Addr, p: u16) -> String {
+        endpoint_text(a, if portless(self.proto) { None } else { Some(p) })
     }
 
     /// Distinct targets: exact up to the cap, then the sketch's estimate
@@ -189,11 +381,7 @@ impl Scan {
     /// probed on many ports with too few other targets is vertical; the rest
     /// (many targets, few ports each) is horizontal.
     pub fn reclassify(&mut self, cfg: &DetectConfig) {
-        let many = self
-            .dsts
-            .values()
-            .filter(|&&(_, n)| n >= cfg.block_ports)
-            .count() as u64;
+        let many = self.many;
         let sweep_min = cfg
             .windows
             .iter()
@@ -214,23 +402,44 @@ impl Scan {
     }
 
     /// An update event when the record has doubled since the last one.
-    pub fn maybe_update(&mut self, cfg: &DetectConfig, at: Micros) -> Option<ScanEvent> {
+    fn maybe_update(&mut self, cfg: &DetectConfig, a: &Attempt) -> Option<ScanEvent> {
         let size = self.dst_count().max(u64::from(self.port_count));
         if size < self.next_update {
             return None;
         }
         self.reclassify(cfg);
-        Some(self.event(Phase::Update, at, cfg))
+        Some(self.event(Phase::Update, a.time, Trigger::of(a), cfg))
     }
 
-    pub fn event(&mut self, phase: Phase, at: Micros, cfg: &DetectConfig) -> ScanEvent {
-        let size = self.dst_count().max(u64::from(self.port_count));
-        self.next_update = (size * 2).max(size + 10);
+    /// The record as an event; a start or update also sets when the next
+    /// doubling and periodic updates fall due.
+    pub fn event(
+        &mut self,
+        phase: Phase,
+        at: Micros,
+        trigger: Trigger,
+        cfg: &DetectConfig,
+    ) -> ScanEvent {
+        if matches!(phase, Phase::Start | Phase::Update) {
+            let size = self.dst_count().max(u64::from(self.port_count));
+            self.next_update = (size * 2).max(size + 10);
+            self.update_at = at;
+            self.grown_at = None;
+            self.refresh_due();
+        }
         ScanEvent {
             phase,
             time: at,
             detection: self.detection(cfg),
+            new_open: Vec::new(),
+            previous_kind: None,
+            trigger: Some(trigger),
         }
+    }
+
+    /// The record's newest attempt.
+    pub fn last_trigger(&self) -> Trigger {
+        self.last_trigger
     }
 
     fn ports_list(&self) -> Vec<u16> {
@@ -251,7 +460,7 @@ impl Scan {
         open.sort_unstable();
         let open = open
             .into_iter()
-            .map(|(a, p)| endpoint_text(a, if portless(self.proto) { None } else { Some(p) }))
+            .map(|(a, p)| self.door_text(a, p))
             .collect();
         Detection {
             direction: Default::default(),

@@ -521,6 +521,29 @@ fn wide_random_scan_is_flagged_as_block_early_with_estimated_counts() {
     );
     // The open doors are exact.
     assert_eq!(end.open, open);
+    // A wide record stays block: no kind change. Its doors are told at most
+    // once a second, and together they are every door, each once.
+    assert!(ev.iter().all(|e| e.phase != Phase::KindChange));
+    let doors: Vec<&ScanEvent> = ev.iter().filter(|e| e.phase == Phase::OpenDoor).collect();
+    assert!(doors.len() >= 2, "{} open_door events", doors.len());
+    // (The last may be sooner: doors still untold at the end of input are
+    // told just before the end event.)
+    let times: Vec<Micros> = doors.iter().map(|e| e.time).collect();
+    assert!(
+        times[..times.len() - 1]
+            .windows(2)
+            .all(|w| w[1] - w[0] >= SEC),
+        "{times:?}"
+    );
+    let mut told: Vec<String> = doors.iter().flat_map(|e| e.new_open.clone()).collect();
+    told.sort();
+    let before_start = starts[0].detection.open.len();
+    assert_eq!(told.len() + before_start, open.len());
+    told.extend(starts[0].detection.open.iter().cloned());
+    told.sort();
+    let mut open = open;
+    open.sort();
+    assert_eq!(told, open);
 }
 
 #[test]
@@ -653,4 +676,248 @@ fn sketch_memory_fits_what_the_accounting_says() {
     // The cap on sketched sources follows the shard's contact cap.
     let d = Detector::new(DetectConfig::default()).unwrap();
     assert_eq!(d.max_sketch_sources, 4_000_000 / SKETCH_CONTACTS);
+}
+
+/// A vertical scan of ports 1..=300, one probe every 10 ms, where the
+/// listed ports answer.
+fn vertical_with_doors(s: Addr, t: Addr, open: &[u16]) -> Vec<Attempt> {
+    (1..=300u16)
+        .map(|p| {
+            let o = if open.contains(&p) {
+                Outcome::Answered
+            } else {
+                Outcome::Rejected
+            };
+            let mut a = att(i64::from(p) * 10_000, s, t, p, o, false);
+            a.sport = 50_000 + p;
+            a.flow_id = 7_000 + u64::from(p);
+            a
+        })
+        .collect()
+}
+
+#[test]
+fn open_door_after_the_start_is_told_at_that_attempt() {
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    // Port 5 answers before the scan is flagged, port 150 after.
+    let (ev, _) = run(
+        DetectConfig::default(),
+        vertical_with_doors(s, t, &[5, 150]),
+    );
+    let start = ev.iter().find(|e| e.phase == Phase::Start).unwrap();
+    assert!(start.time < 150 * 10_000);
+    assert_eq!(start.detection.open, vec!["198.19.1.10:5"]);
+    let doors: Vec<&ScanEvent> = ev.iter().filter(|e| e.phase == Phase::OpenDoor).collect();
+    assert_eq!(doors.len(), 1, "{doors:?}");
+    let d = doors[0];
+    assert_eq!(d.time, 150 * 10_000);
+    assert_eq!(d.new_open, vec!["198.19.1.10:150"]);
+    assert_eq!(d.detection.open, vec!["198.19.1.10:5", "198.19.1.10:150"]);
+    assert_eq!(
+        d.trigger,
+        Some(Trigger {
+            dst: t,
+            dport: 150,
+            sport: 50_150,
+            flow_id: 7_150,
+            time: 150 * 10_000
+        })
+    );
+    // new_open is for open_door events only.
+    assert!(ev
+        .iter()
+        .all(|e| e.phase == Phase::OpenDoor || e.new_open.is_empty()));
+    // The start points at the attempt that flagged, the end at the last.
+    assert_eq!(start.trigger.map(|g| g.time), Some(start.time));
+    let end = ev.iter().find(|e| e.phase == Phase::End).unwrap();
+    assert_eq!(
+        end.trigger.map(|g| (g.dport, g.flow_id)),
+        Some((300, 7_300))
+    );
+}
+
+#[test]
+fn doors_within_a_second_are_told_together_after_it_and_none_is_lost() {
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    // Doors at 1.5 s, then 1.6 and 1.7 s (within the second after the
+    // first), then 2.8 s (within the second after the deferred one); the
+    // scan's last probe is at 3.0 s.
+    let (ev, _) = run(
+        DetectConfig::default(),
+        vertical_with_doors(s, t, &[150, 160, 170, 280]),
+    );
+    let doors: Vec<(Micros, Vec<String>, Option<u16>)> = ev
+        .iter()
+        .filter(|e| e.phase == Phase::OpenDoor)
+        .map(|e| (e.time, e.new_open.clone(), e.trigger.map(|g| g.dport)))
+        .collect();
+    let door = |p: u16| format!("198.19.1.10:{p}");
+    assert_eq!(
+        doors,
+        vec![
+            (150 * 10_000, vec![door(150)], Some(150)),
+            // Told when the second is over, pointing at the first of them.
+            (150 * 10_000 + SEC, vec![door(160), door(170)], Some(160)),
+            // Still untold when the input ends: told just before the end.
+            (300 * 10_000, vec![door(280)], Some(280)),
+        ]
+    );
+    let end = ev.last().unwrap();
+    assert_eq!(end.phase, Phase::End);
+    assert_eq!(end.detection.open.len(), 4);
+    let last_door = ev.iter().rposition(|e| e.phase == Phase::OpenDoor).unwrap();
+    assert_eq!(last_door, ev.len() - 2);
+}
+
+#[test]
+fn host_by_host_scan_turns_from_vertical_to_block_as_it_happens() {
+    // 10 hosts × 100 ports, one host after the other: flagged vertical on
+    // the first host, block once the tenth host has `block_ports` ports.
+    let s = addr("198.18.0.2");
+    let cfg = DetectConfig::default();
+    let atts: Vec<Attempt> = (0..10u32)
+        .flat_map(|h| {
+            (1..=100u16).map(move |p| {
+                att(
+                    i64::from(h) * 100_000 + i64::from(p) * 1000,
+                    s,
+                    host(h),
+                    p,
+                    Outcome::Rejected,
+                    false,
+                )
+            })
+        })
+        .collect();
+    let (ev, _) = run(cfg.clone(), atts);
+    let start = ev.iter().find(|e| e.phase == Phase::Start).unwrap();
+    assert_eq!(start.detection.kind, ScanKind::Vertical);
+    let changes: Vec<&ScanEvent> = ev.iter().filter(|e| e.phase == Phase::KindChange).collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let c = changes[0];
+    assert_eq!(c.previous_kind, Some(ScanKind::Vertical));
+    assert_eq!(c.detection.kind, ScanKind::Block);
+    let p = cfg.block_ports as u16;
+    assert_eq!(c.trigger.map(|g| (g.dst, g.dport)), Some((host(9), p)));
+    assert_eq!(c.time, 9 * 100_000 + i64::from(p) * 1000);
+    assert_eq!(ends(&ev)[0].kind, ScanKind::Block);
+    assert!(ev
+        .iter()
+        .all(|e| e.phase == Phase::KindChange || e.previous_kind.is_none()));
+}
+
+/// A slow vertical scan: one probe every 7 s for 35 minutes.
+fn slow_scan() -> Vec<Attempt> {
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    (1..=300u16)
+        .map(|p| att(i64::from(p) * 7 * SEC, s, t, p, Outcome::Rejected, false))
+        .collect()
+}
+
+#[test]
+fn long_slow_scan_gets_an_update_every_minute_while_it_grows() {
+    let mut d = Detector::new(DetectConfig::default()).unwrap();
+    let mut ev = Vec::new();
+    for a in &slow_scan() {
+        d.on_attempt(a, &mut ev);
+        d.advance(a.time, &mut ev);
+    }
+    // The clock runs on after the last probe (at 2100 s), to past the end.
+    for t in 2101..=3000 {
+        d.advance(t * SEC, &mut ev);
+    }
+    d.finish(&mut ev);
+    let told: Vec<&ScanEvent> = ev
+        .iter()
+        .filter(|e| matches!(e.phase, Phase::Start | Phase::Update))
+        .collect();
+    let gaps: Vec<Micros> = told.windows(2).map(|w| w[1].time - w[0].time).collect();
+    // Never more than a minute without news while it probes, and mostly
+    // exactly a minute (doubling updates come in between, at attempts).
+    assert!(gaps.iter().all(|&g| g > 0 && g <= 60 * SEC), "{gaps:?}");
+    let minutes = gaps.iter().filter(|&&g| g == 60 * SEC).count();
+    assert!(minutes >= 25, "{minutes} periodic updates: {gaps:?}");
+    // Each points at the last attempt before it, and carries the probes so
+    // far.
+    for e in &told {
+        let g = e.trigger.unwrap();
+        let since = e.time - g.time;
+        assert!(
+            since >= 0 && (since <= 7 * SEC || g.time == 2100 * SEC),
+            "{e:?}"
+        );
+        assert_eq!(e.detection.probes, (g.time / (7 * SEC)) as u64);
+    }
+    // After the last probe (at 2100 s): one last update, then silence
+    // until the end, 10 minutes later.
+    let last = told.last().unwrap();
+    assert!(last.time >= 2100 * SEC && last.time - 2100 * SEC <= 60 * SEC);
+    let end = ev.last().unwrap();
+    assert_eq!((end.phase, end.time), (Phase::End, 2700 * SEC));
+}
+
+#[test]
+fn deferred_events_are_the_same_whenever_the_clock_is_advanced() {
+    // Events due at a time are stamped with it: advancing after every
+    // attempt, or only now and then, gives the same events.
+    let mut atts = slow_scan();
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    atts.extend(
+        vertical_with_doors(s, t, &[150, 160, 170, 280])
+            .into_iter()
+            .map(|mut a| {
+                a.src = addr("198.18.0.3");
+                a
+            }),
+    );
+    atts.sort();
+    let (every, _) = run(DetectConfig::default(), atts.clone());
+    let mut d = Detector::new(DetectConfig::default()).unwrap();
+    let mut rare = Vec::new();
+    for (i, a) in atts.iter().enumerate() {
+        d.on_attempt(a, &mut rare);
+        if i % 50 == 0 {
+            d.advance(a.time, &mut rare);
+        }
+    }
+    d.finish(&mut rare);
+    let key = |e: &ScanEvent| (e.detection.scanner, e.time, e.phase.name());
+    let mut every: Vec<_> = every.iter().map(|e| (key(e), e.clone())).collect();
+    let mut rare: Vec<_> = rare.iter().map(|e| (key(e), e.clone())).collect();
+    every.sort_by(|a, b| a.0.cmp(&b.0));
+    rare.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(every.len(), rare.len());
+    for (a, b) in every.iter().zip(&rare) {
+        assert_eq!(a.1, b.1);
+    }
+}
+
+#[test]
+fn a_scan_resuming_after_a_pause_is_told_at_its_first_new_probe() {
+    // 40 probes a second apart, quiet for 5 minutes, then 10 more: the
+    // update after the pause is stamped at the first new probe, and holds
+    // it and nothing later.
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    let pause = 40 * SEC + 300 * SEC;
+    let atts: Vec<Attempt> = (1..=50u16)
+        .map(|p| {
+            let at = i64::from(p) * SEC + if p > 40 { 300 * SEC } else { 0 };
+            att(at, s, t, p, Outcome::Rejected, false)
+        })
+        .collect();
+    let (ev, _) = run(DetectConfig::default(), atts);
+    let resumed: Vec<&ScanEvent> = ev
+        .iter()
+        .filter(|e| e.phase == Phase::Update && e.time > 40 * SEC)
+        .collect();
+    assert!(!resumed.is_empty(), "{ev:?}");
+    let first = resumed[0];
+    assert_eq!(first.time, pause + SEC);
+    assert_eq!(first.detection.probes, 41);
+    assert_eq!(first.detection.ts_last, pause + SEC);
 }

@@ -11,8 +11,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use scanwatch_detect::{Phase, ScanEvent};
 use scanwatch_model::Detection;
 use scanwatch_sink::{
-    AlertEvent, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter,
-    SinkError,
+    AlertEvent, AlertTrigger, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder,
+    PartitionedWriter, SinkError,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -181,7 +181,7 @@ fn alerts_failed(
 fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<(), SinkError> {
     let d = &e.detection;
     match e.phase {
-        Phase::Start | Phase::Update => {
+        Phase::Start | Phase::Update | Phase::OpenDoor | Phase::KindChange => {
             ctx.counters
                 .active_scans
                 .insert((d.scanner, d.proto), ActiveScan::of(d));
@@ -191,7 +191,19 @@ fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<
         }
     }
     if let Some(a) = ctx.alerts.as_mut() {
-        let written = a.write(&AlertEvent::plain(e.phase.name(), e.time, d));
+        let written = a.write(&AlertEvent {
+            phase: e.phase.name(),
+            time: e.time,
+            detection: d,
+            trigger: e.trigger.map(|t| AlertTrigger {
+                dst: t.dst,
+                dport: t.dport,
+                sport: t.sport,
+                flow_id: t.flow_id,
+            }),
+            previous_kind: e.previous_kind,
+            new_open: &e.new_open,
+        });
         if written.is_ok() {
             res.alerts += 1;
         }
