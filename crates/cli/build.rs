@@ -20,11 +20,14 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SCANWATCH_COMMIT");
     println!("cargo:rerun-if-env-changed=SCANWATCH_COMMIT_DATE");
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let commit = env("SCANWATCH_COMMIT").or_else(|| git(&["rev-parse", "--short", "HEAD"]));
-    let date = env("SCANWATCH_COMMIT_DATE").or_else(|| {
-        commit.as_ref()?;
-        git(&["log", "-1", "--format=%cs", "HEAD"])
-    });
+    // A packager's commit takes only a packager's date (HEAD may be another).
+    let (commit, date) = match env("SCANWATCH_COMMIT") {
+        Some(c) => (Some(c), env("SCANWATCH_COMMIT_DATE")),
+        None => match git(&["rev-parse", "--short", "HEAD"]) {
+            Some(c) => (Some(c), git(&["log", "-1", "--format=%cs", "HEAD"])),
+            None => (None, None),
+        },
+    };
     let build = match (commit, &date) {
         (Some(c), Some(d)) => format!("{c} {d}"),
         (Some(c), None) => c,
