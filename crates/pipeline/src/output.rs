@@ -330,11 +330,27 @@ fn flows(
         w.lost_rows += n;
         return Ok(());
     }
+    // Nearly full: finish the open parts while their footers still fit
+    // (what they hold stays readable) and pause, rather than fail in the
+    // middle of a part and lose all of it.
+    let need = 2 * batch.get_array_memory_size() as u64 + (1 << 20);
+    if let Some((free, _)) = ctx.out_dir.as_deref().and_then(disk_space) {
+        if free < need {
+            full.paused = true;
+            full.checked = Some(Instant::now());
+            w.lost_rows += n;
+            return match w.rotate() {
+                Err(e) if e.is_disk_full() => Ok(()),
+                r => r,
+            };
+        }
+    }
     match w.push_batch(hour, batch) {
         Err(e) if e.is_disk_full() => {
             w.abandon_open();
             w.lost_rows += n;
             full.paused = true;
+            full.checked = Some(Instant::now());
             Ok(())
         }
         r => r,
