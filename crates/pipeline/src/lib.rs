@@ -136,6 +136,9 @@ pub fn run(
                 rotate: &cfg.rotate,
                 shutdown: &cfg.shutdown,
                 counters,
+                retention: (cfg.retention.is_set())
+                    .then(|| cfg.out_dir.clone().map(|d| (d, cfg.retention)))
+                    .flatten(),
             };
             move || output_loop(ctx)
         });

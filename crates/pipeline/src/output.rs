@@ -11,11 +11,11 @@ use scanwatch_detect::{Phase, ScanEvent};
 use scanwatch_model::Detection;
 use scanwatch_sink::{
     AlertEvent, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder, PartitionedWriter,
-    SinkError,
+    Retention, SinkError,
 };
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What reaches the output thread.
 pub(crate) enum OutMsg {
@@ -41,6 +41,8 @@ pub(crate) struct OutputCtx<'a> {
     /// Set here when output fails, to stop the readers.
     pub shutdown: &'a AtomicBool,
     pub counters: &'a Counters,
+    /// The output folder and what of it to keep (see `retention`).
+    pub retention: Option<(PathBuf, Retention)>,
 }
 
 /// Most detections kept in memory for the summary.
@@ -69,6 +71,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     };
     let mut first_err: Option<SinkError> = None;
     let mut last_clock_hour = i64::MIN;
+    let mut last_retention = Instant::now();
     loop {
         let msg = match ctx.rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => Some(m),
@@ -90,6 +93,9 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
                     first_err = Some(e);
                 }
             }
+            retain(&ctx, &mut last_retention);
+        } else if last_retention.elapsed() >= Duration::from_secs(60) {
+            retain(&ctx, &mut last_retention);
         }
         let Some(msg) = msg else { continue };
         if first_err.is_some() {
@@ -130,6 +136,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     if let Err(e) = rotate_all(&mut ctx) {
         first_err.get_or_insert(e);
     }
+    retain(&ctx, &mut last_retention);
     if let Some(w) = ctx.flows.as_mut() {
         res.files.append(&mut w.finished);
     }
@@ -139,6 +146,35 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     match first_err {
         Some(e) => Err(e),
         None => Ok(res),
+    }
+}
+
+/// Removes the partitions retention gives up (packet clock), one line on
+/// stderr each; an error is reported and the run goes on.
+fn retain(ctx: &OutputCtx<'_>, last: &mut Instant) {
+    *last = Instant::now();
+    let Some((dir, policy)) = &ctx.retention else {
+        return;
+    };
+    let mut open = ctx.flows.as_ref().map_or(Vec::new(), |w| w.open_hours());
+    open.extend(
+        ctx.detections
+            .as_ref()
+            .map_or(Vec::new(), |w| w.open_hours()),
+    );
+    let clock = ctx.counters.clock.load(Relaxed);
+    match scanwatch_sink::retention::enforce(dir, policy, clock, &open) {
+        Ok(removed) => {
+            for r in &removed {
+                eprintln!("scanwatch: {}", r.line(dir));
+                ctx.counters.add(&Counts {
+                    retention_removed_parts: r.partition.files,
+                    retention_removed_bytes: r.partition.bytes,
+                    ..Counts::default()
+                });
+            }
+        }
+        Err(e) => eprintln!("scanwatch: retention: {e}"),
     }
 }
 

@@ -29,11 +29,11 @@ mod eve;
 pub mod retention;
 
 pub use arrow_array::RecordBatch as Batch;
-pub use retention::{Removal, Retention};
 pub use eve::{
     all_signatures, eve_proto, severity, signature, signature_id, AlertEvent, AlertTrigger,
     SensorInfo, CATEGORY, GID, LIST_CAP, MAX_LINE, REV,
 };
+pub use retention::{Removal, Retention};
 pub use scanwatch_schema::{
     detection_schema, flow_schema, DetectionBatchBuilder, FlowBatchBuilder, TableBuilder,
     SCHEMA_VERSION,

@@ -367,17 +367,20 @@ mod tests {
         // Clock at 9:30: keep from 7:30, so hours 0..=6 go (7 ends at 8:00).
         let now = 9 * 3_600_000_000 + 1_800_000_000;
         let r = plan(&parts, &policy, now, &[]);
-        assert_eq!(
-            hours(&r),
-            (0..7).map(|h| ("flows", h)).collect::<Vec<_>>()
-        );
+        assert_eq!(hours(&r), (0..7).map(|h| ("flows", h)).collect::<Vec<_>>());
         // An open hour and a busy partition stay.
         let mut parts = parts;
         parts[2].busy = true;
         let r = plan(&parts, &policy, now, &[4]);
         assert_eq!(
             hours(&r),
-            vec![("flows", 0), ("flows", 1), ("flows", 3), ("flows", 5), ("flows", 6)]
+            vec![
+                ("flows", 0),
+                ("flows", 1),
+                ("flows", 3),
+                ("flows", 5),
+                ("flows", 6)
+            ]
         );
     }
 
