@@ -165,18 +165,20 @@ fn day_files(date_dir: &Path) -> Result<Option<Vec<(PathBuf, u64)>>> {
     Ok(Some(files))
 }
 
-fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+/// A part's schema (with its metadata: table, schema version) and rows.
+fn read_batches(path: &Path) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>)> {
     let f = File::open(path).with_context(|| format!("{}", path.display()))?;
     let ctx = || format!("{}", path.display());
     if path.extension().is_some_and(|e| e == "parquet") {
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .with_context(ctx)?
-            .build()
+        let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
             .with_context(ctx)?;
-        r.collect::<Result<Vec<_>, _>>().with_context(ctx)
+        let schema = b.schema().clone();
+        let r = b.build().with_context(ctx)?;
+        Ok((schema, r.collect::<Result<Vec<_>, _>>().with_context(ctx)?))
     } else {
         let r = arrow_ipc::reader::FileReader::try_new(f, None).with_context(ctx)?;
-        r.collect::<Result<Vec<_>, _>>().with_context(ctx)
+        let schema = r.schema();
+        Ok((schema, r.collect::<Result<Vec<_>, _>>().with_context(ctx)?))
     }
 }
 
@@ -365,9 +367,10 @@ fn build(
         Ok(b.num_rows() as u64)
     };
     for (path, _) in files {
-        for b in read_batches(path)? {
-            let first = schema.get_or_insert_with(|| b.schema());
-            if first.fields() != b.schema().fields() {
+        let (file_schema, batches) = read_batches(path)?;
+        let first = schema.get_or_insert(file_schema.clone()).clone();
+        for b in batches {
+            if first.fields() != b.schema().fields() || first.metadata() != file_schema.metadata() {
                 bail!(
                     "{}: other columns than the day's first part (another schema version); not compacted",
                     path.display()
