@@ -165,20 +165,22 @@ fn day_files(date_dir: &Path) -> Result<Option<Vec<(PathBuf, u64)>>> {
     Ok(Some(files))
 }
 
-/// A part's schema (with its metadata: table, schema version) and rows.
-fn read_batches(path: &Path) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>)> {
+/// Batches of one part, read as they are needed.
+type Batches = Box<dyn Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>>;
+
+/// A part's schema (with its metadata: table, schema version) and a reader
+/// of its batches.
+fn read_batches(path: &Path) -> Result<(arrow_schema::SchemaRef, Batches)> {
     let f = File::open(path).with_context(|| format!("{}", path.display()))?;
     let ctx = || format!("{}", path.display());
     if path.extension().is_some_and(|e| e == "parquet") {
         let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
             .with_context(ctx)?;
         let schema = b.schema().clone();
-        let r = b.build().with_context(ctx)?;
-        Ok((schema, r.collect::<Result<Vec<_>, _>>().with_context(ctx)?))
+        Ok((schema, Box::new(b.build().with_context(ctx)?)))
     } else {
         let r = arrow_ipc::reader::FileReader::try_new(f, None).with_context(ctx)?;
-        let schema = r.schema();
-        Ok((schema, r.collect::<Result<Vec<_>, _>>().with_context(ctx)?))
+        Ok((r.schema(), Box::new(r)))
     }
 }
 
@@ -370,6 +372,7 @@ fn build(
         let (file_schema, batches) = read_batches(path)?;
         let first = schema.get_or_insert(file_schema.clone()).clone();
         for b in batches {
+            let b = b.with_context(|| format!("{}", path.display()))?;
             if first.fields() != b.schema().fields() || first.metadata() != file_schema.metadata() {
                 bail!(
                     "{}: other columns than the day's first part (another schema version); not compacted",
