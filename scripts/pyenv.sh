@@ -7,5 +7,5 @@ VENV=target/pyenv
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check pyarrow dpkt pytest polars duckdb matplotlib stix2 pyspark jsonschema >&2
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check pyarrow dpkt pytest polars duckdb matplotlib stix2 pyspark jsonschema pandas >&2
 echo "$VENV/bin/python"
