@@ -693,3 +693,35 @@ fn reopen_after_a_move_writes_to_a_new_file_and_keeps_the_old_lines() {
     w.flush().unwrap();
     assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 2);
 }
+
+#[test]
+fn a_cut_last_alert_line_is_moved_aside_never_appended_to() {
+    let dir = tmp("cut-tail");
+    let path = dir.join("alerts.jsonl");
+    fs::create_dir_all(&dir).unwrap();
+    // Two whole lines and a third cut by a crash or a full disk.
+    fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":3, \"cut").unwrap();
+    let mut w = AlertWriter::open(&path).unwrap();
+    assert_eq!(w.repaired, "{\"a\":3, \"cut".len() as u64);
+    w.write(&AlertEvent::plain(
+        "start",
+        BASE,
+        &det(1, ScanKind::Vertical, vec![22], 1),
+    ))
+    .unwrap();
+    w.flush().unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for l in &lines {
+        serde_json::from_str::<serde_json::Value>(l).unwrap();
+    }
+    let cut = fs::read_to_string(dir.join("alerts.jsonl.cut")).unwrap();
+    assert_eq!(cut, "{\"a\":3, \"cut\n");
+    // A whole file is left as it is.
+    drop(w);
+    let w = AlertWriter::open(&path).unwrap();
+    assert_eq!(w.repaired, 0);
+    assert_eq!(fs::read_to_string(&path).unwrap(), text);
+    let _ = fs::remove_dir_all(&dir);
+}
