@@ -101,7 +101,18 @@ pub fn run(
         _ => None,
     };
     let alerts = match &cfg.alerts {
-        Some(p) => Some(AlertWriter::open(p)?.with_sensor(cfg.sensor.clone())),
+        Some(p) => {
+            let w = AlertWriter::open(p)?.with_sensor(cfg.sensor.clone());
+            if w.repaired > 0 {
+                eprintln!(
+                    "scanwatch: warning: {} ended in a cut line ({} bytes, from an earlier crash or full disk): moved to {}.cut, new alerts start on a whole line",
+                    p.display(),
+                    w.repaired,
+                    p.display()
+                );
+            }
+            Some(w)
+        }
         None => None,
     };
 
