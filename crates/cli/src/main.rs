@@ -13,13 +13,24 @@ mod gen;
 mod run;
 mod share;
 
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// `scanwatch --version`: the crate version, the commit and its date (from
+/// build.rs: `git`, or `SCANWATCH_COMMIT` for packagers, else `unknown`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SCANWATCH_BUILD"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "scanwatch",
-    version,
+    version = VERSION,
     about = "Find port scans in live traffic and capture files, and write flows and detections as Arrow",
     long_about = "scanwatch reads packets from interfaces or pcap/pcapng files, tracks every flow, \
 decides for every connection attempt whether it was answered, rejected or ignored, flags \
@@ -51,6 +62,25 @@ enum Cmd {
     /// List every alert signature (gid, signature_id, rev, text) as
     /// tab-separated lines, for a SIEM's lookup table.
     Signatures,
+    /// Write the man pages or a shell's completion script (for packagers).
+    #[command(hide = true, subcommand)]
+    Generate(Generate),
+}
+
+#[derive(Subcommand)]
+enum Generate {
+    /// Man pages: scanwatch.1 and scanwatch-COMMAND.1 for each command.
+    Man {
+        /// Folder to write them into (created if missing).
+        dir: PathBuf,
+    },
+    /// The completion script of SHELL, named as that shell looks for it
+    /// (bash: scanwatch, zsh: _scanwatch, fish: scanwatch.fish).
+    Completions {
+        shell: clap_complete::Shell,
+        /// Folder to write it into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +115,7 @@ fn main() -> ExitCode {
         Cmd::Convert(a) => convert::main(a),
         Cmd::Share(a) => share::main(a),
         Cmd::Signatures => signatures(),
+        Cmd::Generate(g) => generate(g),
     };
     match result {
         Ok(code) => code,
@@ -109,4 +140,41 @@ fn signatures() -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(141)),
         r => r.map(|()| ExitCode::SUCCESS).map_err(Into::into),
     }
+}
+
+/// `scanwatch generate`: the man pages and completions, from the same clap
+/// definitions that parse the command line, so they cannot drift from it.
+/// Prints each file written.
+fn generate(what: Generate) -> anyhow::Result<ExitCode> {
+    let mkdir = |dir: &Path| {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+    };
+    match what {
+        Generate::Man { dir } => {
+            mkdir(&dir)?;
+            let mut cmd = Cli::command().disable_help_subcommand(true);
+            cmd.build();
+            let date = env!("SCANWATCH_DATE");
+            let mut pages = vec![cmd.clone()];
+            pages.extend(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+            for page in pages {
+                let man = clap_mangen::Man::new(page)
+                    .date(date)
+                    .source(format!("scanwatch {}", env!("CARGO_PKG_VERSION")))
+                    .manual("scanwatch manual");
+                let path = man
+                    .generate_to(&dir)
+                    .with_context(|| format!("cannot write a man page into {}", dir.display()))?;
+                println!("{}", path.display());
+            }
+        }
+        Generate::Completions { shell, dir } => {
+            mkdir(&dir)?;
+            let mut cmd = Cli::command();
+            let path = clap_complete::generate_to(shell, &mut cmd, "scanwatch", &dir)
+                .with_context(|| format!("cannot write completions into {}", dir.display()))?;
+            println!("{}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -115,6 +115,17 @@ pub struct RunArgs {
     /// Table file format: `arrow` (Arrow IPC files) or `parquet`.
     #[arg(long, value_name = "FORMAT", default_value = "arrow", value_parser = ["arrow", "parquet"])]
     pub format: String,
+    /// Where flow records go: `table` (the flows table, in --format),
+    /// `zeek-json` (DIR/conn.log, Zeek's JSON conn.log lines, for log
+    /// shippers and Zeek-log tools), or both, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "table", value_delimiter = ',', value_parser = ["table", "zeek-json"])]
+    pub flows_format: Vec<String>,
+    /// Start new table parts every SECS seconds (wall clock), besides every
+    /// hour of packet time, by rows, and on SIGHUP, so the last minutes of
+    /// flows are readable. Default: 300 on live interfaces, off on files;
+    /// 0 turns it off.
+    #[arg(long = "rotate", value_name = "SECS")]
+    pub rotate_secs: Option<u64>,
     /// Sensor name: adds a `sensor=NAME` level to the output layout
     /// (DIR/flows/sensor=NAME/date=…/hour=…), so many sensors' outputs can
     /// share one tree and be read as one Hive-partitioned dataset.
@@ -413,6 +424,10 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
     let live = !a.interfaces.is_empty();
     cfg.out_dir = Some(a.out.clone());
     cfg.write_flows = !a.no_flows;
+    cfg.flow_table = a.flows_format.iter().any(|f| f == "table");
+    cfg.zeek_conn = a.flows_format.iter().any(|f| f == "zeek-json");
+    let rotate = a.rotate_secs.unwrap_or(if live { 300 } else { 0 });
+    cfg.rotate_every = (rotate > 0).then(|| std::time::Duration::from_secs(rotate));
     cfg.sink.max_part_rows = a.max_part_rows.max(1);
     cfg.sink.format = if a.format == "parquet" {
         scanwatch_sink::Format::Parquet
@@ -782,6 +797,12 @@ fn stats_record(
         "flows_ended": now.flows_ended,
         "flows_evicted": flows_evicted,
         "sources_evicted": sources_evicted,
+        "disk_full_dropped": {
+            "flow_rows": c.flow_rows_dropped.load(Relaxed),
+            "detections": c.detections_dropped.load(Relaxed),
+            "alerts": c.alerts_dropped.load(Relaxed),
+            "conn_log_lines": c.zeek_rows_dropped.load(Relaxed),
+        },
         "outliers": {
             "late": outliers.0,
             "ahead": outliers.1,
@@ -954,6 +975,13 @@ fn print_summary(s: &Summary, live: bool) {
         eprintln!(
             "scanwatch: caps reached: {} flows and {} sources evicted (raise --max-memory, or --max-flows / --max-sources)",
             s.flow_stats.evicted, s.detect_stats.sources_evicted
+        );
+    }
+    let lost = c.flow_rows_dropped + c.detections_dropped + c.alerts_dropped + c.zeek_rows_dropped;
+    if lost > 0 {
+        eprintln!(
+            "scanwatch: disk full during the run: {} flow rows, {} detections, {} alerts, {} conn.log lines could not be written (everything else was)",
+            c.flow_rows_dropped, c.detections_dropped, c.alerts_dropped, c.zeek_rows_dropped
         );
     }
     if s.detect_stats.sketches_denied > 0 {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 /// How to run.
 #[derive(Clone)]
@@ -27,8 +28,15 @@ pub struct PipelineConfig {
     pub clock: ClockConfig,
     /// Output folder; `None` writes no files (eval, plain benchmarks).
     pub out_dir: Option<PathBuf>,
-    /// Write flow records (the `flows` table).
+    /// Write flow records (the `flows` table, conn.log, or both).
     pub write_flows: bool,
+    /// Flows go to the `flows` table (Arrow or Parquet).
+    pub flow_table: bool,
+    /// Flows also go to `DIR/conn.log` as Zeek JSON lines.
+    pub zeek_conn: bool,
+    /// Start new table parts this often (wall clock), besides hourly;
+    /// `None`: hourly and by rows only.
+    pub rotate_every: Option<Duration>,
     /// Alerts file (`-` is stdout); `None` for none.
     pub alerts: Option<PathBuf>,
     /// The sensor's name and interface, for the alerts' `host`/`in_iface`.
@@ -55,6 +63,9 @@ impl Default for PipelineConfig {
             clock: ClockConfig::default(),
             out_dir: None,
             write_flows: true,
+            flow_table: true,
+            zeek_conn: false,
+            rotate_every: None,
             alerts: None,
             sensor: SensorInfo::default(),
             sink: SinkOptions::default(),

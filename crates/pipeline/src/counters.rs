@@ -99,6 +99,12 @@ counters! {
     outliers_late,
     /// far ahead of their input with nothing to confirm the jump.
     outliers_ahead,
+    /// Flow rows, detections, alert lines and Zeek conn lines that could
+    /// not be written because the disk was full (the run went on).
+    flow_rows_dropped,
+    detections_dropped,
+    alerts_dropped,
+    zeek_rows_dropped,
     /// Packets that arrived out of order and were put back in order.
     reordered,
     /// Packets released before their reorder window was over, because the

@@ -85,7 +85,7 @@ pub fn run(
     let mut flows = None;
     let mut detections = None;
     if let Some(dir) = &cfg.out_dir {
-        if cfg.write_flows {
+        if cfg.write_flows && cfg.flow_table {
             flows = Some(PartitionedWriter::<FlowBatchBuilder>::new(
                 dir.join("flows"),
                 cfg.sink.clone(),
@@ -96,6 +96,10 @@ pub fn run(
             cfg.sink.clone(),
         )?);
     }
+    let zeek_conn = match (&cfg.out_dir, cfg.write_flows && cfg.zeek_conn) {
+        (Some(dir), true) => Some(output::ZeekConn::open(dir.join("conn.log"))?),
+        _ => None,
+    };
     let alerts = match &cfg.alerts {
         Some(p) => Some(AlertWriter::open(p)?.with_sensor(cfg.sensor.clone())),
         None => None,
@@ -136,6 +140,9 @@ pub fn run(
                 rotate: &cfg.rotate,
                 shutdown: &cfg.shutdown,
                 counters,
+                rotate_every: cfg.rotate_every,
+                zeek_conn,
+                out_dir: cfg.out_dir.clone(),
             };
             move || output_loop(ctx)
         });

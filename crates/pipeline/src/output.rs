@@ -2,9 +2,16 @@
 //! partitioned Arrow or Parquet files, alerts as JSON lines, and keeps the
 //! live view of active scans. It is the only thread that touches a file;
 //! parts whose hour of packet time is over are closed, SIGHUP starts new
-//! parts and reopens the alerts file (as `logrotate` expects), and a write
-//! error stops the readers while everything that was already written is
-//! finished into valid files.
+//! parts and reopens the alerts file (as `logrotate` expects), and so does
+//! the rotation interval (`--rotate`) for the tables alone.
+//!
+//! A full disk (ENOSPC, EDQUOT) degrades, it does not stop: the parts that
+//! could not be written are given up (their rows counted as dropped, their
+//! files removed), alerts that could not be written whole are counted, the
+//! run goes on capturing and detecting, says so once a minute on stderr,
+//! and writes again as soon as there is room. Any other write error stops
+//! the readers while everything already written is finished into valid
+//! files.
 
 use crate::counters::{ActiveScan, Counters, Counts};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -14,9 +21,10 @@ use scanwatch_sink::{
     AlertEvent, AlertTrigger, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder,
     PartitionedWriter, SinkError,
 };
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What reaches the output thread.
 pub(crate) enum OutMsg {
@@ -42,6 +50,108 @@ pub(crate) struct OutputCtx<'a> {
     /// Set here when output fails, to stop the readers.
     pub shutdown: &'a AtomicBool,
     pub counters: &'a Counters,
+    /// Start new table parts this often (wall clock), besides hourly.
+    pub rotate_every: Option<Duration>,
+    /// Zeek JSON conn.log lines of every flow, appended here.
+    pub zeek_conn: Option<ZeekConn>,
+    /// The output folder (its free space decides when a full disk is over).
+    pub out_dir: Option<PathBuf>,
+}
+
+/// `conn.log` as Zeek's JSON lines: whole lines only (cut back after a
+/// failed write, like the alerts), reopened on SIGHUP.
+pub(crate) struct ZeekConn {
+    pub path: PathBuf,
+    file: std::fs::File,
+    text: String,
+    pub dropped: u64,
+}
+
+impl ZeekConn {
+    pub fn open(path: PathBuf) -> Result<ZeekConn, SinkError> {
+        let file = open_append(&path)?;
+        Ok(ZeekConn {
+            path,
+            file,
+            text: String::new(),
+            dropped: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
+        self.text.clear();
+        scanwatch_sink::zeek::conn_lines(batch, &mut self.text).map_err(|source| {
+            SinkError::Arrow {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        let before = self.file.metadata().map(|m| m.len());
+        let r = self.file.write_all(self.text.as_bytes());
+        if let Err(source) = r {
+            if let Ok(len) = before {
+                let _ = self.file.set_len(len);
+            }
+            self.dropped += batch.num_rows() as u64;
+            return Err(SinkError::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> Result<(), SinkError> {
+        let _ = self.file.sync_data();
+        self.file = open_append(&self.path)?;
+        Ok(())
+    }
+}
+
+fn open_append(path: &std::path::Path) -> Result<std::fs::File, SinkError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| SinkError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Rows and alerts lost to a full disk so far, and when it was last said.
+#[derive(Default)]
+struct DiskFull {
+    told: Option<Instant>,
+    /// What was already added to the counters.
+    published: (u64, u64, u64, u64),
+    /// Flow rows (table and conn.log) are dropped without a try, so that
+    /// what room is left goes to alerts and detections, until the disk has
+    /// [`resume_room`] free again (checked every [`RESUME_CHECK`]).
+    paused: bool,
+    checked: Option<Instant>,
+}
+
+/// How often a paused writer looks at the free space.
+const RESUME_CHECK: Duration = Duration::from_secs(5);
+
+/// Free bytes that let flow rows be written again: a tenth of the file
+/// system, at least 1 MiB and at most 256 MiB (room for several parts).
+fn resume_room(total: u64) -> u64 {
+    (total / 10).clamp(1 << 20, 256 << 20)
+}
+
+/// Free and total bytes of the file system holding `dir`.
+fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let f = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * f, st.f_blocks as u64 * f))
 }
 
 /// Most detections kept in memory for the summary.
@@ -70,6 +180,8 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     };
     let mut first_err: Option<SinkError> = None;
     let mut last_clock_hour = i64::MIN;
+    let mut last_rotation = Instant::now();
+    let mut full = DiskFull::default();
     loop {
         let msg = match ctx.rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => Some(m),
@@ -78,23 +190,41 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
         };
         if ctx.rotate.swap(false, Relaxed) && first_err.is_none() {
             // SIGHUP, as logrotate sends it: new parts, and the alerts
-            // file closed and opened again at its path.
+            // file (and conn.log) closed and opened again at its path.
             let reopened = ctx.alerts.as_mut().map_or(Ok(()), |a| a.reopen());
             if let Err(e) = alerts_failed(&mut ctx, &mut res, reopened) {
                 first_err = Some(e);
             }
+            if let Some(Err(e)) = ctx.zeek_conn.as_mut().map(|z| z.reopen()) {
+                first_err.get_or_insert(e);
+            }
             if let Err(e) = rotate_all(&mut ctx) {
                 first_err.get_or_insert(e);
             }
+            last_rotation = Instant::now();
         }
+        if let Some(every) = ctx.rotate_every {
+            if last_rotation.elapsed() >= every && first_err.is_none() {
+                last_rotation = Instant::now();
+                if let Err(e) = rotate_all(&mut ctx) {
+                    first_err = Some(e);
+                }
+            }
+        }
+        report_disk_full(&mut ctx, &mut full);
+        maybe_resume(&ctx, &mut full);
         // Close parts whose hour is over (packet time).
         let clock = ctx.counters.clock.load(Relaxed);
         let hour = clock.div_euclid(3_600_000_000);
         if hour > last_clock_hour && first_err.is_none() {
             last_clock_hour = hour;
             if let Some(w) = ctx.flows.as_mut() {
-                if let Err(e) = w.close_before(clock) {
-                    first_err = Some(e);
+                match w.close_before(clock) {
+                    // The part that could not be finished is gone and
+                    // counted; the others stay open.
+                    Err(e) if e.is_disk_full() => {}
+                    Err(e) => first_err = Some(e),
+                    Ok(()) => {}
                 }
             }
         }
@@ -106,10 +236,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
             continue;
         }
         let written = match msg {
-            OutMsg::Flows { hour, batch } => match ctx.flows.as_mut() {
-                Some(w) => w.push_batch(hour, &batch),
-                None => Ok(()),
-            },
+            OutMsg::Flows { hour, batch } => flows(&mut ctx, &mut full, hour, &batch),
             OutMsg::Events(evs) => evs.iter().try_for_each(|e| event(&mut ctx, &mut res, e)),
             OutMsg::Failed(e) => Err(e),
         };
@@ -137,6 +264,20 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     if let Err(e) = rotate_all(&mut ctx) {
         first_err.get_or_insert(e);
     }
+    if let Some(a) = ctx.alerts.as_mut() {
+        // Durable at the end, as at each rotation; a full disk was said.
+        if let Err(e) = a.sync() {
+            if !e.is_disk_full() {
+                first_err.get_or_insert(e);
+            }
+        }
+        res.alerts = res.alerts.saturating_sub(a.dropped);
+    }
+    if let Some(z) = ctx.zeek_conn.as_mut() {
+        let _ = z.file.sync_data();
+    }
+    full.told = None;
+    report_disk_full(&mut ctx, &mut full);
     if let Some(w) = ctx.flows.as_mut() {
         res.files.append(&mut w.finished);
     }
@@ -150,11 +291,113 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
 }
 
 /// Finishes the open parts of both tables (both are tried; the first error
-/// is returned).
+/// is returned). A part that cannot be finished on a full disk is given up
+/// and its rows counted, not an error.
 fn rotate_all(ctx: &mut OutputCtx<'_>) -> Result<(), SinkError> {
-    let flows = ctx.flows.as_mut().map_or(Ok(()), |w| w.rotate());
-    let detections = ctx.detections.as_mut().map_or(Ok(()), |w| w.rotate());
+    let not_full = |r: Result<(), SinkError>| match r {
+        Err(e) if e.is_disk_full() => Ok(()),
+        r => r,
+    };
+    let flows = not_full(ctx.flows.as_mut().map_or(Ok(()), |w| w.rotate()));
+    let detections = not_full(ctx.detections.as_mut().map_or(Ok(()), |w| w.rotate()));
     flows.and(detections)
+}
+
+/// One flow batch into the flows table and conn.log. A full disk gives up
+/// the open flow parts (counted) and is not an error.
+fn flows(
+    ctx: &mut OutputCtx<'_>,
+    full: &mut DiskFull,
+    hour: i64,
+    batch: &Batch,
+) -> Result<(), SinkError> {
+    let n = batch.num_rows() as u64;
+    if let Some(z) = ctx.zeek_conn.as_mut() {
+        if full.paused {
+            z.dropped += n;
+        } else {
+            match z.write(batch) {
+                Err(e) if e.is_disk_full() => full.paused = true,
+                Err(e) => return Err(e),
+                Ok(()) => {}
+            }
+        }
+    }
+    let Some(w) = ctx.flows.as_mut() else {
+        return Ok(());
+    };
+    if full.paused {
+        w.lost_rows += n;
+        return Ok(());
+    }
+    match w.push_batch(hour, batch) {
+        Err(e) if e.is_disk_full() => {
+            w.abandon_open();
+            w.lost_rows += n;
+            full.paused = true;
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// While flow rows are paused, looks at the free space now and then and
+/// writes them again once there is room.
+fn maybe_resume(ctx: &OutputCtx<'_>, full: &mut DiskFull) {
+    if !full.paused || full.checked.is_some_and(|t| t.elapsed() < RESUME_CHECK) {
+        return;
+    }
+    full.checked = Some(Instant::now());
+    let Some((free, total)) = ctx.out_dir.as_deref().and_then(disk_space) else {
+        return;
+    };
+    if free >= resume_room(total) {
+        full.paused = false;
+        eprintln!(
+            "scanwatch: the disk has room again ({} MiB free): writing flows again",
+            free >> 20
+        );
+    }
+}
+
+/// Adds what a full disk cost since the last call to the counters, and
+/// says it on stderr at most once a minute (and once more at the end).
+fn report_disk_full(ctx: &mut OutputCtx<'_>, full: &mut DiskFull) {
+    let now = (
+        ctx.flows.as_ref().map_or(0, |w| w.lost_rows),
+        ctx.detections.as_ref().map_or(0, |w| w.lost_rows),
+        ctx.alerts.as_ref().map_or(0, |a| a.dropped),
+        ctx.zeek_conn.as_ref().map_or(0, |z| z.dropped),
+    );
+    let was = full.published;
+    if now == was {
+        return;
+    }
+    ctx.counters.add(&Counts {
+        flow_rows_dropped: now.0 - was.0,
+        detections_dropped: now.1 - was.1,
+        alerts_dropped: now.2 - was.2,
+        zeek_rows_dropped: now.3 - was.3,
+        ..Counts::default()
+    });
+    full.published = now;
+    if full
+        .told
+        .is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+    {
+        full.told = Some(Instant::now());
+        eprintln!(
+            "scanwatch: disk full: {} flow rows, {} detections, {} alerts{} not written so far; still capturing and detecting, writing again when there is room",
+            now.0,
+            now.1,
+            now.2,
+            if ctx.zeek_conn.is_some() {
+                format!(", {} conn.log lines", now.3)
+            } else {
+                String::new()
+            }
+        );
+    }
 }
 
 /// What an alert write returned: a closed pipe (the reader of `--alerts -`
@@ -172,6 +415,9 @@ fn alerts_failed(
             ctx.shutdown.store(true, Relaxed);
             Ok(())
         }
+        // The lines were counted as dropped and the file cut back to its
+        // last whole line: go on.
+        Err(e) if e.is_disk_full() => Ok(()),
         other => other,
     }
 }
@@ -216,7 +462,12 @@ fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<
             ..Counts::default()
         });
         if let Some(w) = ctx.detections.as_mut() {
-            w.push(d, d.ts_first)?;
+            if let Err(e) = w.push(d, d.ts_first) {
+                if !e.is_disk_full() {
+                    return Err(e);
+                }
+                w.abandon_open();
+            }
         }
         if ctx.collect && res.detections.len() < COLLECT_MAX {
             res.detections.push(d.clone());

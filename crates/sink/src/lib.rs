@@ -54,6 +54,21 @@ pub enum SinkError {
     },
 }
 
+impl SinkError {
+    /// The file system is full, or the user's quota is used up (ENOSPC,
+    /// EDQUOT): a state that passes when space is freed, not a broken
+    /// output.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            SinkError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || matches!(source.raw_os_error(), Some(28 | 122))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The file format of the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -260,6 +275,9 @@ pub struct PartitionedWriter<B: TableBuilder + Default> {
     /// Completed files, in the order they were finished.
     pub finished: Vec<PathBuf>,
     pub rows: u64,
+    /// Rows of parts given up because they could not be written (counted
+    /// in `rows` too).
+    pub lost_rows: u64,
 }
 
 impl<B: TableBuilder + Default> PartitionedWriter<B> {
@@ -279,6 +297,7 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
             open: Vec::new(),
             finished: Vec::new(),
             rows: 0,
+            lost_rows: 0,
         })
     }
 
@@ -388,12 +407,25 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
         })
     }
 
+    /// Gives up every open part after a write failed (a full disk): their
+    /// files are removed (so their space is free again) and their rows
+    /// counted in [`PartitionedWriter::lost_rows`]. The next row starts a
+    /// new part.
+    pub fn abandon_open(&mut self) {
+        for p in std::mem::take(&mut self.open) {
+            self.lost_rows += p.rows;
+            let _ = fs::remove_file(&p.tmp);
+        }
+    }
+
     fn close_part(&mut self, p: OpenPart<B>) -> Result<(), SinkError> {
         let tmp = p.tmp.clone();
+        let rows = p.rows;
         let r = self.finish_part(p);
         if r.is_err() {
             // A part that cannot be finished is garbage: free its space.
             let _ = fs::remove_file(&tmp);
+            self.lost_rows += rows;
         }
         r
     }
@@ -480,27 +512,54 @@ impl<B: TableBuilder + Default> Drop for PartitionedWriter<B> {
     }
 }
 
-/// JSON-lines alerts, to a file or stdout.
+/// JSON-lines alerts, to a file or stdout. A line is written whole or not
+/// at all: when a write fails (a full disk), the file is cut back to its
+/// last whole line and the alerts that were buffered are counted in
+/// [`AlertWriter::dropped`]; the writer goes on with the next ones. A file
+/// whose last line was cut (a crash, a full disk in an older run) has that
+/// tail moved to `<file>.cut` when it is opened, never appended to. The
+/// file and its folder are synced at each reopen (rotation) and at the end.
 pub struct AlertWriter {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: AlertTarget,
     path: PathBuf,
+    /// Lines not yet written, whole.
+    buf: Vec<u8>,
+    buffered: u64,
     line: Vec<u8>,
     sensor: SensorInfo,
     /// When the oldest alert not yet written was buffered.
     buffered_since: Option<Instant>,
     pub written: u64,
+    /// Alerts lost because they could not be written (a full disk).
+    pub dropped: u64,
+    /// Bytes of a cut last line moved aside to `<file>.cut` at opening.
+    pub repaired: u64,
 }
+
+enum AlertTarget {
+    Stdout(io::Stdout),
+    File(File),
+}
+
+/// Buffered alert bytes that trigger a write even before a flush.
+const ALERT_BUF: usize = 64 << 10;
 
 impl AlertWriter {
     /// `path` of `-` means stdout.
     pub fn open(path: &Path) -> Result<AlertWriter, SinkError> {
+        let mut repaired = 0;
+        let out = Self::open_target(path, &mut repaired)?;
         Ok(AlertWriter {
-            out: BufWriter::with_capacity(64 << 10, Self::open_target(path)?),
+            out,
             path: path.to_path_buf(),
+            buf: Vec::with_capacity(ALERT_BUF),
+            buffered: 0,
             line: Vec::with_capacity(4096),
             sensor: SensorInfo::default(),
             buffered_since: None,
             written: 0,
+            dropped: 0,
+            repaired,
         })
     }
 
@@ -517,8 +576,12 @@ impl AlertWriter {
     pub fn write(&mut self, ev: &AlertEvent<'_>) -> Result<(), SinkError> {
         eve::write_line(&mut self.line, ev, &self.sensor);
         self.buffered_since.get_or_insert_with(Instant::now);
-        self.out.write_all(&self.line).map_err(io_err(&self.path))?;
+        self.buf.extend_from_slice(&self.line);
+        self.buffered += 1;
         self.written += 1;
+        if self.buf.len() >= ALERT_BUF {
+            self.write_out()?;
+        }
         Ok(())
     }
 
@@ -531,40 +594,130 @@ impl AlertWriter {
 
     pub fn flush(&mut self) -> Result<(), SinkError> {
         self.buffered_since = None;
-        self.out.flush().map_err(io_err(&self.path))
+        self.write_out()
     }
 
-    /// Writes what is buffered, closes the file and opens its path again
-    /// (appending, created if it was moved away), as `logrotate` expects
-    /// on SIGHUP. Stdout is left as it is. The buffered alerts go to the
-    /// old file, the next ones to the new one.
+    /// Writes the buffered lines. On a failure the file is cut back to
+    /// where it was (no partial line stays), the lines are counted as
+    /// dropped, and the error is returned.
+    fn write_out(&mut self) -> Result<(), SinkError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = match &mut self.out {
+            AlertTarget::Stdout(o) => o.write_all(&self.buf).and_then(|()| o.flush()),
+            AlertTarget::File(f) => {
+                let before = f.metadata().map(|m| m.len());
+                let r = f.write_all(&self.buf);
+                if r.is_err() {
+                    if let Ok(len) = before {
+                        let _ = f.set_len(len);
+                    }
+                }
+                r
+            }
+        };
+        self.buf.clear();
+        let n = std::mem::take(&mut self.buffered);
+        if r.is_err() {
+            self.written -= n;
+            self.dropped += n;
+        }
+        r.map_err(io_err(&self.path))
+    }
+
+    /// Writes what is buffered, syncs and closes the file and opens its
+    /// path again (appending, created if it was moved away), as
+    /// `logrotate` expects on SIGHUP. Stdout is left as it is. The
+    /// buffered alerts go to the old file, the next ones to the new one.
     pub fn reopen(&mut self) -> Result<(), SinkError> {
         self.flush()?;
         if self.path == Path::new("-") {
             return Ok(());
         }
-        let out = Self::open_target(&self.path)?;
-        // The old file is closed as its (already flushed) writer drops.
-        self.out = BufWriter::with_capacity(64 << 10, out);
+        self.sync()?;
+        let mut repaired = 0;
+        // The old file is closed as it drops.
+        self.out = Self::open_target(&self.path, &mut repaired)?;
+        self.repaired += repaired;
+        Ok(())
+    }
+
+    /// Makes the file and its folder entry durable (a file only).
+    pub fn sync(&mut self) -> Result<(), SinkError> {
+        if let AlertTarget::File(f) = &self.out {
+            f.sync_data().map_err(io_err(&self.path))?;
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                sync_dir(dir)?;
+            }
+        }
         Ok(())
     }
 
     /// Stdout for `-`, else the file at `path`, opened to append (and its
-    /// folder made).
-    fn open_target(path: &Path) -> Result<Box<dyn Write + Send>, SinkError> {
+    /// folder made), its cut last line (if any) moved aside first.
+    fn open_target(path: &Path, repaired: &mut u64) -> Result<AlertTarget, SinkError> {
         if path == Path::new("-") {
-            return Ok(Box::new(io::stdout()));
+            return Ok(AlertTarget::Stdout(io::stdout()));
         }
-        if let Some(dir) = path.parent() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let f = fs::OpenOptions::new()
+        let mut f = fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(io_err(path))?;
-        Ok(Box::new(f))
+        *repaired += move_cut_tail(&mut f, path).map_err(io_err(path))?;
+        Ok(AlertTarget::File(f))
     }
+}
+
+/// If `f` does not end with a newline, moves its last (cut) line to
+/// `<path>.cut` and truncates `f` after its last whole line. Returns the
+/// bytes moved.
+fn move_cut_tail(f: &mut File, path: &Path) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::Start(len - 1))?;
+    f.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(0);
+    }
+    // Find the last newline, reading backwards in blocks.
+    let mut end = len;
+    let mut keep = 0u64;
+    let mut block = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut block[..n])?;
+        if let Some(i) = block[..n].iter().rposition(|&b| b == b'\n') {
+            keep = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    let mut tail = Vec::with_capacity((len - keep) as usize);
+    f.seek(SeekFrom::Start(keep))?;
+    f.take(len - keep).read_to_end(&mut tail)?;
+    tail.push(b'\n');
+    let mut cut_name = path.as_os_str().to_owned();
+    cut_name.push(".cut");
+    let mut cut = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(PathBuf::from(cut_name))?;
+    cut.write_all(&tail)?;
+    cut.sync_data()?;
+    f.set_len(keep)?;
+    Ok(len - keep)
 }
 
 #[cfg(test)]
