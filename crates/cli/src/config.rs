@@ -103,13 +103,19 @@ pub struct RunSettings {
     pub max_memory_mib: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_part_rows: Option<u64>,
+    /// Where flow records go: `table` and/or `zeek-json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows_format: Option<Vec<String>>,
+    /// Seconds between new parts (wall clock); 0 turns it off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotate_secs: Option<u64>,
 }
 
-// For the lead: options other helpers add to `run` while this was written
-// (retention `--retain-days`/`--retain-gib`, `--rotate`, `--flows-format`)
-// get a `[run]` key here (`retain_days`, `retain_gib`, `rotate_secs`,
-// `flows_format`), applied in `run::resolve` as the others are, once their
-// flags are on main.
+// FOR THE LEAD: retention (`--retain-days`, `--retain-gib`) was not on main
+// when this was written. Each such flag gets a `[run]` key here
+// (`retain_days`, `retain_gib`), a check in `RunSettings::problems`, a line
+// in `run::resolve` (file value when the flag is not given) and in
+// `run::show`, as `rotate_secs` has.
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -321,6 +327,22 @@ impl RunSettings {
         }
         if self.max_part_rows == Some(0) {
             bad("max_part_rows", "must be positive".into());
+        }
+        if let Some(v) = &self.flows_format {
+            if v.is_empty() {
+                bad(
+                    "flows_format",
+                    "give \"table\", \"zeek-json\" or both".into(),
+                );
+            }
+            for (i, f) in v.iter().enumerate() {
+                if f != "table" && f != "zeek-json" {
+                    bad(
+                        &format!("flows_format[{i}]"),
+                        format!("{f:?}: expected \"table\" or \"zeek-json\""),
+                    );
+                }
+            }
         }
         if self.user.as_deref() == Some("") {
             bad("user", "must not be empty".into());

@@ -219,6 +219,13 @@ pub fn resolve(mut a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<RunArgs> 
     {
         a.max_part_rows = v;
     }
+    if let Some(v) = file
+        .flows_format
+        .filter(|_| !given("flows_format", a.flows_format == dflt.flows_format))
+    {
+        a.flows_format = v;
+    }
+    a.rotate_secs = a.rotate_secs.or(file.rotate_secs);
     Ok(a)
 }
 
@@ -337,6 +344,11 @@ pub fn show(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
         reorder_window_ms: Some(reorder_window_ms(&a)),
         max_memory_mib: Some(a.max_memory),
         max_part_rows: Some(a.max_part_rows),
+        flows_format: Some(a.flows_format.clone()),
+        rotate_secs: Some(
+            a.rotate_secs
+                .unwrap_or(if a.interfaces.is_empty() { 0 } else { 300 }),
+        ),
     };
     let file = config::FileConfig {
         run,

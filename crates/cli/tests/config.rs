@@ -289,6 +289,8 @@ sensor = "file-sensor"
 format = "parquet"
 max_memory_mib = 2048
 snaplen = 1500
+flows_format = ["table", "zeek-json"]
+rotate_secs = 60
 
 [flow]
 tcp_idle_secs = 100.0
@@ -306,6 +308,8 @@ scan_idle_secs = 60
         "format = \"parquet\"",
         "max_memory_mib = 2048",
         "snaplen = 1500",
+        "flows_format = [\"table\", \"zeek-json\"]",
+        "rotate_secs = 60",
         "tcp_idle_secs = 100.0",
         "allow_scanners = [\"10.0.0.5/32\", \"10.0.0.6/32\"]",
         "scan_idle_secs = 60",
@@ -332,6 +336,10 @@ scan_idle_secs = 60
             "192.0.2.1/32",
             "--scan-idle",
             "30",
+            "--flows-format",
+            "table",
+            "--rotate",
+            "0",
         ],
         &d,
     );
@@ -341,6 +349,8 @@ scan_idle_secs = 60
         "format = \"arrow\"",
         "max_memory_mib = 1024",
         "snaplen = 1500",
+        "flows_format = [\"table\"]",
+        "rotate_secs = 0",
         "tcp_idle_secs = 100.0",
         "allow_scanners = [\"192.0.2.1/32\"]",
         "home_net = [\"10.0.0.0/8\"]",
