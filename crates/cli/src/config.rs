@@ -501,13 +501,17 @@ pub fn check_text(text: &str) -> Vec<Problem> {
                 {
                     unknown_tables.push(path);
                 }
-                let start = text[..h.key.start].rfind('\n').map_or(0, |n| n + 1).max(
-                    if text[..h.key.start].trim_end().ends_with('[') {
-                        0
-                    } else {
-                        h.key.start
-                    },
-                );
+                // From the line's start when only a table header's `[` or
+                // a dotted key's first parts come before the key.
+                let line_start = text[..h.key.start].rfind('\n').map_or(0, |n| n + 1);
+                let start = if text[line_start..h.key.start]
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || " \t[._-".contains(c))
+                {
+                    line_start
+                } else {
+                    h.key.start
+                };
                 let end = h.value.end.max(h.key.end);
                 if seen.contains(&(start..end)) || seen.len() > 64 {
                     break None;
@@ -744,5 +748,50 @@ mod tests {
             .flow
             .to_config()
             .is_err());
+    }
+
+    fn places(text: &str) -> Vec<(usize, usize, String)> {
+        check_text(text)
+            .into_iter()
+            .map(|p| {
+                let (l, c) = p.at.unwrap_or((0, 0));
+                (l, c, p.key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_type_error_and_unknown_key_is_reported_once_in_file_order() {
+        let text = "detect.block_hosts = \"x\"\n[run]\nsensr = 1\n[flow]\nudp_idle_secs = true\nbogus = 2\n[nope]\na = 1\nb = 2\n";
+        assert_eq!(
+            places(text),
+            [
+                (1, 22, "detect.block_hosts".to_string()),
+                (3, 1, "run.sensr".into()),
+                (5, 17, "flow.udp_idle_secs".into()),
+                (6, 1, "flow.bogus".into()),
+                (7, 2, "nope".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_list_elements_are_named_by_their_index_in_the_file() {
+        let text = "[detect]\nhome_net = [\"x\", \"10.0.0.0/8\", \"y\"]\nallow_scanners = [\n  \"10.0.0.1/32\",\n  \"10.0.0.1/99\",\n]\n";
+        assert_eq!(
+            places(text),
+            [
+                (2, 13, "detect.home_net[0]".to_string()),
+                (2, 32, "detect.home_net[2]".into()),
+                (5, 3, "detect.allow_scanners[1]".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_good_file_has_no_problem_and_columns_count_characters() {
+        assert_eq!(check_text("[run]\nsensor = \"é\"\n").len(), 1);
+        assert!(check_text("[run]\nsensor = \"edge-1\"\n[detect]\nblock_hosts = 4\n").is_empty());
+        assert_eq!(line_col("ab\néé x", 8), (2, 4));
     }
 }
