@@ -221,6 +221,24 @@ pub fn load(path: Option<&Path>) -> Result<FileConfig> {
     })
 }
 
+/// A bad value that came from the config file (its problem's key and
+/// message are in the error's) becomes that problem's `FILE:LINE:COL` line; any other
+/// error (a flag's) is returned as it is.
+pub fn locate(path: Option<&Path>, e: anyhow::Error) -> anyhow::Error {
+    let Some(path) = path else { return e };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return e;
+    };
+    let said = format!("{e:#}");
+    match check_text(&text).into_iter().find(|p| {
+        let key = p.key.split('[').next().unwrap_or(&p.key);
+        p.at.is_some() && said.contains(key) && said.contains(&p.message)
+    }) {
+        Some(p) => anyhow::anyhow!("bad config: {}", p.line(path)),
+        None => e,
+    }
+}
+
 /// Parses a config file's text.
 pub fn parse(text: &str) -> Result<FileConfig> {
     let mut c: FileConfig = toml::from_str(text)?;

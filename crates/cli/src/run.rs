@@ -268,14 +268,18 @@ pub fn effective(a: &RunArgs) -> Result<(PipelineConfig, config::FlowSettings)> 
     if let Some(s) = a.scan_idle {
         detect.scan_idle_secs = s;
     }
-    detect.validate()?;
+    detect
+        .validate()
+        .map_err(|e| config::locate(a.config.as_deref(), e.into()))?;
     let reorder_ms = reorder_window_ms(a);
     anyhow::ensure!(
         reorder_ms <= DAY_MS,
         "--reorder-window is at most a day ({DAY_MS} ms)"
     );
     let mut cfg = PipelineConfig {
-        flow: fs.to_config()?,
+        flow: fs
+            .to_config()
+            .map_err(|e| config::locate(a.config.as_deref(), e))?,
         detect,
         clock: scanwatch_pipeline::ClockConfig {
             reorder_window: reorder_ms as i64 * 1000,

@@ -144,6 +144,47 @@ vertical = 40
         text(&o)
     );
     assert!(stdout(&o).contains("bad address in \"10.0.0.300/8\""));
+
+    // `run` names the place of a bad value in the file too, and not for a
+    // bad flag.
+    let f = write(
+        &d,
+        "cidr.toml",
+        "[detect]\nhome_net = [\"10.0.0.0/8\", \"10.0.0.300/8\"]\n",
+    );
+    let run = |extra: &[&str]| {
+        bin()
+            .args(["run", "-q", "--config"])
+            .arg(&f)
+            .arg("-r")
+            .arg(pcaps())
+            .arg("-w")
+            .arg(d.join("out"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "{}:2:27: detect.home_net[1]: bad address",
+            f.display()
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--home-net", "10.0.0.0/8", "--window", "0:5:5"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("seconds must be positive") && !err.contains("cidr.toml"),
+        "{}",
+        text(&o)
+    );
+    // The flag replaces the file's bad list: the run goes.
+    let o = run(&["--home-net", "10.0.0.0/8"]);
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]
