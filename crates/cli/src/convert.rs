@@ -20,10 +20,17 @@ pub struct ConvertArgs {
     pub output: PathBuf,
 }
 
-/// Every file below `d`, depth first (order not sorted).
+/// Every file below `d`, depth first (order not sorted). Hidden names
+/// (`.compact-…` staging folders of `scanwatch compact`) are skipped, as
+/// the Hive readers do.
 pub fn walk(d: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for e in fs::read_dir(d).with_context(|| format!("{}", d.display()))? {
         let p = e?.path();
+        if p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
         } else {

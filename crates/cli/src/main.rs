@@ -6,6 +6,7 @@
 //! the library crates.
 
 mod bench;
+mod compact;
 mod config;
 mod convert;
 mod eval;
@@ -54,6 +55,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Turn an output tree of Arrow IPC files into the same tree of Parquet files.
     Convert(convert::ConvertArgs),
+    /// Merge a closed day's hourly parts into few sorted Parquet files, atomically.
+    Compact(compact::CompactArgs),
     /// Share what was seen: a STIX 2.1 bundle or CSV of the scanners.
     Share(share::ShareArgs),
     /// Check a config file, or print the configuration in force.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::main(a),
         Cmd::Convert(a) => convert::main(a),
         Cmd::Share(a) => share::main(a),
+        Cmd::Compact(a) => compact::main(a),
         Cmd::Signatures => signatures(),
         Cmd::Generate(g) => generate(g),
     };

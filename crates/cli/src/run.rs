@@ -141,6 +141,16 @@ pub struct RunArgs {
     /// sources, 15% to contacts; the rest is left for buffers and output.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_memory: u64,
+    /// Delete hour partitions of the output once all of the hour is more
+    /// than this many days (×24 h) older than the newest packet (packet
+    /// time, as the partitions; fractions allowed).
+    #[arg(long, value_name = "DAYS")]
+    pub retain_days: Option<f64>,
+    /// Keep flows and detections under DIR within this many GiB together:
+    /// oldest hours go first, flows (down to the newest hour) before
+    /// detections.
+    #[arg(long, value_name = "GIB")]
+    pub retain_gib: Option<f64>,
     /// After the interfaces are open, drop root privileges and run as this
     /// user (and its groups), as tcpdump's `-Z`. The output folder must be
     /// writable by that user.
@@ -445,6 +455,7 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
     let rotate = a.rotate_secs.unwrap_or(if live { 300 } else { 0 });
     cfg.rotate_every = (rotate > 0).then(|| std::time::Duration::from_secs(rotate));
     cfg.sink.max_part_rows = a.max_part_rows.max(1);
+    cfg.retention = retention(&a)?;
     cfg.sink.format = if a.format == "parquet" {
         scanwatch_sink::Format::Parquet
     } else {
@@ -534,6 +545,23 @@ const DAY_MS: u64 = 86_400_000;
 
 /// The reorder window in force: as given, else 300 ms live and a day on
 /// files (latency matters live; a file is best read as if sorted).
+/// `--retain-days` and `--retain-gib`, checked.
+fn retention(a: &RunArgs) -> Result<scanwatch_sink::Retention> {
+    for (flag, v) in [
+        ("--retain-days", a.retain_days),
+        ("--retain-gib", a.retain_gib),
+    ] {
+        anyhow::ensure!(
+            v.is_none_or(|v| v.is_finite() && v > 0.0),
+            "{flag}: give a number above 0"
+        );
+    }
+    Ok(scanwatch_sink::Retention {
+        days: a.retain_days,
+        max_bytes: a.retain_gib.map(|g| (g * (1u64 << 30) as f64) as u64),
+    })
+}
+
 fn reorder_window_ms(a: &RunArgs) -> u64 {
     a.reorder_window
         .unwrap_or(if a.interfaces.is_empty() { DAY_MS } else { 300 })
@@ -813,6 +841,10 @@ fn stats_record(
         "flows_ended": now.flows_ended,
         "flows_evicted": flows_evicted,
         "sources_evicted": sources_evicted,
+        "retention_removed": {
+            "parts": c.retention_removed_parts.load(Relaxed),
+            "bytes": c.retention_removed_bytes.load(Relaxed),
+        },
         "disk_full_dropped": {
             "flow_rows": c.flow_rows_dropped.load(Relaxed),
             "detections": c.detections_dropped.load(Relaxed),

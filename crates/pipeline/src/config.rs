@@ -4,7 +4,7 @@
 use crate::clock::ClockConfig;
 use scanwatch_detect::DetectConfig;
 use scanwatch_flow::FlowConfig;
-use scanwatch_sink::{SensorInfo, SinkOptions};
+use scanwatch_sink::{Retention, SensorInfo, SinkOptions};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -42,6 +42,8 @@ pub struct PipelineConfig {
     /// The sensor's name and interface, for the alerts' `host`/`in_iface`.
     pub sensor: SensorInfo,
     pub sink: SinkOptions,
+    /// Old partitions of `out_dir` to delete while running.
+    pub retention: Retention,
     /// Keep final detections in memory and return them in the summary.
     pub collect: bool,
     pub shutdown: Arc<AtomicBool>,
@@ -69,6 +71,7 @@ impl Default for PipelineConfig {
             alerts: None,
             sensor: SensorInfo::default(),
             sink: SinkOptions::default(),
+            retention: Retention::default(),
             collect: false,
             shutdown: Arc::new(AtomicBool::new(false)),
             rotate: Arc::new(AtomicBool::new(false)),

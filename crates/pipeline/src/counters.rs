@@ -110,6 +110,9 @@ counters! {
     /// Packets released before their reorder window was over, because the
     /// window held too many.
     reorder_overflow,
+    /// Output files removed by retention (`--retain-days`/`--retain-gib`).
+    retention_removed_parts,
+    retention_removed_bytes,
 }
 
 /// A scan in progress as the stats read it: what it is so far, updated at

@@ -143,6 +143,9 @@ pub fn run(
                 rotate_every: cfg.rotate_every,
                 zeek_conn,
                 out_dir: cfg.out_dir.clone(),
+                retention: (cfg.retention.is_set())
+                    .then(|| cfg.out_dir.clone().map(|d| (d, cfg.retention)))
+                    .flatten(),
             };
             move || output_loop(ctx)
         });

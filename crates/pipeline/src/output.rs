@@ -19,7 +19,7 @@ use scanwatch_detect::{Phase, ScanEvent};
 use scanwatch_model::Detection;
 use scanwatch_sink::{
     AlertEvent, AlertTrigger, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder,
-    PartitionedWriter, SinkError,
+    PartitionedWriter, Retention, SinkError,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -56,6 +56,8 @@ pub(crate) struct OutputCtx<'a> {
     pub zeek_conn: Option<ZeekConn>,
     /// The output folder (its free space decides when a full disk is over).
     pub out_dir: Option<PathBuf>,
+    /// The output folder and what of it to keep (see `retention`).
+    pub retention: Option<(PathBuf, Retention)>,
 }
 
 /// `conn.log` as Zeek's JSON lines: whole lines only (cut back after a
@@ -182,6 +184,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     let mut last_clock_hour = i64::MIN;
     let mut last_rotation = Instant::now();
     let mut full = DiskFull::default();
+    let mut last_retention = Instant::now();
     loop {
         let msg = match ctx.rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => Some(m),
@@ -227,6 +230,9 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
                     Ok(()) => {}
                 }
             }
+            retain(&ctx, &mut last_retention);
+        } else if last_retention.elapsed() >= Duration::from_secs(60) {
+            retain(&ctx, &mut last_retention);
         }
         let Some(msg) = msg else { continue };
         if first_err.is_some() {
@@ -278,6 +284,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     }
     full.told = None;
     report_disk_full(&mut ctx, &mut full);
+    retain(&ctx, &mut last_retention);
     if let Some(w) = ctx.flows.as_mut() {
         res.files.append(&mut w.finished);
     }
@@ -287,6 +294,35 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     match first_err {
         Some(e) => Err(e),
         None => Ok(res),
+    }
+}
+
+/// Removes the partitions retention gives up (packet clock), one line on
+/// stderr each; an error is reported and the run goes on.
+fn retain(ctx: &OutputCtx<'_>, last: &mut Instant) {
+    *last = Instant::now();
+    let Some((dir, policy)) = &ctx.retention else {
+        return;
+    };
+    let mut open = ctx.flows.as_ref().map_or(Vec::new(), |w| w.open_hours());
+    open.extend(
+        ctx.detections
+            .as_ref()
+            .map_or(Vec::new(), |w| w.open_hours()),
+    );
+    let clock = ctx.counters.clock.load(Relaxed);
+    match scanwatch_sink::retention::enforce(dir, policy, clock, &open) {
+        Ok(removed) => {
+            for r in &removed {
+                eprintln!("scanwatch: {}", r.line(dir));
+                ctx.counters.add(&Counts {
+                    retention_removed_parts: r.partition.files,
+                    retention_removed_bytes: r.partition.bytes,
+                    ..Counts::default()
+                });
+            }
+        }
+        Err(e) => eprintln!("scanwatch: retention: {e}"),
     }
 }
 
@@ -330,11 +366,27 @@ fn flows(
         w.lost_rows += n;
         return Ok(());
     }
+    // Nearly full: finish the open parts while their footers still fit
+    // (what they hold stays readable) and pause, rather than fail in the
+    // middle of a part and lose all of it.
+    let need = 2 * batch.get_array_memory_size() as u64 + (1 << 20);
+    if let Some((free, _)) = ctx.out_dir.as_deref().and_then(disk_space) {
+        if free < need {
+            full.paused = true;
+            full.checked = Some(Instant::now());
+            w.lost_rows += n;
+            return match w.rotate() {
+                Err(e) if e.is_disk_full() => Ok(()),
+                r => r,
+            };
+        }
+    }
     match w.push_batch(hour, batch) {
         Err(e) if e.is_disk_full() => {
             w.abandon_open();
             w.lost_rows += n;
             full.paused = true;
+            full.checked = Some(Instant::now());
             Ok(())
         }
         r => r,

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod eve;
+pub mod retention;
 pub mod zeek;
 
 pub use arrow_array::RecordBatch as Batch;
@@ -33,6 +34,7 @@ pub use eve::{
     all_signatures, eve_proto, severity, signature, signature_id, AlertEvent, AlertTrigger,
     SensorInfo, CATEGORY, GID, LIST_CAP, MAX_LINE, REV,
 };
+pub use retention::{Removal, Retention};
 pub use scanwatch_schema::{
     detection_schema, flow_schema, DetectionBatchBuilder, FlowBatchBuilder, TableBuilder,
     SCHEMA_VERSION,
@@ -463,6 +465,12 @@ impl<B: TableBuilder + Default> PartitionedWriter<B> {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// The hours (since the epoch) of the parts open now, which retention
+    /// leaves alone.
+    pub fn open_hours(&self) -> Vec<i64> {
+        self.open.iter().map(|p| p.hour).collect()
     }
 
     /// Closes parts whose hour ended before `ts` (packet time).
