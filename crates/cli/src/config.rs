@@ -109,13 +109,17 @@ pub struct RunSettings {
     /// Seconds between new parts (wall clock); 0 turns it off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rotate_secs: Option<u64>,
+    /// Delete hour partitions older than this many days (`--retain-days`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<f64>,
+    /// Keep flows and detections within this many GiB (`--retain-gib`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_gib: Option<f64>,
 }
 
-// FOR THE LEAD: retention (`--retain-days`, `--retain-gib`) was not on main
-// when this was written. Each such flag gets a `[run]` key here
-// (`retain_days`, `retain_gib`), a check in `RunSettings::problems`, a line
-// in `run::resolve` (file value when the flag is not given) and in
-// `run::show`, as `rotate_secs` has.
+// A new option of `run` gets a key above, a check in
+// `RunSettings::problems`, a line in `run::resolve` (the file's value when
+// the flag is not given) and one in `run::show`.
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -360,6 +364,14 @@ impl RunSettings {
                         format!("{f:?}: expected \"table\" or \"zeek-json\""),
                     );
                 }
+            }
+        }
+        for (key, v) in [
+            ("retain_days", self.retain_days),
+            ("retain_gib", self.retain_gib),
+        ] {
+            if v.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+                bad(key, "give a number above 0".into());
             }
         }
         if self.user.as_deref() == Some("") {

@@ -236,6 +236,8 @@ pub fn resolve(mut a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<RunArgs> 
         a.flows_format = v;
     }
     a.rotate_secs = a.rotate_secs.or(file.rotate_secs);
+    a.retain_days = a.retain_days.or(file.retain_days);
+    a.retain_gib = a.retain_gib.or(file.retain_gib);
     Ok(a)
 }
 
@@ -331,6 +333,7 @@ pub fn effective(a: &RunArgs) -> Result<(PipelineConfig, config::FlowSettings)> 
 pub fn show(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
     let a = resolve(a, m)?;
     check_sensor(&a)?;
+    retention(&a)?;
     let (cfg, mut flow) = effective(&a)?;
     flow.max_flows = Some(cfg.flow.max_flows);
     let (filter, filter_file) = match &a.filter_file {
@@ -363,6 +366,8 @@ pub fn show(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
             a.rotate_secs
                 .unwrap_or(if a.interfaces.is_empty() { 0 } else { 300 }),
         ),
+        retain_days: a.retain_days,
+        retain_gib: a.retain_gib,
     };
     let file = config::FileConfig {
         run,

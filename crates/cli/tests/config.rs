@@ -332,6 +332,7 @@ max_memory_mib = 2048
 snaplen = 1500
 flows_format = ["table", "zeek-json"]
 rotate_secs = 60
+retain_days = 7.0
 
 [flow]
 tcp_idle_secs = 100.0
@@ -351,6 +352,7 @@ scan_idle_secs = 60
         "snaplen = 1500",
         "flows_format = [\"table\", \"zeek-json\"]",
         "rotate_secs = 60",
+        "retain_days = 7.0",
         "tcp_idle_secs = 100.0",
         "allow_scanners = [\"10.0.0.5/32\", \"10.0.0.6/32\"]",
         "scan_idle_secs = 60",
@@ -381,6 +383,8 @@ scan_idle_secs = 60
             "table",
             "--rotate",
             "0",
+            "--retain-days",
+            "2.5",
         ],
         &d,
     );
@@ -392,6 +396,7 @@ scan_idle_secs = 60
         "snaplen = 1500",
         "flows_format = [\"table\"]",
         "rotate_secs = 0",
+        "retain_days = 2.5",
         "tcp_idle_secs = 100.0",
         "allow_scanners = [\"192.0.2.1/32\"]",
         "home_net = [\"10.0.0.0/8\"]",
