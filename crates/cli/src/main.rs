@@ -15,7 +15,7 @@ mod run;
 mod share;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,6 +59,9 @@ enum Cmd {
     Compact(compact::CompactArgs),
     /// Share what was seen: a STIX 2.1 bundle or CSV of the scanners.
     Share(share::ShareArgs),
+    /// Check a config file, or print the configuration in force.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// List every alert signature (gid, signature_id, rev, text) as
     /// tab-separated lines, for a SIEM's lookup table.
     Signatures,
@@ -83,10 +86,32 @@ enum Generate {
     },
 }
 
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Report every unknown key and bad value of a config file, with its
+    /// line and column (exit 1 when there is any).
+    Check {
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Print the configuration in force (the file given with --config, the
+    /// flags of `run`, the defaults and the caps the memory budget gives)
+    /// as a config file that `run --config` reads back.
+    Show(Box<run::RunArgs>),
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches tell `run` which flags were given (a flag wins over the
+    // config file even when it repeats a default).
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let sub = |name: &str| matches.subcommand_matches(name);
     let result = match cli.cmd {
-        Cmd::Run(a) => run::main(*a),
+        Cmd::Run(a) => run::main(*a, sub("run")),
+        Cmd::Config(ConfigCmd::Check { file }) => config::check_file(&file),
+        Cmd::Config(ConfigCmd::Show(a)) => {
+            run::show(*a, sub("config").and_then(|m| m.subcommand_matches("show")))
+        }
         Cmd::Eval(a) => eval::main(a),
         Cmd::Gen(a) => gen::main(a),
         Cmd::Bench(a) => bench::main(a),

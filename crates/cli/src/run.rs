@@ -53,7 +53,9 @@ pub struct RunArgs {
     /// Detector shards (default: threads / 4, at least 1).
     #[arg(long)]
     pub shards: Option<usize>,
-    /// TOML config file ([flow] and [detect] tables; flags override it).
+    /// TOML config file: [run] (every other option here, named as its
+    /// flag), [flow] and [detect]. Flags override it; a list flag replaces
+    /// the file's list. See `scanwatch config check|show`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Alerts as JSON lines to this file, or `-` for stdout
@@ -159,8 +161,94 @@ pub struct RunArgs {
     pub filter: Vec<String>,
 }
 
+/// The options in force: the flags, and for each option not given on the
+/// command line the config file's `[run]` value. `m` tells which flags with
+/// a default were given; without it, a value equal to the default counts as
+/// not given.
+pub fn resolve(mut a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<RunArgs> {
+    let file = config::load(a.config.as_deref())?.run;
+    let dflt = crate::eval::blank_run_args();
+    let given = |id: &str, same_as_default: bool| match m {
+        Some(m) => m.value_source(id) == Some(clap::parser::ValueSource::CommandLine),
+        None => !same_as_default,
+    };
+    if a.interfaces.is_empty() && a.read.is_empty() {
+        if let Some(v) = file.interfaces {
+            a.interfaces = v;
+        }
+        if let Some(v) = file.read {
+            a.read = v;
+        }
+    }
+    if a.filter.is_empty() && a.filter_file.is_none() {
+        a.filter_file = file.filter_file;
+        if let Some(f) = file.filter {
+            a.filter = vec![f];
+        }
+    }
+    if let Some(v) = file.output.filter(|_| !given("out", a.out == dflt.out)) {
+        a.out = v;
+    }
+    a.alerts = a.alerts.or(file.alerts);
+    a.sensor = a.sensor.or(file.sensor);
+    if let Some(v) = file
+        .format
+        .filter(|_| !given("format", a.format == dflt.format))
+    {
+        a.format = v;
+    }
+    a.no_flows = a.no_flows || file.no_flows == Some(true);
+    a.quiet = a.quiet || file.quiet == Some(true);
+    a.threads = a.threads.or(file.threads);
+    a.shards = a.shards.or(file.shards);
+    a.user = a.user.or(file.user);
+    a.no_promisc = a.no_promisc || file.promiscuous == Some(false);
+    if let Some(v) = file
+        .snaplen
+        .filter(|_| !given("snaplen", a.snaplen == dflt.snaplen))
+    {
+        a.snaplen = v;
+    }
+    if let Some(v) = file
+        .buffer_mib
+        .filter(|_| !given("buffer_mib", a.buffer_mib == dflt.buffer_mib))
+    {
+        a.buffer_mib = v;
+    }
+    a.stats_every = a.stats_every.or(file.stats_every);
+    a.reorder_window = a.reorder_window.or(file.reorder_window_ms);
+    if let Some(v) = file
+        .max_memory_mib
+        .filter(|_| !given("max_memory", a.max_memory == dflt.max_memory))
+    {
+        a.max_memory = v;
+    }
+    if let Some(v) = file
+        .max_part_rows
+        .filter(|_| !given("max_part_rows", a.max_part_rows == dflt.max_part_rows))
+    {
+        a.max_part_rows = v;
+    }
+    if let Some(v) = file
+        .flows_format
+        .filter(|_| !given("flows_format", a.flows_format == dflt.flows_format))
+    {
+        a.flows_format = v;
+    }
+    a.rotate_secs = a.rotate_secs.or(file.rotate_secs);
+    a.retain_days = a.retain_days.or(file.retain_days);
+    a.retain_gib = a.retain_gib.or(file.retain_gib);
+    Ok(a)
+}
+
 /// Builds the pipeline configuration from flags and config file.
 pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
+    Ok(effective(a)?.0)
+}
+
+/// The pipeline configuration, and the flow settings it was made from
+/// (flags over file over defaults).
+pub fn effective(a: &RunArgs) -> Result<(PipelineConfig, config::FlowSettings)> {
     let file = config::load(a.config.as_deref())?;
     let mut fs = file.flow.clone();
     if let Some(t) = a.attempt_timeout {
@@ -180,26 +268,30 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
     if a.no_trw {
         detect.trw = false;
     }
-    detect
-        .allow_scanners
-        .extend(a.allow_scanners.iter().cloned());
-    detect
-        .allow_services
-        .extend(a.allow_services.iter().cloned());
+    if !a.allow_scanners.is_empty() {
+        detect.allow_scanners = a.allow_scanners.clone();
+    }
+    if !a.allow_services.is_empty() {
+        detect.allow_services = a.allow_services.clone();
+    }
     if !a.home_net.is_empty() {
         detect.home_net = a.home_net.iter().map(|s| s.trim().to_string()).collect();
     }
     if let Some(s) = a.scan_idle {
         detect.scan_idle_secs = s;
     }
-    detect.validate()?;
+    detect
+        .validate()
+        .map_err(|e| config::locate(a.config.as_deref(), e.into()))?;
     let reorder_ms = reorder_window_ms(a);
     anyhow::ensure!(
         reorder_ms <= DAY_MS,
         "--reorder-window is at most a day ({DAY_MS} ms)"
     );
     let mut cfg = PipelineConfig {
-        flow: fs.to_config()?,
+        flow: fs
+            .to_config()
+            .map_err(|e| config::locate(a.config.as_deref(), e))?,
         detect,
         clock: scanwatch_pipeline::ClockConfig {
             reorder_window: reorder_ms as i64 * 1000,
@@ -233,7 +325,69 @@ pub fn pipeline_config(a: &RunArgs) -> Result<PipelineConfig> {
             max_contacts_per_shard: file.caps.max_contacts_per_shard,
         },
     );
-    Ok(cfg)
+    Ok((cfg, fs))
+}
+
+/// `scanwatch config show`: the configuration in force (file, flags,
+/// defaults, and the caps the memory budget gives) as a config file.
+pub fn show(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
+    let a = resolve(a, m)?;
+    check_sensor(&a)?;
+    retention(&a)?;
+    let (cfg, mut flow) = effective(&a)?;
+    flow.max_flows = Some(cfg.flow.max_flows);
+    let (filter, filter_file) = match &a.filter_file {
+        Some(f) => (None, Some(f.clone())),
+        None => (bpf_filter(&a)?, None),
+    };
+    let run = config::RunSettings {
+        interfaces: (!a.interfaces.is_empty()).then(|| a.interfaces.clone()),
+        read: (!a.read.is_empty()).then(|| a.read.clone()),
+        filter,
+        filter_file,
+        output: Some(a.out.clone()),
+        alerts: a.alerts.clone(),
+        sensor: a.sensor.clone(),
+        format: Some(a.format.clone()),
+        no_flows: Some(a.no_flows),
+        quiet: Some(a.quiet),
+        threads: Some(cfg.threads),
+        shards: Some(cfg.shards),
+        user: a.user.clone(),
+        promiscuous: Some(!a.no_promisc),
+        snaplen: Some(a.snaplen),
+        buffer_mib: Some(a.buffer_mib),
+        stats_every: Some(stats_every(&a, !a.interfaces.is_empty()).map_or(0, |d| d.as_secs())),
+        reorder_window_ms: Some(reorder_window_ms(&a)),
+        max_memory_mib: Some(a.max_memory),
+        max_part_rows: Some(a.max_part_rows),
+        flows_format: Some(a.flows_format.clone()),
+        rotate_secs: Some(
+            a.rotate_secs
+                .unwrap_or(if a.interfaces.is_empty() { 0 } else { 300 }),
+        ),
+        retain_days: a.retain_days,
+        retain_gib: a.retain_gib,
+    };
+    let file = config::FileConfig {
+        run,
+        flow,
+        detect: cfg.detect,
+        caps: GivenCaps::default(),
+    };
+    let text = toml::to_string(&file).context("config show")?;
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_sensor(a: &RunArgs) -> Result<()> {
+    if let Some(name) = &a.sensor {
+        anyhow::ensure!(
+            config::sensor_name_ok(name),
+            "--sensor {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
+        );
+    }
+    Ok(())
 }
 
 fn parse_window(s: &str) -> Result<Window> {
@@ -290,7 +444,9 @@ pub fn open_sources(a: &RunArgs) -> Result<Vec<Box<dyn PacketSource>>> {
     Ok(sources)
 }
 
-pub fn main(a: RunArgs) -> Result<ExitCode> {
+pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
+    let a = resolve(a, m)?;
+    check_sensor(&a)?;
     let mut cfg = pipeline_config(&a)?;
     let sources = open_sources(&a)?;
     if let Some(user) = &a.user {
@@ -311,14 +467,6 @@ pub fn main(a: RunArgs) -> Result<ExitCode> {
         scanwatch_sink::Format::Arrow
     };
     if let Some(name) = &a.sensor {
-        anyhow::ensure!(
-            !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')),
-            "--sensor {name:?}: use 1-64 letters, digits, '-', '_' or '.'"
-        );
         cfg.sink.prefix = vec![format!("sensor={name}")];
     }
     cfg.sensor = scanwatch_sink::SensorInfo {

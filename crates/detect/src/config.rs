@@ -5,7 +5,7 @@
 
 use crate::MAX_WINDOWS;
 use scanwatch_model::{proto, Addr, Micros};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A detector setting that cannot be used. Each variant names what is wrong
@@ -100,7 +100,7 @@ impl fmt::Display for ServiceProblem {
 }
 
 /// One sliding window and the distinct-target counts that flag a scan in it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     pub seconds: u64,
@@ -110,7 +110,7 @@ pub struct Window {
     pub vertical: f64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectConfig {
     /// Windows checked at once; longer ones have higher thresholds so slow
