@@ -96,8 +96,16 @@ def test_full_disk_degrades_alerts_keep_coming_and_writing_resumes(capture, tmp_
                 seen = [a for a in eve.check_file(alerts) if a["src_ip"] == "198.18.0.2"]
         assert seen and eve.scan(seen[0])["phase"] == "start", "no alert for the scan after the disk filled"
         # 3. Space is freed (an operator removes a file): writing resumes
-        # (the free space is looked at every 5 s), new parts appear.
+        # (the free space is looked at every 5 s; stats.jsonl says when),
+        # new parts appear.
         os.remove(filler)
+        deadline = time.time() + 30
+        paused = True
+        while time.time() < deadline and paused:
+            time.sleep(1)
+            with open(os.path.join(out, "stats.jsonl")) as f:
+                paused = json.loads(f.read().splitlines()[-1])["flows_paused"]
+        assert not paused, "flows still paused 30 s after space was freed"
         p.stdin.write(pcap_records(later))
         p.stdin.close()
         err = p.stderr.read().decode()

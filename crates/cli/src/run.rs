@@ -850,6 +850,7 @@ fn stats_record(
             "parts": c.retention_removed_parts.load(Relaxed),
             "bytes": c.retention_removed_bytes.load(Relaxed),
         },
+        "flows_paused": c.flows_paused.load(Relaxed),
         "disk_full_dropped": {
             "flow_rows": c.flow_rows_dropped.load(Relaxed),
             "detections": c.detections_dropped.load(Relaxed),

@@ -32,6 +32,9 @@ macro_rules! counters {
             /// Flows in the flow tables now, all workers together (a gauge:
             /// each worker adds the change of its table's size).
             pub flows_active: AtomicI64,
+            /// Flow rows are paused by a full disk (dropped and counted)
+            /// until it has room again.
+            pub flows_paused: std::sync::atomic::AtomicBool,
             /// The kernel's own counters of a live capture (gauges), summed
             /// over the interfaces (each one's latest, in `live_inputs`).
             pub kernel_received: AtomicU64,

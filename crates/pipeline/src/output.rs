@@ -216,6 +216,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
         }
         report_disk_full(&mut ctx, &mut full);
         maybe_resume(&ctx, &mut full);
+        ctx.counters.flows_paused.store(full.paused, Relaxed);
         // Close parts whose hour is over (packet time).
         let clock = ctx.counters.clock.load(Relaxed);
         let hour = clock.div_euclid(3_600_000_000);
@@ -369,7 +370,7 @@ fn flows(
     // Nearly full: finish the open parts while their footers still fit
     // (what they hold stays readable) and pause, rather than fail in the
     // middle of a part and lose all of it.
-    let need = 2 * batch.get_array_memory_size() as u64 + (1 << 20);
+    let need = batch.get_array_memory_size() as u64 + (1 << 20);
     if let Some((free, _)) = ctx.out_dir.as_deref().and_then(disk_space) {
         if free < need {
             full.paused = true;
