@@ -172,6 +172,14 @@ pub fn resolve(mut a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<RunArgs> 
         Some(m) => m.value_source(id) == Some(clap::parser::ValueSource::CommandLine),
         None => !same_as_default,
     };
+    // The file's value of a setting whose flag was not given.
+    macro_rules! from_file {
+        ($field:ident, $key:ident, $id:literal) => {
+            if let Some(v) = file.$key.filter(|_| !given($id, a.$field == dflt.$field)) {
+                a.$field = v;
+            }
+        };
+    }
     if a.interfaces.is_empty() && a.read.is_empty() {
         if let Some(v) = file.interfaces {
             a.interfaces = v;
@@ -186,55 +194,23 @@ pub fn resolve(mut a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<RunArgs> 
             a.filter = vec![f];
         }
     }
-    if let Some(v) = file.output.filter(|_| !given("out", a.out == dflt.out)) {
-        a.out = v;
-    }
+    from_file!(out, output, "out");
     a.alerts = a.alerts.or(file.alerts);
     a.sensor = a.sensor.or(file.sensor);
-    if let Some(v) = file
-        .format
-        .filter(|_| !given("format", a.format == dflt.format))
-    {
-        a.format = v;
-    }
+    from_file!(format, format, "format");
     a.no_flows = a.no_flows || file.no_flows == Some(true);
     a.quiet = a.quiet || file.quiet == Some(true);
     a.threads = a.threads.or(file.threads);
     a.shards = a.shards.or(file.shards);
     a.user = a.user.or(file.user);
     a.no_promisc = a.no_promisc || file.promiscuous == Some(false);
-    if let Some(v) = file
-        .snaplen
-        .filter(|_| !given("snaplen", a.snaplen == dflt.snaplen))
-    {
-        a.snaplen = v;
-    }
-    if let Some(v) = file
-        .buffer_mib
-        .filter(|_| !given("buffer_mib", a.buffer_mib == dflt.buffer_mib))
-    {
-        a.buffer_mib = v;
-    }
+    from_file!(snaplen, snaplen, "snaplen");
+    from_file!(buffer_mib, buffer_mib, "buffer_mib");
     a.stats_every = a.stats_every.or(file.stats_every);
     a.reorder_window = a.reorder_window.or(file.reorder_window_ms);
-    if let Some(v) = file
-        .max_memory_mib
-        .filter(|_| !given("max_memory", a.max_memory == dflt.max_memory))
-    {
-        a.max_memory = v;
-    }
-    if let Some(v) = file
-        .max_part_rows
-        .filter(|_| !given("max_part_rows", a.max_part_rows == dflt.max_part_rows))
-    {
-        a.max_part_rows = v;
-    }
-    if let Some(v) = file
-        .flows_format
-        .filter(|_| !given("flows_format", a.flows_format == dflt.flows_format))
-    {
-        a.flows_format = v;
-    }
+    from_file!(max_memory, max_memory_mib, "max_memory");
+    from_file!(max_part_rows, max_part_rows, "max_part_rows");
+    from_file!(flows_format, flows_format, "flows_format");
     a.rotate_secs = a.rotate_secs.or(file.rotate_secs);
     a.retain_days = a.retain_days.or(file.retain_days);
     a.retain_gib = a.retain_gib.or(file.retain_gib);

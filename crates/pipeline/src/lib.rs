@@ -97,7 +97,7 @@ pub fn run(
         )?);
     }
     let zeek_conn = match (&cfg.out_dir, cfg.write_flows && cfg.zeek_conn) {
-        (Some(dir), true) => Some(output::ZeekConn::open(dir.join("conn.log"))?),
+        (Some(dir), true) => Some(scanwatch_sink::ConnLog::open(dir.join("conn.log"))?),
         _ => None,
     };
     let alerts = match &cfg.alerts {

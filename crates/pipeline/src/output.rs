@@ -18,10 +18,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use scanwatch_detect::{Phase, ScanEvent};
 use scanwatch_model::Detection;
 use scanwatch_sink::{
-    AlertEvent, AlertTrigger, AlertWriter, Batch, DetectionBatchBuilder, FlowBatchBuilder,
+    AlertEvent, AlertTrigger, AlertWriter, Batch, ConnLog, DetectionBatchBuilder, FlowBatchBuilder,
     PartitionedWriter, Retention, SinkError,
 };
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -53,72 +52,11 @@ pub(crate) struct OutputCtx<'a> {
     /// Start new table parts this often (wall clock), besides hourly.
     pub rotate_every: Option<Duration>,
     /// Zeek JSON conn.log lines of every flow, appended here.
-    pub zeek_conn: Option<ZeekConn>,
+    pub zeek_conn: Option<ConnLog>,
     /// The output folder (its free space decides when a full disk is over).
     pub out_dir: Option<PathBuf>,
     /// The output folder and what of it to keep (see `retention`).
     pub retention: Option<(PathBuf, Retention)>,
-}
-
-/// `conn.log` as Zeek's JSON lines: whole lines only (cut back after a
-/// failed write, like the alerts), reopened on SIGHUP.
-pub(crate) struct ZeekConn {
-    pub path: PathBuf,
-    file: std::fs::File,
-    text: String,
-    pub dropped: u64,
-}
-
-impl ZeekConn {
-    pub fn open(path: PathBuf) -> Result<ZeekConn, SinkError> {
-        let file = open_append(&path)?;
-        Ok(ZeekConn {
-            path,
-            file,
-            text: String::new(),
-            dropped: 0,
-        })
-    }
-
-    fn write(&mut self, batch: &Batch) -> Result<(), SinkError> {
-        self.text.clear();
-        scanwatch_sink::zeek::conn_lines(batch, &mut self.text).map_err(|source| {
-            SinkError::Arrow {
-                path: self.path.clone(),
-                source,
-            }
-        })?;
-        let before = self.file.metadata().map(|m| m.len());
-        let r = self.file.write_all(self.text.as_bytes());
-        if let Err(source) = r {
-            if let Ok(len) = before {
-                let _ = self.file.set_len(len);
-            }
-            self.dropped += batch.num_rows() as u64;
-            return Err(SinkError::Io {
-                path: self.path.clone(),
-                source,
-            });
-        }
-        Ok(())
-    }
-
-    fn reopen(&mut self) -> Result<(), SinkError> {
-        let _ = self.file.sync_data();
-        self.file = open_append(&self.path)?;
-        Ok(())
-    }
-}
-
-fn open_append(path: &std::path::Path) -> Result<std::fs::File, SinkError> {
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|source| SinkError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
 }
 
 /// Rows and alerts lost to a full disk so far, and when it was last said.
@@ -281,7 +219,7 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
         res.alerts = res.alerts.saturating_sub(a.dropped);
     }
     if let Some(z) = ctx.zeek_conn.as_mut() {
-        let _ = z.file.sync_data();
+        z.sync();
     }
     full.told = None;
     report_disk_full(&mut ctx, &mut full);

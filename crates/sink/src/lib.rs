@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 mod eve;
 pub mod retention;
 pub mod zeek;
+pub use zeek::ConnLog;
 
 pub use arrow_array::RecordBatch as Batch;
 pub use eve::{
@@ -614,16 +615,7 @@ impl AlertWriter {
         }
         let r = match &mut self.out {
             AlertTarget::Stdout(o) => o.write_all(&self.buf).and_then(|()| o.flush()),
-            AlertTarget::File(f) => {
-                let before = f.metadata().map(|m| m.len());
-                let r = f.write_all(&self.buf);
-                if r.is_err() {
-                    if let Ok(len) = before {
-                        let _ = f.set_len(len);
-                    }
-                }
-                r
-            }
+            AlertTarget::File(f) => append_whole(f, &self.buf),
         };
         self.buf.clear();
         let n = std::mem::take(&mut self.buffered);
@@ -680,6 +672,19 @@ impl AlertWriter {
         *repaired += move_cut_tail(&mut f, path).map_err(io_err(path))?;
         Ok(AlertTarget::File(f))
     }
+}
+
+/// Appends `bytes` to `f` whole or not at all: after a failed write (a
+/// full disk) the file is cut back to its length before it.
+pub(crate) fn append_whole(f: &mut File, bytes: &[u8]) -> io::Result<()> {
+    let before = f.metadata().map(|m| m.len());
+    let r = f.write_all(bytes);
+    if r.is_err() {
+        if let Ok(len) = before {
+            let _ = f.set_len(len);
+        }
+    }
+    r
 }
 
 /// If `f` does not end with a newline, moves its last (cut) line to

@@ -15,11 +15,71 @@
 //! - `community_id` (Zeek's community-id package's field) and `vlan` are
 //!   written when known, and `flow_id` is scanwatch's own, to join alerts.
 
+use crate::{append_whole, SinkError};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMicrosecondType, UInt16Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::ArrowError;
 use std::fmt::Write as _;
+use std::fs::File;
+use std::path::PathBuf;
+
+/// `conn.log` as Zeek's JSON lines: appended whole lines only (cut back
+/// after a failed write, like the alerts), reopened on SIGHUP.
+pub struct ConnLog {
+    path: PathBuf,
+    file: File,
+    text: String,
+    /// Lines that could not be written (a full disk).
+    pub dropped: u64,
+}
+
+impl ConnLog {
+    pub fn open(path: PathBuf) -> Result<ConnLog, SinkError> {
+        let file = Self::open_file(&path)?;
+        Ok(ConnLog {
+            path,
+            file,
+            text: String::new(),
+            dropped: 0,
+        })
+    }
+
+    fn open_file(path: &std::path::Path) -> Result<File, SinkError> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(crate::io_err(path))
+    }
+
+    /// Appends the lines of a flows batch; on a failure none of them
+    /// stays, and they are counted in `dropped`.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.text.clear();
+        conn_lines(batch, &mut self.text).map_err(|source| SinkError::Arrow {
+            path: self.path.clone(),
+            source,
+        })?;
+        append_whole(&mut self.file, self.text.as_bytes()).map_err(|e| {
+            self.dropped += batch.num_rows() as u64;
+            crate::io_err(&self.path)(e)
+        })
+    }
+
+    /// Syncs, closes and opens the path again (as `logrotate` expects).
+    pub fn reopen(&mut self) -> Result<(), SinkError> {
+        self.sync();
+        self.file = Self::open_file(&self.path)?;
+        Ok(())
+    }
+
+    /// Makes what was written durable (best effort: a failure here leaves
+    /// the lines written, only not yet synced).
+    pub fn sync(&mut self) {
+        let _ = self.file.sync_data();
+    }
+}
 
 fn col<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a dyn Array, ArrowError> {
     b.column_by_name(name)
