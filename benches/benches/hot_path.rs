@@ -20,7 +20,7 @@ fn bench_decode(c: &mut Criterion) {
         b.iter(|| {
             let mut ok = 0u32;
             for f in &frames {
-                ok += u32::from(decode(f.link_type, &f.data, f.ts, f.data.len() as u32).is_ok());
+                ok += u32::from(decode(f.link_type, &f.data, f.ts).is_ok());
             }
             black_box(ok)
         })
@@ -32,7 +32,7 @@ fn bench_flow_table(c: &mut Criterion) {
     // Few flows: the real captures' packets (scans and benign sessions).
     let mut metas: Vec<_> = own_frames()
         .iter()
-        .filter_map(|f| decode(f.link_type, &f.data, f.ts, f.data.len() as u32).ok())
+        .filter_map(|f| decode(f.link_type, &f.data, f.ts).ok())
         .collect();
     metas.sort_by_key(|m| m.ts);
     let mut g = c.benchmark_group("flow_table");
@@ -123,7 +123,7 @@ fn bench_arrow(c: &mut Criterion) {
     // Real flow records: the flows of the own captures, repeated to 64k rows.
     let mut metas: Vec<_> = own_frames()
         .iter()
-        .filter_map(|f| decode(f.link_type, &f.data, f.ts, f.data.len() as u32).ok())
+        .filter_map(|f| decode(f.link_type, &f.data, f.ts).ok())
         .collect();
     metas.sort_by_key(|m| m.ts);
     let mut t = FlowTable::new(FlowConfig::default());

@@ -51,7 +51,6 @@ pub fn syn_flows(n: u32) -> Vec<PacketMeta> {
                 ts: 1_790_000_000_000_000 + i64::from(i),
                 kind: PacketKind::Tcp,
                 tcp_flags: TcpFlags::SYN,
-                wire_len: 60,
                 ..PacketMeta::default()
             };
             m.set_tuple(
@@ -97,6 +96,9 @@ pub fn attempts(n: u32) -> Vec<Attempt> {
                 },
                 data: !scanner,
                 flow_id: u64::from(i),
+                print: Default::default(),
+                handshake: false,
+                reset_close: false,
             }
         })
         .collect()
@@ -145,6 +147,9 @@ pub fn scan_attempts(n: u32, wide: bool) -> Vec<Attempt> {
                 },
                 data: false,
                 flow_id: u64::from(i),
+                print: Default::default(),
+                handshake: false,
+                reset_close: false,
             }
         })
         .collect()

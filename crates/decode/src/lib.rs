@@ -17,7 +17,10 @@
 //! offloaded captures have wrong ones.
 
 use etherparse::LaxIpSlice;
-use scanwatch_model::{icmp, proto, Addr, Micros, PacketKind, PacketMeta, Quoted, TcpFlags};
+use scanwatch_model::print::mark;
+use scanwatch_model::{
+    icmp, proto, Addr, Micros, PacketKind, PacketMeta, ProbePrint, Quoted, TcpFlags,
+};
 
 /// pcap/pcapng link types this decoder understands.
 pub mod linktype {
@@ -107,16 +110,11 @@ fn le32(b: &[u8], at: usize) -> Option<u32> {
 
 /// Decodes one captured packet.
 ///
-/// `data` is the captured bytes (possibly cut by the snap length), `wire_len`
-/// the original length, `ts` the packet time in µs.
-pub fn decode(
-    link_type: u32,
-    data: &[u8],
-    ts: Micros,
-    wire_len: u32,
-) -> Result<PacketMeta, DecodeError> {
+/// `data` is the captured bytes (possibly cut by the snap length), `ts` the
+/// packet time in µs. Lengths come from the IP header, not the capture.
+pub fn decode(link_type: u32, data: &[u8], ts: Micros) -> Result<PacketMeta, DecodeError> {
     let mut meta = PacketMeta::default();
-    decode_into(link_type, data, ts, wire_len, &mut meta)?;
+    decode_into(link_type, data, ts, &mut meta)?;
     Ok(meta)
 }
 
@@ -126,10 +124,9 @@ pub fn decode_with_quote(
     link_type: u32,
     data: &[u8],
     ts: Micros,
-    wire_len: u32,
 ) -> Result<(PacketMeta, Option<Quoted>), DecodeError> {
     let mut meta = PacketMeta::default();
-    let q = decode_into(link_type, data, ts, wire_len, &mut meta)?;
+    let q = decode_into(link_type, data, ts, &mut meta)?;
     Ok((meta, q))
 }
 
@@ -143,12 +140,10 @@ pub fn decode_into(
     link_type: u32,
     data: &[u8],
     ts: Micros,
-    wire_len: u32,
     meta: &mut PacketMeta,
 ) -> Result<Option<Quoted>, DecodeError> {
     *meta = PacketMeta {
         ts,
-        wire_len,
         ..PacketMeta::default()
     };
     let (ip_off, ethertype) = match link_type {
@@ -273,6 +268,12 @@ struct IpView<'a> {
     claimed_len: u32,
     /// A fragment other than the first: no transport header inside.
     later_fragment: bool,
+    /// TTL or hop limit.
+    ttl: u8,
+    /// IPv4 identification (0 for IPv6).
+    ip_id: u16,
+    /// IPv4 "don't fragment".
+    df: bool,
 }
 
 #[inline(always)]
@@ -307,6 +308,9 @@ fn read_plain_ipv4(ip: &[u8]) -> Option<IpView<'_>> {
         payload,
         claimed_len: (total - ihl) as u32,
         later_fragment: u16::from_be_bytes([h[6], h[7]]) & 0x1fff != 0,
+        ttl: h[8],
+        ip_id: u16::from_be_bytes([h[4], h[5]]),
+        df: h[6] & 0x40 != 0,
     })
 }
 
@@ -314,7 +318,7 @@ fn read_plain_ipv4(ip: &[u8]) -> Option<IpView<'_>> {
 fn read_ip_lax(ip: &[u8]) -> Option<IpView<'_>> {
     let (slice, _ext_err) = LaxIpSlice::from_slice(ip).ok()?;
     let payload = slice.payload();
-    let (src, dst, later_fragment, claimed_len) = match &slice {
+    let (src, dst, later_fragment, claimed_len, (ttl, ip_id, df)) = match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let later = h.fragments_offset().value() != 0;
@@ -329,6 +333,7 @@ fn read_ip_lax(ip: &[u8]) -> Option<IpView<'_>> {
                 Addr::from_v4(h.destination()),
                 later,
                 claimed,
+                (h.ttl(), h.identification(), h.dont_fragment()),
             )
         }
         LaxIpSlice::Ipv6(v6) => {
@@ -345,6 +350,7 @@ fn read_ip_lax(ip: &[u8]) -> Option<IpView<'_>> {
                 Addr::from_v6(h.destination()),
                 later,
                 claimed,
+                (h.hop_limit(), 0, false),
             )
         }
     };
@@ -355,6 +361,9 @@ fn read_ip_lax(ip: &[u8]) -> Option<IpView<'_>> {
         payload: payload.payload,
         claimed_len,
         later_fragment,
+        ttl,
+        ip_id,
+        df,
     })
 }
 
@@ -420,6 +429,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                         kind = PacketKind::Tcp;
                         meta.tcp_flags = TcpFlags::from_bits(flags);
                         meta.payload_len = v.claimed_len.saturating_sub(data_off);
+                        meta.print = tcp_print(&v, t, dp, data_off, meta.tcp_flags);
                     }
                 }
             }
@@ -428,6 +438,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                     (sport, dport) = (sp, dp);
                     kind = PacketKind::Udp;
                     meta.payload_len = v.claimed_len.saturating_sub(8);
+                    meta.print = ip_print(&v, meta.payload_len);
                 }
             }
             proto::ICMP | proto::ICMP6 => {
@@ -442,6 +453,7 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                     } else {
                         kind = PacketKind::IcmpQuery;
                         (sport, dport) = icmp::ports(v.proto, ty, code);
+                        meta.print = ip_print(&v, meta.payload_len);
                     }
                 }
             }
@@ -453,6 +465,47 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
     meta.kind = kind;
     meta.set_tuple(v.src, sport, v.dst, dport, v.proto);
     quoted
+}
+
+/// The header facts of a UDP or ICMP packet.
+#[inline(always)]
+fn ip_print(v: &IpView<'_>, payload_len: u32) -> ProbePrint {
+    let v4 = v.dst.is_v4();
+    ProbePrint {
+        ttl: v.ttl,
+        marks: ProbePrint::ip_marks(v.ip_id, v4) | if v.df { mark::DF } else { 0 },
+        plen: payload_len.min(255) as u8,
+        ..ProbePrint::default()
+    }
+}
+
+/// The header facts of a TCP packet (`t` its header and what follows):
+/// window, marks from its IP ID and sequence number, and for an opening
+/// SYN the options' layout.
+#[inline(always)]
+fn tcp_print(v: &IpView<'_>, t: &[u8], dport: u16, data_off: u32, flags: TcpFlags) -> ProbePrint {
+    let seq = t
+        .get(4..8)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0);
+    let dst_v4 = v.dst.is_v4().then(|| {
+        let o = v.dst.0;
+        u32::from_be_bytes([o[12], o[13], o[14], o[15]])
+    });
+    let opts = if flags.syn() && data_off > 20 {
+        t.get(20..data_off as usize)
+            .map(ProbePrint::tcp_options)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    ProbePrint {
+        ttl: v.ttl,
+        opts,
+        marks: ProbePrint::tcp_marks(v.ip_id, dst_v4, dport, seq) | if v.df { mark::DF } else { 0 },
+        plen: 0,
+        win: be16(t, 14).unwrap_or(0),
+    }
 }
 
 /// Reads the tuple of the packet quoted inside an ICMP error (only its IP

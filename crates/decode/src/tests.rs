@@ -26,7 +26,7 @@ fn a(s: &str) -> Addr {
 #[test]
 fn ethernet_ipv4_tcp_syn() {
     let pkt = tcp_syn_eth();
-    let m = decode(linktype::ETHERNET, &pkt, 7, pkt.len() as u32).unwrap();
+    let m = decode(linktype::ETHERNET, &pkt, 7).unwrap();
     assert_eq!(m.src(), a("198.18.0.2"));
     assert_eq!(m.dst(), a("198.19.1.10"));
     assert_eq!((m.sport(), m.dport(), m.proto()), (40000, 22, 6));
@@ -47,7 +47,7 @@ fn tcp_payload_length_comes_from_the_ip_header_when_snaplen_cut() {
     b.write(&mut pkt, &[0x41; 1000]).unwrap();
     let wire = pkt.len() as u32;
     pkt.truncate(128);
-    let m = decode(linktype::ETHERNET, &pkt, 0, wire).unwrap();
+    let m = decode(linktype::ETHERNET, &pkt, 0).unwrap();
     assert_eq!(m.payload_len, 1000);
     assert_eq!((m.sport(), m.dport()), (80, 5555));
 }
@@ -58,7 +58,7 @@ fn vlan_and_qinq_are_walked_and_outer_vlan_kept() {
     let mut pkt = inner[..12].to_vec();
     pkt.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0a]);
     pkt.extend_from_slice(&inner[12..]);
-    let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    let m = decode(linktype::ETHERNET, &pkt, 0).unwrap();
     assert_eq!(m.vlan, 100);
     assert_eq!(m.dport(), 22);
 }
@@ -71,7 +71,7 @@ fn mpls_stack_then_ipv4() {
     pkt.extend_from_slice(&[0x00, 0x01, 0x00, 0x40]); // label, not bottom
     pkt.extend_from_slice(&[0x00, 0x02, 0x01, 0x40]); // bottom of stack
     pkt.extend_from_slice(&inner[14..]);
-    let m = decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    let m = decode(linktype::ETHERNET, &pkt, 0).unwrap();
     assert_eq!(m.dst(), a("198.19.1.10"));
 }
 
@@ -97,7 +97,7 @@ fn sll_sll2_null_loop_and_raw() {
         (linktype::RAW, ip.to_vec()),
         (linktype::IPV4, ip.to_vec()),
     ] {
-        let m = decode(lt, &p, 0, p.len() as u32).unwrap_or_else(|e| panic!("{lt}: {e}"));
+        let m = decode(lt, &p, 0).unwrap_or_else(|e| panic!("{lt}: {e}"));
         assert_eq!(
             (m.src(), m.dport()),
             (a("198.18.0.2"), 22),
@@ -111,10 +111,7 @@ fn arp_is_not_ip() {
     let mut pkt = vec![0u8; 42];
     pkt[12] = 0x08;
     pkt[13] = 0x06;
-    assert_eq!(
-        decode(linktype::ETHERNET, &pkt, 0, 42),
-        Err(DecodeError::NotIp)
-    );
+    assert_eq!(decode(linktype::ETHERNET, &pkt, 0), Err(DecodeError::NotIp));
 }
 
 #[test]
@@ -128,7 +125,7 @@ fn icmp_port_unreachable_carries_the_quoted_udp_tuple() {
         .icmpv4_raw(3, 3, [0; 4]);
     let mut pkt = Vec::new();
     reply.write(&mut pkt, &quoted).unwrap();
-    let (m, q) = decode_with_quote(linktype::ETHERNET, &pkt, 0, pkt.len() as u32).unwrap();
+    let (m, q) = decode_with_quote(linktype::ETHERNET, &pkt, 0).unwrap();
     assert_eq!(m.kind, PacketKind::IcmpError);
     assert_eq!((m.icmp_type, m.icmp_code), (3, 3));
     let q = q.unwrap();
@@ -141,7 +138,7 @@ fn icmp_echo_request_and_reply_map_to_paired_ports() {
     let req = PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).icmpv4_echo_request(7, 1);
     let mut p = Vec::new();
     req.write(&mut p, &[]).unwrap();
-    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    let m = decode(linktype::RAW, &p, 0).unwrap();
     assert_eq!(
         (m.kind, m.sport(), m.dport()),
         (PacketKind::IcmpQuery, 8, 0)
@@ -149,7 +146,7 @@ fn icmp_echo_request_and_reply_map_to_paired_ports() {
     let rep = PacketBuilder::ipv4([2, 2, 2, 2], [1, 1, 1, 1], 64).icmpv4_echo_reply(7, 1);
     let mut p = Vec::new();
     rep.write(&mut p, &[]).unwrap();
-    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    let m = decode(linktype::RAW, &p, 0).unwrap();
     assert_eq!((m.sport(), m.dport()), (0, 8));
 }
 
@@ -175,7 +172,7 @@ fn icmp_packet(v6: bool, src: u8, dst: u8, ty: u8, code: u8) -> PacketMeta {
             .write(&mut p, &[])
             .unwrap();
     }
-    decode(linktype::RAW, &p, 0, p.len() as u32).unwrap()
+    decode(linktype::RAW, &p, 0).unwrap()
 }
 
 /// The decoder's ICMP ports decide which packets make one flow (one flow
@@ -231,7 +228,7 @@ fn ipv6_tcp_and_icmpv6_echo() {
         .syn();
     let mut p = Vec::new();
     b.write(&mut p, &[]).unwrap();
-    let m = decode(linktype::IPV6, &p, 0, p.len() as u32).unwrap();
+    let m = decode(linktype::IPV6, &p, 0).unwrap();
     assert_eq!(m.src(), a("2001:db8:5::2"));
     assert_eq!((m.dport(), m.kind), (22, PacketKind::Tcp));
 
@@ -239,7 +236,7 @@ fn ipv6_tcp_and_icmpv6_echo() {
         .icmpv6_echo_request(1, 1);
     let mut p = Vec::new();
     e.write(&mut p, &[]).unwrap();
-    let m = decode(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    let m = decode(linktype::RAW, &p, 0).unwrap();
     assert_eq!((m.proto(), m.sport(), m.dport()), (58, 128, 129));
 }
 
@@ -268,10 +265,10 @@ fn ipv6_with_fragment(offset_units: u16, more: bool) -> Vec<u8> {
 #[test]
 fn ipv6_first_fragment_has_ports_later_fragment_has_none() {
     let first = ipv6_with_fragment(0, true);
-    let m = decode(linktype::RAW, &first, 0, first.len() as u32).unwrap();
+    let m = decode(linktype::RAW, &first, 0).unwrap();
     assert_eq!((m.proto(), m.dport(), m.kind), (6, 80, PacketKind::Tcp));
     let later = ipv6_with_fragment(10, false);
-    let m = decode(linktype::RAW, &later, 0, later.len() as u32).unwrap();
+    let m = decode(linktype::RAW, &later, 0).unwrap();
     assert_eq!((m.proto(), m.dport(), m.kind), (6, 0, PacketKind::Other));
 }
 
@@ -280,7 +277,7 @@ fn ipv4_header_length_zero_is_rejected_not_panicking() {
     let mut pkt = tcp_syn_eth();
     pkt[14] = 0x40; // version 4, IHL 0
     assert_eq!(
-        decode(linktype::ETHERNET, &pkt, 0, pkt.len() as u32),
+        decode(linktype::ETHERNET, &pkt, 0),
         Err(DecodeError::BadIp { offset: 14 })
     );
 }
@@ -290,7 +287,7 @@ fn icmp_error_quoting_garbage_has_no_inner_tuple() {
     let reply = PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64).icmpv4_raw(3, 1, [0; 4]);
     let mut p = Vec::new();
     reply.write(&mut p, &[0xff; 12]).unwrap();
-    let (m, q) = decode_with_quote(linktype::RAW, &p, 0, p.len() as u32).unwrap();
+    let (m, q) = decode_with_quote(linktype::RAW, &p, 0).unwrap();
     assert_eq!(m.kind, PacketKind::IcmpError);
     assert_eq!(q, None);
 }
@@ -304,7 +301,7 @@ fn ipv6_extension_header_loop_terminates() {
         p.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
     }
     // Must return (Ok or Err) without hanging or panicking.
-    let _ = decode(linktype::RAW, &p, 0, p.len() as u32);
+    let _ = decode(linktype::RAW, &p, 0);
 }
 
 proptest! {
@@ -314,7 +311,7 @@ proptest! {
         lt in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9999]),
         data in prop::collection::vec(any::<u8>(), 0..200),
     ) {
-        let _ = decode(lt, &data, 0, data.len() as u32);
+        let _ = decode(lt, &data, 0);
     }
 
     #[test]
@@ -354,6 +351,6 @@ proptest! {
         let mut p = tcp_syn_eth();
         for (i, v) in flips { if i < p.len() { p[i] = v; } }
         p.truncate(cut.max(1));
-        let _ = decode(linktype::ETHERNET, &p, 0, 60);
+        let _ = decode(linktype::ETHERNET, &p, 0);
     }
 }

@@ -70,8 +70,10 @@
 //! contacts of the shard's cap holds sketches, [`SKETCH_SOURCE_BYTES`] each.
 
 mod config;
+mod nmap_top;
 mod scan;
 mod sketch;
+mod tool;
 
 pub use config::{
     Cidr, CidrProblem, ConfigError, DetectConfig, Lists, Service, ServiceProblem, Window,
@@ -80,9 +82,12 @@ pub use config::{
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use scan::Scan;
-use scanwatch_model::{proto, Addr, Attempt, Detection, Direction, Micros, Outcome, ScanKind};
+use scanwatch_model::{
+    proto, Addr, Attempt, Detection, Direction, Micros, Outcome, ProbePrint, ScanKind, Technique,
+};
 pub use sketch::HLL_BYTES;
 use sketch::{hash_addr, hash_pair, hash_port, Hll};
+pub use tool::Verdict;
 
 /// What happened to a scan record (see the crate docs for when each is
 /// told).
@@ -200,6 +205,8 @@ impl std::ops::AddAssign for DetectStats {
 struct Contact {
     dst: Addr,
     proto: u8,
+    /// The probes' technique family (a SYN family may be a connect scan).
+    tech: Technique,
     port: u16,
 }
 
@@ -212,6 +219,14 @@ struct ContactInfo {
     rejected: u32,
     unanswered: u32,
     success: bool,
+    /// Some answered SYN of it had its handshake completed, and closed by
+    /// the originator's reset.
+    handshake: bool,
+    reset_close: bool,
+    /// The first probe's header facts and source port, for the record's
+    /// tool attribution if the source is flagged.
+    print: ProbePrint,
+    sport: u16,
 }
 
 impl ContactInfo {
@@ -319,6 +334,7 @@ struct Sketches {
 /// port) pairs, with their current estimates, and how many attempts failed.
 struct ProtoSketch {
     proto: u8,
+    tech: Technique,
     dsts: Hll,
     ports: Hll,
     pairs: Hll,
@@ -330,9 +346,10 @@ struct ProtoSketch {
 }
 
 impl ProtoSketch {
-    fn new(proto: u8) -> ProtoSketch {
+    fn new(proto: u8, tech: Technique) -> ProtoSketch {
         ProtoSketch {
             proto,
+            tech,
             dsts: Hll::default(),
             ports: Hll::default(),
             pairs: Hll::default(),
@@ -378,7 +395,7 @@ impl Sketches {
         let mut contacts: Vec<(&Contact, &ContactInfo)> = src.contacts.iter().collect();
         contacts.sort_unstable_by_key(|(c, i)| (i.first, **c));
         for (c, info) in contacts {
-            if let Some(set) = s.set_mut(c.proto) {
+            if let Some(set) = s.set_mut(c.proto, c.tech) {
                 since = since.min(info.last);
                 set.add(c.dst, c.port, info.failed());
             }
@@ -391,12 +408,16 @@ impl Sketches {
         s
     }
 
-    /// The set of `proto`, made if there is room.
-    fn set_mut(&mut self, proto: u8) -> Option<&mut ProtoSketch> {
-        let i = match self.sets.iter().position(|s| s.proto == proto) {
+    /// The set of `proto` and `tech`, made if there is room.
+    fn set_mut(&mut self, proto: u8, tech: Technique) -> Option<&mut ProtoSketch> {
+        let i = match self
+            .sets
+            .iter()
+            .position(|s| (s.proto, s.tech) == (proto, tech))
+        {
             Some(i) => i,
             None if self.sets.len() < SKETCH_PROTOS => {
-                self.sets.push(ProtoSketch::new(proto));
+                self.sets.push(ProtoSketch::new(proto, tech));
                 self.sets.len() - 1
             }
             None => return None,
@@ -419,6 +440,10 @@ fn window_bit(i: usize) -> u8 {
     2u8 << i.min(MAX_WINDOWS - 1)
 }
 
+/// A scan record's key: the source, the protocol and the technique family
+/// of its probes ([`Technique::of_probe`]).
+type ScanKey = (Addr, u8, Technique);
+
 pub struct Detector {
     cfg: DetectConfig,
     allow_scanners: Vec<Cidr>,
@@ -432,7 +457,7 @@ pub struct Detector {
     /// Sources holding sketches, at most `max_sketch_sources`.
     sketch_sources: usize,
     max_sketch_sources: usize,
-    scans: HashMap<(Addr, u8), Scan, RandomState>,
+    scans: HashMap<ScanKey, Scan, RandomState>,
     now: Micros,
     last_sweep: Micros,
     ln_eta1: f64,
@@ -512,9 +537,10 @@ impl Detector {
             return;
         }
         let idle = self.cfg.scan_idle();
+        let tech = Technique::of_probe(a.probe, a.proto);
         // A flagged source (most attempts in a scan-heavy capture): one
         // lookup of its record.
-        let key = (a.src, a.proto);
+        let key = (a.src, a.proto, tech);
         if let Some(scan) = self.scans.get_mut(&key) {
             if scan.last + idle > a.time {
                 scan.on_attempt(a, &self.cfg, out);
@@ -541,6 +567,7 @@ impl Detector {
         let key = Contact {
             dst: a.dst,
             proto: a.proto,
+            tech,
             port: a.dport,
         };
         let first_to_dst = !src.per_dst.contains_key(&a.dst);
@@ -560,6 +587,10 @@ impl Detector {
             rejected: 0,
             unanswered: 0,
             success: false,
+            handshake: false,
+            reset_close: false,
+            print: a.print,
+            sport: a.sport,
         });
         let w_before = if is_new {
             0.0
@@ -574,6 +605,8 @@ impl Detector {
             Outcome::Unanswered => info.unanswered += 1,
         }
         info.success |= a.is_success();
+        info.handshake |= a.handshake;
+        info.reset_close |= a.reset_close;
         let w_after = info.weight(cfg.answered_weight);
         src.score += w_after - w_before;
         if is_new {
@@ -590,7 +623,7 @@ impl Detector {
                 src.trw_hit = true;
             }
         }
-        if let Some(set) = src.sketch.as_mut().and_then(|s| s.set_mut(a.proto)) {
+        if let Some(set) = src.sketch.as_mut().and_then(|s| s.set_mut(a.proto, tech)) {
             set.add(
                 a.dst,
                 a.dport,
@@ -620,7 +653,7 @@ impl Detector {
         let wide = src
             .sketch
             .as_deref()
-            .and_then(|s| sketch_verdict(s, a.proto, self.now, cfg));
+            .and_then(|s| sketch_verdict(s, a.proto, tech, self.now, cfg));
         // Evaluating looks at every contact of the source: past 256 of them,
         // look again only after every n/64-th new attempt, so a source with
         // thousands of contacts costs O(64) per attempt, not O(n) (and is
@@ -686,8 +719,9 @@ impl Detector {
         let mut trw_ports = 0u32;
         let mut block_pairs: Vec<Vec<Addr>> = vec![Vec::new(); nw];
         let block_possible = cfg.block_ports == 0 || src.many_port_dsts >= cfg.block_hosts;
+        let tech = Technique::of_probe(a.probe, a.proto);
         for (c, info) in &src.contacts {
-            if c.proto != a.proto {
+            if c.proto != a.proto || c.tech != tech {
                 continue;
             }
             let w = info.weight(cfg.answered_weight);
@@ -767,14 +801,23 @@ impl Detector {
         let Some(src) = self.sources.get_mut(&a.src) else {
             return;
         };
-        let mut scan = Scan::new(a.src, a.proto, kind, detectors, Trigger::of(a), &self.cfg);
+        let tech = Technique::of_probe(a.probe, a.proto);
+        let mut scan = Scan::new(
+            a.src,
+            a.proto,
+            tech,
+            kind,
+            detectors,
+            Trigger::of(a),
+            &self.cfg,
+        );
         scan.wide = sketched && kind == ScanKind::Block;
         // The record starts with everything the source did on this protocol
         // within the longest window; those contacts move into it.
         let mut moved: Vec<(Contact, ContactInfo)> = src
             .contacts
             .iter()
-            .filter(|(c, i)| c.proto == a.proto && i.last >= horizon)
+            .filter(|(c, i)| c.proto == a.proto && c.tech == tech && i.last >= horizon)
             .map(|(c, i)| (*c, *i))
             .collect();
         moved.sort_by_key(|(c, i)| (i.first, *c));
@@ -793,7 +836,7 @@ impl Detector {
         }
         // The record takes over this protocol: its sketches go.
         if let Some(sk) = src.sketch.as_mut() {
-            sk.sets.retain(|s| s.proto != a.proto);
+            sk.sets.retain(|s| (s.proto, s.tech) != (a.proto, tech));
             if sk.sets.is_empty() {
                 src.sketch = None;
                 self.sketch_sources -= 1;
@@ -806,7 +849,7 @@ impl Detector {
         self.stats.scans_started += 1;
         scan.started();
         out.push(scan.event(Phase::Start, a.time, Trigger::of(a), &self.cfg));
-        self.scans.insert((a.src, a.proto), scan);
+        self.scans.insert((a.src, a.proto, tech), scan);
     }
 
     /// Moves packet time to `now`: tells the deferred events now due
@@ -818,7 +861,7 @@ impl Detector {
             self.now = now;
         }
         let idle = self.cfg.scan_idle();
-        let mut due: Vec<(Addr, u8)> = self
+        let mut due: Vec<ScanKey> = self
             .scans
             .iter()
             .filter(|(_, s)| {
@@ -869,7 +912,7 @@ impl Detector {
 
     /// Ends every open scan (end of input, shutdown).
     pub fn finish(&mut self, out: &mut Vec<ScanEvent>) {
-        let mut keys: Vec<(Addr, u8)> = self.scans.keys().copied().collect();
+        let mut keys: Vec<ScanKey> = self.scans.keys().copied().collect();
         keys.sort_unstable();
         for k in keys {
             self.end_scan(k, 0, out);
@@ -878,7 +921,7 @@ impl Detector {
 
     /// Closes a scan record; its end event is stamped `after` its last probe
     /// (untold doors are told just before it).
-    fn end_scan(&mut self, key: (Addr, u8), after: Micros, out: &mut Vec<ScanEvent>) {
+    fn end_scan(&mut self, key: ScanKey, after: Micros, out: &mut Vec<ScanEvent>) {
         if let Some(mut s) = self.scans.remove(&key) {
             self.stats.scans_ended += 1;
             let at = s.last + after;
@@ -920,10 +963,14 @@ impl Detector {
 fn sketch_verdict(
     sk: &Sketches,
     proto: u8,
+    tech: Technique,
     now: Micros,
     cfg: &DetectConfig,
 ) -> Option<(ScanKind, u8)> {
-    let set = sk.sets.iter().find(|s| s.proto == proto)?;
+    let set = sk
+        .sets
+        .iter()
+        .find(|s| (s.proto, s.tech) == (proto, tech))?;
     if set.failed == 0 || (set.failed as f64) < SKETCH_MIN_FAILED_SHARE * set.attempts as f64 {
         return None;
     }

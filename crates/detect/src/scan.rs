@@ -1,4 +1,5 @@
-//! One scan record: a flagged (source, protocol) and everything it probed.
+//! One scan record: a flagged (source, protocol, technique) and everything
+//! it probed, with the header facts that say how (module `tool`).
 //! Ports are exact (a bitmap); targets, their ports and open doors are exact
 //! up to [`DetectConfig::max_scan_targets`], and beyond it the target count
 //! comes from a sketch of every target seen (an estimate, ~1.6% error). A
@@ -15,6 +16,7 @@
 //! that time, so the same input gives the same events at any speed.
 
 use crate::sketch::{hash_addr, Hll};
+use crate::tool::Tally;
 use crate::{
     detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent, Trigger,
     OPEN_DOOR_EVERY, UPDATE_EVERY,
@@ -22,7 +24,9 @@ use crate::{
 use foldhash::fast::RandomState;
 use hashbrown::{HashMap, HashSet};
 use scanwatch_model::ids::detection_id;
-use scanwatch_model::{endpoint_text, Addr, Attempt, Detection, Micros, Outcome, ScanKind};
+use scanwatch_model::{
+    endpoint_text, Addr, Attempt, Detection, Micros, Outcome, ScanKind, Technique,
+};
 
 /// Targets listed in a record's `targets` column.
 const TARGET_SAMPLE: usize = 256;
@@ -30,6 +34,10 @@ const TARGET_SAMPLE: usize = 256;
 pub(crate) struct Scan {
     pub scanner: Addr,
     pub proto: u8,
+    /// The technique family of its probes (see [`Technique::of_probe`]).
+    pub tech: Technique,
+    /// Header facts of its probes, for technique and tool.
+    tally: Tally,
     pub kind: ScanKind,
     pub detectors: u8,
     pub first: Micros,
@@ -86,6 +94,7 @@ impl Scan {
     pub fn new(
         scanner: Addr,
         proto: u8,
+        tech: Technique,
         kind: ScanKind,
         detectors: u8,
         trigger: Trigger,
@@ -95,6 +104,8 @@ impl Scan {
         Scan {
             scanner,
             proto,
+            tech,
+            tally: Tally::default(),
             kind,
             detectors,
             first: at,
@@ -217,6 +228,14 @@ impl Scan {
 
     pub fn add_contact(&mut self, dst: Addr, port: u16, c: &ContactInfo, cfg: &DetectConfig) {
         self.touch(dst, port, c.first, c.last, cfg);
+        self.tally.add_probe(
+            self.proto,
+            self.tech,
+            c.answered > 0,
+            (c.handshake, c.reset_close),
+            &c.print,
+            (c.first, dst, port, c.sport),
+        );
         self.probes += u64::from(c.probes);
         self.answered += u64::from(c.answered);
         self.rejected += u64::from(c.rejected);
@@ -235,6 +254,7 @@ impl Scan {
     /// a new door opened).
     fn add_attempt(&mut self, a: &Attempt, cfg: &DetectConfig) -> (bool, bool) {
         let grew = self.touch(a.dst, a.dport, a.probe_ts, a.time, cfg);
+        self.tally.add(a);
         self.probes += 1;
         self.last_trigger = Trigger::of(a);
         let mut door = false;
@@ -462,9 +482,11 @@ impl Scan {
             .into_iter()
             .map(|(a, p)| self.door_text(a, p))
             .collect();
+        let ports = self.ports_list();
+        let v = self.tally.verdict(self.tech, self.proto, &ports);
         Detection {
             direction: Default::default(),
-            detection_id: detection_id(self.scanner, self.proto, self.first),
+            detection_id: detection_id(self.scanner, self.proto, self.tech, self.first),
             ts_first: self.first,
             ts_last: self.last,
             ts_detected: self.detected,
@@ -478,9 +500,16 @@ impl Scan {
             answered: self.answered,
             rejected: self.rejected,
             unanswered: self.unanswered,
-            ports: self.ports_list(),
+            ports,
             targets: self.targets.clone(),
             open,
+            technique: v.technique,
+            tool: v.tool.to_string(),
+            tool_evidence: v.evidence,
+            rate_pps: v.rate_pps,
+            order: v.order.to_string(),
+            port_set: v.port_set,
+            campaign_id: String::new(),
         }
     }
 }

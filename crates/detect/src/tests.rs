@@ -28,6 +28,9 @@ fn att(t: Micros, src: Addr, dst: Addr, port: u16, outcome: Outcome, data: bool)
         outcome,
         data,
         flow_id: t as u64,
+        print: scanwatch_model::ProbePrint::default(),
+        handshake: false,
+        reset_close: false,
     }
 }
 

@@ -163,6 +163,13 @@ pub(crate) fn attempt(
         outcome,
         data,
         flow_id: scanwatch_model::ids::flow_id(key, f.first_ts),
+        print: f.print,
+        // The originator's bare ACK after the SYN-ACK: `A` in its history.
+        handshake: probe == ProbeKind::Syn && f.history.as_bytes().contains(&b'A'),
+        // `R` (upper case: the originator's) without `D`.
+        reset_close: probe == ProbeKind::Syn
+            && f.history.as_bytes().contains(&b'R')
+            && !f.history.as_bytes().contains(&b'D'),
     }
 }
 

@@ -10,10 +10,10 @@ use crate::state::{self, conn_state, Endpoint};
 use crate::wheel;
 use crate::{FlowConfig, FlowStats, Output};
 use scanwatch_model::{
-    proto, FlowKey, FlowRecord, History, Micros, PacketKind, PacketMeta, ProbeKind,
+    proto, FlowKey, FlowRecord, History, Micros, PacketKind, PacketMeta, ProbeKind, ProbePrint,
 };
 
-/// One tracked flow: its key, state and timer links, 112 bytes in the
+/// One tracked flow: its key, state and timer links, 120 bytes in the
 /// slab. The pending probe, the direction and the slab's live mark share
 /// one byte of flags (see the accessors).
 #[derive(Clone, Copy)]
@@ -37,6 +37,8 @@ pub(crate) struct Flow {
     pub(crate) resp: Endpoint,
     /// [`Pending::Probe`]: the probe's kind.
     pub(crate) probe: ProbeKind,
+    /// The first packet's header facts, for tool attribution of its probe.
+    pub(crate) print: ProbePrint,
     /// Bits 0-1: the pending state (0 none, 1 probe, 2 awaiting data);
     /// bit 2: the originator is the key's `a` endpoint; bit 3: live.
     pub(crate) flags: u8,
@@ -130,6 +132,7 @@ pub(crate) fn new_flow(stats: &mut FlowStats, key: FlowKey, m: &PacketMeta, from
         orig: Endpoint::Inactive,
         resp: Endpoint::Inactive,
         probe: ProbeKind::Syn,
+        print: m.print,
         flags: if orig_is_a { ORIG_IS_A } else { 0 },
     };
     if let Some(probe) = probe {

@@ -2,7 +2,7 @@
 //!
 //! The hash index and the timer wheel hold these 4-byte indices instead of
 //! the flows (or their 38-byte keys): an entry never moves once placed, so
-//! growing the index moves 4-byte values, not 112-byte entries, and a timer
+//! growing the index moves 4-byte values, not 120-byte entries, and a timer
 //! reaches its flow without hashing. Chunks are allocated as the table
 //! fills and kept (the table's high-water mark, bounded by its cap); freed
 //! entries are chained into a free list through their `next` field and
@@ -13,7 +13,7 @@ use crate::record::Flow;
 use crate::wheel::Links;
 
 const CHUNK_SHIFT: u32 = 12;
-/// Entries per chunk (one allocation of 4096 × 112 bytes).
+/// Entries per chunk (one allocation of 4096 × 120 bytes).
 pub const CHUNK: usize = 1 << CHUNK_SHIFT;
 const CHUNK_MASK: u32 = CHUNK as u32 - 1;
 const NONE: u32 = u32::MAX;

@@ -19,7 +19,7 @@ use hashbrown::HashTable;
 use scanwatch_model::{FlowKey, IcmpNotice, Item, Micros, PacketKind, PacketMeta};
 use std::hash::BuildHasher;
 
-/// The flow table: flows in a [`Slab`] of 112-byte entries, found through a
+/// The flow table: flows in a [`Slab`] of 120-byte entries, found through a
 /// hash index of 4-byte slab indices (a swiss table: one control byte and
 /// one index per bucket), with timers that also hold slab indices.
 pub struct FlowTable {

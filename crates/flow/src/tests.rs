@@ -31,7 +31,6 @@ fn tcp(
     let mut m = PacketMeta {
         ts,
         payload_len: payload,
-        wire_len: 60 + payload,
         kind: PacketKind::Tcp,
         tcp_flags: flags,
         ..PacketMeta::default()
@@ -406,18 +405,20 @@ fn rejected_probe_is_written_after_the_linger_time_not_the_attempt_timeout() {
 }
 
 #[test]
-fn a_tracked_flow_costs_at_most_128_bytes_with_its_index_and_timer() {
+fn a_tracked_flow_costs_at_most_136_bytes_with_its_index_and_timer() {
     // A slab entry (key, state and its timer links) and an index bucket
     // (control byte and u32) at the emptiest the index gets (7/16 full,
     // just after it doubles, or under churn at the cap): the cap arithmetic
     // of `--max-memory` and the README's per-flow figures rest on this.
-    assert_eq!(FlowTable::ENTRY_BYTES, 112);
+    // 120 since probes carry their header facts (`ProbePrint`, 6 bytes,
+    // 8 with alignment) for tool attribution.
+    assert_eq!(FlowTable::ENTRY_BYTES, 120);
     let index_per_flow = FlowTable::INDEX_BUCKET_BYTES as f64 * 16.0 / 7.0;
-    assert!(FlowTable::ENTRY_BYTES as f64 + index_per_flow <= 128.0);
+    assert!(FlowTable::ENTRY_BYTES as f64 + index_per_flow <= 136.0);
 }
 
 #[test]
-fn a_million_flows_take_at_most_128_bytes_each() {
+fn a_million_flows_take_at_most_136_bytes_each() {
     // One table holding 1 M concurrent flows (established TCP sessions to
     // distinct ports of distinct hosts), measured, not computed: slab
     // chunks, index buckets, wheel.
@@ -448,7 +449,7 @@ fn a_million_flows_take_at_most_128_bytes_each() {
     }
     assert_eq!(t.len(), n as usize);
     let per_flow = t.memory_bytes() as f64 / f64::from(n);
-    assert!(per_flow <= 128.0, "{per_flow:.1} bytes per flow");
+    assert!(per_flow <= 136.0, "{per_flow:.1} bytes per flow");
 }
 
 #[test]

@@ -110,6 +110,12 @@ impl Addr {
     }
 
     #[inline]
+    /// The address as one number (IPv4 in the mapped form), for ordering
+    /// and neighbour checks.
+    pub fn to_u128(&self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
     pub fn is_v4(&self) -> bool {
         self.0[..12] == V4_PREFIX
     }

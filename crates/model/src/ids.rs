@@ -94,10 +94,27 @@ pub fn flow_id(key: &FlowKey, ts: Micros) -> u64 {
 }
 
 /// A scan's `detection_id`: 16 hex digits of FNV-1a over the scanner's 16
-/// address bytes, the protocol and the first time (little-endian), so the
-/// same scan gets the same id from run to run.
-pub fn detection_id(scanner: Addr, proto: u8, first: Micros) -> String {
-    let h = fnv1a64(&[&scanner.0, &[proto], &first.to_le_bytes()]);
+/// address bytes, the protocol, the first time (little-endian) and, unless
+/// it is the protocol's usual one (SYN for TCP, UDP, echo for ICMP, and
+/// any unusual protocol), the technique's name, so the same scan gets the
+/// same id from run to run, a source's two techniques get two ids, and
+/// records made before techniques were told apart keep theirs.
+pub fn detection_id(scanner: Addr, proto: u8, tech: crate::Technique, first: Micros) -> String {
+    use crate::Technique as T;
+    let usual = matches!(
+        tech,
+        T::Syn | T::Connect | T::Udp | T::IcmpEcho | T::Icmpv6Echo | T::IpProto
+    );
+    let h = if usual {
+        fnv1a64(&[&scanner.0, &[proto], &first.to_le_bytes()])
+    } else {
+        fnv1a64(&[
+            &scanner.0,
+            &[proto],
+            &first.to_le_bytes(),
+            tech.name().as_bytes(),
+        ])
+    };
     format!("{h:016x}")
 }
 
@@ -188,7 +205,10 @@ mod tests {
             ("2001:db8::1", 17, 0, "7ee2f75a950ae25f"),
             ("10.0.0.1", 1, -1, "2e347e428bff8705"),
         ] {
-            assert_eq!(detection_id(a.parse().unwrap(), p, t), want);
+            assert_eq!(
+                detection_id(a.parse().unwrap(), p, crate::Technique::Syn, t),
+                want
+            );
         }
     }
 

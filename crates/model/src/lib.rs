@@ -15,11 +15,13 @@ mod community;
 mod flow;
 pub mod icmp;
 pub mod ids;
+pub mod print;
 mod tcp;
 mod time;
 mod watermark;
 
 pub use addr::Addr;
+pub use print::ProbePrint;
 
 /// Text of bytes that are ASCII by construction (digits, letters, the base64
 /// and base62 alphabets): checked with the word-at-a-time `is_ascii`, not
@@ -127,14 +129,15 @@ pub struct PacketMeta {
     /// Transport payload length as the IP header states it (not as captured),
     /// so a snaplen-cut capture still counts bytes right.
     pub payload_len: u32,
-    /// Length of the packet on the wire (pcap `orig_len`).
-    pub wire_len: u32,
     /// Outermost 802.1Q VLAN id, 0 when untagged.
     pub vlan: u16,
     pub kind: PacketKind,
     pub tcp_flags: TcpFlags,
     pub icmp_type: u8,
     pub icmp_code: u8,
+    /// Header facts for tool attribution (see [`ProbePrint`]); filled for
+    /// TCP, UDP and ICMP queries, the packets that can open a probe.
+    pub print: ProbePrint,
 }
 
 impl PacketMeta {
@@ -325,6 +328,14 @@ pub struct Attempt {
     pub data: bool,
     /// The probe's flow ([`ids::flow_id`] of its key and first packet).
     pub flow_id: u64,
+    /// The probe's header facts (its flow's first packet).
+    pub print: ProbePrint,
+    /// TCP: the originator completed the handshake (acknowledged the
+    /// SYN-ACK) before closing or sending: a `connect()`, not a raw SYN.
+    pub handshake: bool,
+    /// TCP: the originator reset the connection (its own RST), without
+    /// having sent data: with `handshake`, `nmap -sT`'s linger-0 close.
+    pub reset_close: bool,
 }
 
 impl Attempt {
@@ -397,6 +408,92 @@ impl Direction {
     }
 }
 
+/// How a scan probes: the shape of its probes (one detection per source,
+/// protocol and technique).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Technique {
+    /// Raw SYN, reset (or left) after the SYN-ACK (`nmap -sS`, masscan,
+    /// zmap, hping3 `-S`).
+    #[default]
+    Syn,
+    /// Full handshake then close: the operating system's `connect()`
+    /// (`nmap -sT`, netcat `-z`).
+    Connect,
+    Fin,
+    Null,
+    Xmas,
+    /// Bare ACK (`nmap -sA`, and `-sW`, whose probes are the same).
+    Ack,
+    /// FIN+ACK (`nmap -sM`).
+    Maimon,
+    Udp,
+    IcmpEcho,
+    IcmpTimestamp,
+    IcmpAddrMask,
+    Icmpv6Echo,
+    /// First packets of unusual IP protocols (`nmap -sO`).
+    IpProto,
+}
+
+impl Technique {
+    /// The technique of one probe; a SYN is `syn` until its scan shows a
+    /// `connect()` (see the detector's record).
+    pub fn of_probe(p: ProbeKind, ip_proto: u8) -> Technique {
+        match p {
+            ProbeKind::Syn => Technique::Syn,
+            ProbeKind::Fin => Technique::Fin,
+            ProbeKind::Null => Technique::Null,
+            ProbeKind::Xmas => Technique::Xmas,
+            ProbeKind::Ack => Technique::Ack,
+            ProbeKind::Maimon => Technique::Maimon,
+            ProbeKind::Udp => Technique::Udp,
+            ProbeKind::IcmpEcho if ip_proto == proto::ICMP6 => Technique::Icmpv6Echo,
+            ProbeKind::IcmpEcho => Technique::IcmpEcho,
+            ProbeKind::IcmpTimestamp => Technique::IcmpTimestamp,
+            ProbeKind::IcmpAddrMask => Technique::IcmpAddrMask,
+            ProbeKind::IpProto => Technique::IpProto,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Technique::Syn => "syn",
+            Technique::Connect => "connect",
+            Technique::Fin => "fin",
+            Technique::Null => "null",
+            Technique::Xmas => "xmas",
+            Technique::Ack => "ack",
+            Technique::Maimon => "maimon",
+            Technique::Udp => "udp",
+            Technique::IcmpEcho => "icmp-echo",
+            Technique::IcmpTimestamp => "icmp-timestamp",
+            Technique::IcmpAddrMask => "icmp-addrmask",
+            Technique::Icmpv6Echo => "icmpv6-echo",
+            Technique::IpProto => "ip-proto",
+        }
+    }
+
+    pub const ALL: [Technique; 13] = [
+        Technique::Syn,
+        Technique::Connect,
+        Technique::Fin,
+        Technique::Null,
+        Technique::Xmas,
+        Technique::Ack,
+        Technique::Maimon,
+        Technique::Udp,
+        Technique::IcmpEcho,
+        Technique::IcmpTimestamp,
+        Technique::IcmpAddrMask,
+        Technique::Icmpv6Echo,
+        Technique::IpProto,
+    ];
+
+    pub fn from_name(s: &str) -> Option<Technique> {
+        Technique::ALL.into_iter().find(|t| t.name() == s)
+    }
+}
+
 /// Kind of scan, DESIGN §4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScanKind {
@@ -425,7 +522,7 @@ impl ScanKind {
 }
 
 /// A flagged scan, as written to the `detections` table (DESIGN §5).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Detection {
     pub detection_id: String,
     pub ts_first: Micros,
@@ -454,6 +551,21 @@ pub struct Detection {
     pub open: Vec<String>,
     /// Inbound, outbound, internal or external, from the home network.
     pub direction: Direction,
+    /// How it probed: one record per (scanner, protocol, technique).
+    pub technique: Technique,
+    /// The tool its probes' headers point to (`nmap`, `masscan`, `zmap`,
+    /// `hping3`, `mirai-like`, `unknown`), and the facts that matched.
+    pub tool: String,
+    pub tool_evidence: Vec<String>,
+    /// Probes per second over the record's span (0 for one probe).
+    pub rate_pps: f64,
+    /// `sequential`, `random`, or `unknown` (too few probes).
+    pub order: String,
+    /// `all`, `nmap-top-N` or `custom`.
+    pub port_set: String,
+    /// Scanners sharing a tool fingerprint and a target set get one
+    /// campaign id (empty when the record stands alone).
+    pub campaign_id: String,
 }
 
 /// Formats `addr:port` the way DESIGN §5 writes the `open` column.
@@ -503,6 +615,9 @@ mod tests {
             outcome,
             data,
             flow_id: 0,
+            print: ProbePrint::default(),
+            handshake: false,
+            reset_close: false,
         }
     }
 

@@ -160,7 +160,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                     d.born = Instant::now();
                 }
                 let meta = clock.slot();
-                match decode_into(p.link_type, p.data, p.ts, p.wire_len, meta) {
+                match decode_into(p.link_type, p.data, p.ts, meta) {
                     Ok(quoted) => {
                         tally.ip_packets += 1;
                         // To the quoted flow's worker, uncounted.

@@ -178,6 +178,9 @@ mod tests {
             outcome: Outcome::Rejected,
             data: false,
             flow_id: 0,
+            print: scanwatch_model::ProbePrint::default(),
+            handshake: false,
+            reset_close: false,
         }
     }
 

@@ -8,7 +8,8 @@
 //! (`scanwatch.table`, `scanwatch.schema_version`).
 
 use arrow_array::builder::{
-    ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt64Builder,
+    Float64Builder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt16Builder,
+    UInt64Builder,
 };
 use arrow_array::types::{
     ArrowPrimitiveType, Float64Type, TimestampMicrosecondType, UInt16Type, UInt64Type,
@@ -21,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -103,6 +104,18 @@ pub fn detection_schema() -> SchemaRef {
                 Field::new("detection_id", DataType::Utf8, false),
                 // inbound, outbound, internal or external (`--home-net`).
                 Field::new("direction", DataType::Utf8, false),
+                // How it probed, and what sent it (issue 16): syn, connect,
+                // fin, …; nmap, masscan, zmap, hping3, mirai-like, unknown,
+                // with the header facts that matched; probes per second;
+                // sequential or random; all, nmap-top-N or custom; the
+                // campaign it belongs to (null when alone).
+                Field::new("technique", DataType::Utf8, false),
+                Field::new("tool", DataType::Utf8, false),
+                Field::new("tool_evidence", list_of(DataType::Utf8), false),
+                Field::new("rate_pps", DataType::Float64, false),
+                Field::new("order", DataType::Utf8, false),
+                Field::new("port_set", DataType::Utf8, false),
+                Field::new("campaign_id", DataType::Utf8, true),
             ])
             .with_metadata(metadata("detections")),
         )
@@ -335,6 +348,13 @@ pub struct DetectionBatchBuilder {
     open: ListBuilder<StringBuilder>,
     detection_id: StringBuilder,
     direction: StringBuilder,
+    technique: StringBuilder,
+    tool: StringBuilder,
+    tool_evidence: ListBuilder<StringBuilder>,
+    rate_pps: Float64Builder,
+    order: StringBuilder,
+    port_set: StringBuilder,
+    campaign_id: StringBuilder,
     rows: usize,
 }
 
@@ -358,6 +378,13 @@ impl Default for DetectionBatchBuilder {
             open: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
             detection_id: StringBuilder::new(),
             direction: StringBuilder::new(),
+            technique: StringBuilder::new(),
+            tool: StringBuilder::new(),
+            tool_evidence: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
+            rate_pps: Float64Builder::new(),
+            order: StringBuilder::new(),
+            port_set: StringBuilder::new(),
+            campaign_id: StringBuilder::new(),
             rows: 0,
         }
     }
@@ -398,6 +425,20 @@ impl TableBuilder for DetectionBatchBuilder {
         self.open.append(true);
         self.detection_id.append_value(&d.detection_id);
         self.direction.append_value(d.direction.name());
+        self.technique.append_value(d.technique.name());
+        self.tool.append_value(&d.tool);
+        for e in &d.tool_evidence {
+            self.tool_evidence.values().append_value(e);
+        }
+        self.tool_evidence.append(true);
+        self.rate_pps.append_value(d.rate_pps);
+        self.order.append_value(&d.order);
+        self.port_set.append_value(&d.port_set);
+        if d.campaign_id.is_empty() {
+            self.campaign_id.append_null();
+        } else {
+            self.campaign_id.append_value(&d.campaign_id);
+        }
         self.rows += 1;
     }
 
@@ -424,6 +465,13 @@ impl TableBuilder for DetectionBatchBuilder {
         cols.push(Arc::new(self.open.finish()));
         cols.push(Arc::new(self.detection_id.finish()));
         cols.push(Arc::new(self.direction.finish()));
+        cols.push(Arc::new(self.technique.finish()));
+        cols.push(Arc::new(self.tool.finish()));
+        cols.push(Arc::new(self.tool_evidence.finish()));
+        cols.push(Arc::new(self.rate_pps.finish()));
+        cols.push(Arc::new(self.order.finish()));
+        cols.push(Arc::new(self.port_set.finish()));
+        cols.push(Arc::new(self.campaign_id.finish()));
         RecordBatch::try_new(detection_schema(), cols)
     }
 }
@@ -569,6 +617,13 @@ mod tests {
             targets: vec![Addr::from_v4([5, 6, 7, 8])],
             open: vec!["5.6.7.8:22".into()],
             direction: Direction::Inbound,
+            technique: scanwatch_model::Technique::Fin,
+            tool: "nmap".into(),
+            tool_evidence: vec!["window=1024".into()],
+            rate_pps: 12.5,
+            order: "random".into(),
+            port_set: "custom".into(),
+            campaign_id: String::new(),
         };
         let mut b = DetectionBatchBuilder::default();
         b.append(&d);
@@ -581,5 +636,16 @@ mod tests {
         assert_eq!(probes.value(0), 3);
         let ports = batch.column_by_name("ports").unwrap().as_list::<i32>();
         assert_eq!(ports.value(0).len(), 3);
+        let tech = batch
+            .column_by_name("technique")
+            .unwrap()
+            .as_string::<i32>();
+        assert_eq!(tech.value(0), "fin");
+        let ev = batch
+            .column_by_name("tool_evidence")
+            .unwrap()
+            .as_list::<i32>();
+        assert_eq!(ev.value(0).len(), 1);
+        assert!(batch.column_by_name("campaign_id").unwrap().is_null(0));
     }
 }

@@ -199,15 +199,17 @@ struct Sig<'a> {
     signature: String,
     category: &'static str,
     severity: u8,
-    metadata: Meta,
+    metadata: Meta<'a>,
     context: Context<'a>,
 }
 
 #[derive(Serialize)]
-struct Meta {
+struct Meta<'a> {
     scanwatch_event: [String; 1],
     scan_kind: [&'static str; 1],
     scan_direction: [&'static str; 1],
+    scan_technique: [&'static str; 1],
+    scan_tool: [&'a str; 1],
     signature_severity: [&'static str; 1],
     tag: [&'static str; 1],
 }
@@ -225,6 +227,14 @@ struct Facts<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_kind: Option<&'static str>,
     proto: &'static str,
+    technique: &'static str,
+    tool: &'a str,
+    tool_evidence: &'a [String],
+    rate_pps: f64,
+    order: &'a str,
+    port_set: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    campaign_id: &'a str,
     detector: &'a str,
     first_seen: String,
     last_seen: String,
@@ -298,6 +308,8 @@ fn line<'a>(ev: &AlertEvent<'a>, sensor: &'a SensorInfo, cap: usize) -> Line<'a>
                 scanwatch_event: [ev.phase.to_string()],
                 scan_kind: [kind.name()],
                 scan_direction: [dir.name()],
+                scan_technique: [d.technique.name()],
+                scan_tool: [&d.tool],
                 signature_severity: [match sev {
                     1 => "Major",
                     2 => "Minor",
@@ -312,6 +324,13 @@ fn line<'a>(ev: &AlertEvent<'a>, sensor: &'a SensorInfo, cap: usize) -> Line<'a>
                     kind: kind.name(),
                     previous_kind: ev.previous_kind.map(|k| k.name()),
                     proto: proto::name(d.proto),
+                    technique: d.technique.name(),
+                    tool: &d.tool,
+                    tool_evidence: &d.tool_evidence,
+                    rate_pps: d.rate_pps,
+                    order: &d.order,
+                    port_set: &d.port_set,
+                    campaign_id: &d.campaign_id,
                     detector: &d.detector,
                     first_seen: eve_timestamp(d.ts_first),
                     last_seen: eve_timestamp(d.ts_last),

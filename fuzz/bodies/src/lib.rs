@@ -44,11 +44,8 @@ pub fn decode(data: &[u8]) -> usize {
         ..FlowConfig::default()
     });
     let mut out = Output::default();
-    let wire_len = u32::try_from(pkt.len()).unwrap_or(u32::MAX);
     for i in 0..3i64 {
-        if let Ok(meta) =
-            scanwatch_decode::decode(lt, pkt, 1_700_000_000_000_000 + i * 1000, wire_len)
-        {
+        if let Ok(meta) = scanwatch_decode::decode(lt, pkt, 1_700_000_000_000_000 + i * 1000) {
             table.process(&meta, &mut out);
         }
     }
@@ -93,7 +90,7 @@ pub fn capture_file(name: &str, data: &[u8]) -> Replay {
         match src.next_packet() {
             Ok(Next::Packet(p)) => {
                 packets += 1;
-                let _ = scanwatch_decode::decode(p.link_type, p.data, p.ts, p.wire_len);
+                let _ = scanwatch_decode::decode(p.link_type, p.data, p.ts);
             }
             Ok(Next::Idle | Next::Again) => {}
             Ok(Next::End) => {
