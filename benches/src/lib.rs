@@ -98,7 +98,7 @@ pub fn attempts(n: u32) -> Vec<Attempt> {
                 flow_id: u64::from(i),
                 print: Default::default(),
                 handshake: false,
-                reset_close: false,
+                abortive: false,
             }
         })
         .collect()
@@ -149,7 +149,7 @@ pub fn scan_attempts(n: u32, wide: bool) -> Vec<Attempt> {
                 flow_id: u64::from(i),
                 print: Default::default(),
                 handshake: false,
-                reset_close: false,
+                abortive: false,
             }
         })
         .collect()

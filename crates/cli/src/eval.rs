@@ -1,14 +1,19 @@
 //! `scanwatch eval`: runs detection on capture files and scores it against a
 //! truth file in the format of the corpus's `truth.csv`
-//! (`pcap,scanner_ip,scan_type,…`). An address with no
-//! horizontal/vertical/block row for a file is not a scanner in that file:
-//! flagging it is a false alarm.
+//! (`pcap,scanner_ip,scan_type,…`, optionally `technique` and `tool`). An
+//! address with no horizontal/vertical/block/distributed row for a file is
+//! not a scanner in that file: flagging it is a false alarm. A row may list
+//! several addresses (space-separated): the scanner and its decoys, or a
+//! distributed scan's sources. Besides found and kind it scores the
+//! technique (from the `technique` column, or read from the `command`
+//! column's flags) and the tool (the `tool` column's first word, when it is
+//! one the detector can name), each counted over the rows that say.
 
 use crate::run::{detection_line, pipeline_config, RunArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use scanwatch_capture::{FileSource, PacketSource};
-use scanwatch_model::{Addr, ScanKind};
+use scanwatch_model::Addr;
 use scanwatch_pipeline::Counters;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -63,8 +68,78 @@ pub fn csv_fields(line: &str) -> Vec<String> {
     out
 }
 
-/// Truth per file name: scanner → kinds.
-pub type Truth = BTreeMap<String, BTreeMap<Addr, BTreeSet<ScanKind>>>;
+/// One scanner row of a truth file.
+#[derive(Debug, Clone, Default)]
+pub struct TruthRow {
+    /// The scanner first; decoys or the sources of a distributed scan
+    /// after it (none of them is a false alarm).
+    pub addrs: Vec<Addr>,
+    /// `horizontal`, `vertical`, `block` or `distributed`.
+    pub kind: String,
+    /// From the `technique` column, or read from the command; `None` when
+    /// neither says.
+    pub technique: Option<String>,
+    /// The tool's bare name when the truth knows it.
+    pub tool: Option<String>,
+}
+
+/// Truth per file name: its scanner rows.
+pub type Truth = BTreeMap<String, Vec<TruthRow>>;
+
+/// Kinds a truth row may name.
+const KINDS: [&str; 4] = ["horizontal", "vertical", "block", "distributed"];
+
+/// Tools the detector can name.
+const TOOLS: [&str; 6] = [
+    "nmap",
+    "masscan",
+    "zmap",
+    "hping3",
+    "unicornscan",
+    "mirai-like",
+];
+
+/// The technique a scanner command line shows (nmap's `-s?`/`-P?` flags,
+/// masscan, hping3's `-S`/`--udp`/`-1`), or `None`.
+pub fn technique_of_command(cmd: &str) -> Option<String> {
+    let words: Vec<&str> = cmd
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .collect();
+    let has = |w: &str| words.contains(&w);
+    let starts = |p: &str| words.iter().any(|x| x.starts_with(p));
+    let t = if has("-sS") || cmd.contains("SYN scan") {
+        "syn"
+    } else if has("-sT") {
+        "connect"
+    } else if has("-sU") || starts("-PU") || has("--udp") {
+        "udp"
+    } else if has("-sF") {
+        "fin"
+    } else if has("-sN") {
+        "null"
+    } else if has("-sX") {
+        "xmas"
+    } else if has("-sA") {
+        "ack"
+    } else if starts("-PS") || (cmd.contains("masscan") && !cmd.contains("--ping")) {
+        "syn"
+    } else if cmd.contains("hping3") && has("-S") {
+        "syn"
+    } else if has("-6") && has("-sn") {
+        "icmpv6-echo"
+    } else if has("-sn") || has("-PE") || (cmd.contains("hping3") && has("-1")) {
+        "icmp-echo"
+    } else {
+        return None;
+    };
+    Some(t.to_string())
+}
+
+/// The tool column's bare name when it is one the detector knows.
+fn tool_of(cell: &str) -> Option<String> {
+    let first = cell.split_whitespace().next()?.to_ascii_lowercase();
+    TOOLS.contains(&first.as_str()).then_some(first)
+}
 
 pub fn load_truth(path: &Path) -> Result<Truth> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
@@ -77,6 +152,7 @@ pub fn load_truth(path: &Path) -> Result<Truth> {
             path.display()
         );
     };
+    let (tech_col, tool_col, cmd_col) = (col("technique"), col("tool"), col("command"));
     let mut truth = Truth::new();
     for (n, line) in lines.enumerate() {
         if line.trim().is_empty() {
@@ -86,17 +162,32 @@ pub fn load_truth(path: &Path) -> Result<Truth> {
         let get = |i: usize| f.get(i).map(|s| s.trim()).unwrap_or("");
         let file = get(pc).to_string();
         let entry = truth.entry(file).or_default();
-        if let Some(kind) = ScanKind::from_name(get(ty)) {
-            let addr: Addr = get(ip).parse().with_context(|| {
-                format!(
-                    "{}: line {}: bad address {:?}",
-                    path.display(),
-                    n + 2,
-                    get(ip)
-                )
-            })?;
-            entry.entry(addr).or_default().insert(kind);
+        let kind = get(ty);
+        if !KINDS.contains(&kind) {
+            continue;
         }
+        let mut addrs = Vec::new();
+        for a in get(ip).split(|c: char| c.is_whitespace() || c == ';') {
+            if a.is_empty() {
+                continue;
+            }
+            addrs.push(a.parse::<Addr>().with_context(|| {
+                format!("{}: line {}: bad address {a:?}", path.display(), n + 2)
+            })?);
+        }
+        if addrs.is_empty() {
+            bail!("{}: line {}: no scanner address", path.display(), n + 2);
+        }
+        let technique = match tech_col.map(get) {
+            Some(t) if !t.is_empty() && t != "-" => Some(t.to_string()),
+            _ => cmd_col.map(get).and_then(technique_of_command),
+        };
+        entry.push(TruthRow {
+            addrs,
+            kind: kind.to_string(),
+            technique,
+            tool: tool_col.map(get).and_then(tool_of),
+        });
     }
     Ok(truth)
 }
@@ -107,6 +198,120 @@ struct Score {
     found: u32,
     right_kind: u32,
     false_alarms: u32,
+    /// Rows whose technique (tool) the truth knows, and those right.
+    technique_known: u32,
+    technique_right: u32,
+    tool_known: u32,
+    tool_right: u32,
+}
+
+impl Score {
+    fn add(&mut self, o: &Score) {
+        self.scanners += o.scanners;
+        self.found += o.found;
+        self.right_kind += o.right_kind;
+        self.false_alarms += o.false_alarms;
+        self.technique_known += o.technique_known;
+        self.technique_right += o.technique_right;
+        self.tool_known += o.tool_known;
+        self.tool_right += o.tool_right;
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "scanners": self.scanners, "found": self.found,
+            "right_kind": self.right_kind, "false_alarms": self.false_alarms,
+            "technique_known": self.technique_known, "technique_right": self.technique_right,
+            "tool_known": self.tool_known, "tool_right": self.tool_right,
+        })
+    }
+}
+
+/// What the detector said about one address: kinds, techniques, tools.
+#[derive(Default)]
+struct Got {
+    kinds: BTreeSet<String>,
+    techniques: BTreeSet<String>,
+    tools: BTreeSet<String>,
+}
+
+/// Scores one file's detections against its truth rows. A source is
+/// scored once, whatever the number of its records (one per technique);
+/// a distributed row is found by a distributed record naming any of its
+/// sources; decoys and a distributed scan's sources are no false alarms.
+fn score(expected: &[TruthRow], detections: &[scanwatch_model::Detection]) -> (Score, Vec<String>) {
+    let mut got: BTreeMap<Addr, Got> = BTreeMap::new();
+    for d in detections {
+        let mut who = vec![d.scanner];
+        who.extend(d.sources.iter().copied());
+        for a in who {
+            let g = got.entry(a).or_default();
+            g.kinds.insert(d.kind.name().to_string());
+            g.techniques.insert(d.technique.name().to_string());
+            g.tools.insert(d.tool.clone());
+        }
+    }
+    let mut s = Score {
+        scanners: expected.len() as u32,
+        ..Score::default()
+    };
+    let mut notes = Vec::new();
+    for row in expected {
+        let label = row.addrs[0];
+        let g = if row.kind == "distributed" {
+            row.addrs
+                .iter()
+                .find_map(|a| got.get(a).filter(|g| g.kinds.contains("distributed")))
+        } else {
+            got.get(&label)
+        };
+        let Some(g) = g else {
+            notes.push(format!("  missed: {label} ({})", row.kind));
+            continue;
+        };
+        s.found += 1;
+        if g.kinds.contains(&row.kind) {
+            s.right_kind += 1;
+        } else {
+            notes.push(format!(
+                "  wrong kind: {label} is {}, flagged {:?}",
+                row.kind, g.kinds
+            ));
+        }
+        if let Some(t) = &row.technique {
+            s.technique_known += 1;
+            if g.techniques.contains(t) {
+                s.technique_right += 1;
+            } else {
+                notes.push(format!(
+                    "  wrong technique: {label} is {t}, flagged {:?}",
+                    g.techniques
+                ));
+            }
+        }
+        if let Some(t) = &row.tool {
+            s.tool_known += 1;
+            if g.tools.contains(t) {
+                s.tool_right += 1;
+            } else {
+                notes.push(format!(
+                    "  wrong tool: {label} is {t}, flagged {:?}",
+                    g.tools
+                ));
+            }
+        }
+    }
+    let listed: BTreeSet<Addr> = expected
+        .iter()
+        .flat_map(|r| r.addrs.iter().copied())
+        .collect();
+    for addr in got.keys() {
+        if !listed.contains(addr) {
+            s.false_alarms += 1;
+            notes.push(format!("  false alarm: {addr}"));
+        }
+    }
+    (s, notes)
 }
 
 pub fn main(a: EvalArgs) -> Result<ExitCode> {
@@ -137,10 +342,19 @@ pub fn main(a: EvalArgs) -> Result<ExitCode> {
     }
     let mut total = Score::default();
     let mut rows = Vec::new();
-    println!(
-        "{:<52} {:>8} {:>8} {:>10} {:>7}",
-        "file", "scanners", "found", "right kind", "false+"
+    let header = |a: &str, b: &str, c: &str, d: &str, e: &str, f: &str, g: &str| {
+        println!("{a:<52} {b:>8} {c:>8} {d:>10} {e:>7} {f:>9} {g:>6}")
+    };
+    header(
+        "file",
+        "scanners",
+        "found",
+        "right kind",
+        "false+",
+        "technique",
+        "tool",
     );
+    let frac = |r: u32, k: u32| format!("{r}/{k}");
     for file in &files {
         let name = file
             .file_name()
@@ -152,41 +366,15 @@ pub fn main(a: EvalArgs) -> Result<ExitCode> {
         let src: Box<dyn PacketSource> =
             Box::new(FileSource::open(std::slice::from_ref(file), None)?);
         let summary = scanwatch_pipeline::run(vec![src], cfg, Arc::new(Counters::default()))?;
-        let mut got: BTreeMap<Addr, BTreeSet<ScanKind>> = BTreeMap::new();
-        for d in &summary.detections {
-            got.entry(d.scanner).or_default().insert(d.kind);
-        }
-        let mut s = Score {
-            scanners: expected.len() as u32,
-            ..Score::default()
-        };
-        let mut notes = Vec::new();
-        for (addr, kinds) in &expected {
-            match got.get(addr) {
-                Some(g) => {
-                    s.found += 1;
-                    if kinds.iter().any(|k| g.contains(k)) {
-                        s.right_kind += 1;
-                    } else {
-                        notes.push(format!(
-                            "  wrong kind: {addr} is {:?}, flagged {:?}",
-                            kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
-                            g.iter().map(|k| k.name()).collect::<Vec<_>>()
-                        ));
-                    }
-                }
-                None => notes.push(format!("  missed: {addr}")),
-            }
-        }
-        for addr in got.keys() {
-            if !expected.contains_key(addr) {
-                s.false_alarms += 1;
-                notes.push(format!("  false alarm: {addr}"));
-            }
-        }
-        println!(
-            "{:<52} {:>8} {:>8} {:>10} {:>7}",
-            name, s.scanners, s.found, s.right_kind, s.false_alarms
+        let (s, notes) = score(&expected, &summary.detections);
+        header(
+            &name,
+            &s.scanners.to_string(),
+            &s.found.to_string(),
+            &s.right_kind.to_string(),
+            &s.false_alarms.to_string(),
+            &frac(s.technique_right, s.technique_known),
+            &frac(s.tool_right, s.tool_known),
         );
         for n in &notes {
             println!("{n}");
@@ -196,36 +384,48 @@ pub fn main(a: EvalArgs) -> Result<ExitCode> {
                 println!("    {}", detection_line(d));
             }
         }
-        total.scanners += s.scanners;
-        total.found += s.found;
-        total.right_kind += s.right_kind;
-        total.false_alarms += s.false_alarms;
+        total.add(&s);
         rows.push((name, s));
     }
+    header(
+        &format!("TOTAL ({} files)", files.len()),
+        &total.scanners.to_string(),
+        &total.found.to_string(),
+        &total.right_kind.to_string(),
+        &total.false_alarms.to_string(),
+        &frac(total.technique_right, total.technique_known),
+        &frac(total.tool_right, total.tool_known),
+    );
+    let pct = |r: u32, k: u32| {
+        if k == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}%", 100.0 * f64::from(r) / f64::from(k))
+        }
+    };
     println!(
-        "{:<52} {:>8} {:>8} {:>10} {:>7}",
-        format!("TOTAL ({} files)", files.len()),
-        total.scanners,
-        total.found,
-        total.right_kind,
-        total.false_alarms
+        "technique accuracy {} of {} rows that say; tool accuracy {} of {} rows whose tool is known",
+        pct(total.technique_right, total.technique_known),
+        total.technique_known,
+        pct(total.tool_right, total.tool_known),
+        total.tool_known
     );
     if a.json {
         let v = serde_json::json!({
-            "files": rows.iter().map(|(n, s)| serde_json::json!({
-                "file": n, "scanners": s.scanners, "found": s.found,
-                "right_kind": s.right_kind, "false_alarms": s.false_alarms,
-            })).collect::<Vec<_>>(),
-            "total": {
-                "scanners": total.scanners, "found": total.found,
-                "right_kind": total.right_kind, "false_alarms": total.false_alarms,
-            }
+            "files": rows.iter().map(|(n, s)| {
+                let mut j = s.json();
+                j["file"] = serde_json::json!(n);
+                j
+            }).collect::<Vec<_>>(),
+            "total": total.json(),
         });
         println!("{v}");
     }
     let perfect = total.found == total.scanners
         && total.right_kind == total.scanners
-        && total.false_alarms == 0;
+        && total.false_alarms == 0
+        && total.technique_right == total.technique_known
+        && total.tool_right == total.tool_known;
     Ok(if a.strict && !perfect {
         ExitCode::from(1)
     } else {

@@ -222,7 +222,7 @@ struct ContactInfo {
     /// Some answered SYN of it had its handshake completed, and closed by
     /// the originator's reset.
     handshake: bool,
-    reset_close: bool,
+    abortive: bool,
     /// The first probe's header facts and source port, for the record's
     /// tool attribution if the source is flagged.
     print: ProbePrint,
@@ -588,7 +588,7 @@ impl Detector {
             unanswered: 0,
             success: false,
             handshake: false,
-            reset_close: false,
+            abortive: false,
             print: a.print,
             sport: a.sport,
         });
@@ -606,7 +606,7 @@ impl Detector {
         }
         info.success |= a.is_success();
         info.handshake |= a.handshake;
-        info.reset_close |= a.reset_close;
+        info.abortive |= a.abortive;
         let w_after = info.weight(cfg.answered_weight);
         src.score += w_after - w_before;
         if is_new {

@@ -232,7 +232,7 @@ impl Scan {
             self.proto,
             self.tech,
             c.answered > 0,
-            (c.handshake, c.reset_close),
+            (c.handshake, c.abortive),
             &c.print,
             (c.first, dst, port, c.sport),
         );
@@ -510,6 +510,7 @@ impl Scan {
             order: v.order.to_string(),
             port_set: v.port_set,
             campaign_id: String::new(),
+            sources: Vec::new(),
         }
     }
 }

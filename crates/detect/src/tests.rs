@@ -30,7 +30,7 @@ fn att(t: Micros, src: Addr, dst: Addr, port: u16, outcome: Outcome, data: bool)
         flow_id: t as u64,
         print: scanwatch_model::ProbePrint::default(),
         handshake: false,
-        reset_close: false,
+        abortive: false,
     }
 }
 

@@ -58,8 +58,8 @@ pub(crate) struct Tally {
     /// SYNs with zmap 4's option layout (MSS, window scale, SACK: three
     /// options) and window 65535.
     zmap4: u32,
-    /// Completed handshakes closed by the originator's reset.
-    reset_closes: u32,
+    /// Completed handshakes the originator closed without a FIN or data.
+    abortive_closes: u32,
     /// UDP/ICMP probes without payload.
     empty: u32,
     /// Answered SYNs, and those whose originator completed the handshake.
@@ -90,7 +90,7 @@ impl Tally {
             a.proto,
             tech,
             answered_syn,
-            (a.handshake, a.reset_close),
+            (a.handshake, a.abortive),
             &a.print,
             (a.probe_ts, a.dst, a.dport, a.sport),
         );
@@ -104,7 +104,7 @@ impl Tally {
         ip_proto: u8,
         tech: Technique,
         answered: bool,
-        (handshake, reset_close): (bool, bool),
+        (handshake, abortive): (bool, bool),
         p: &ProbePrint,
         (probe_ts, dst, dport, sport): (Micros, Addr, u16, u16),
     ) {
@@ -161,7 +161,7 @@ impl Tally {
             if tech == Technique::Syn && answered {
                 self.answered_syn += 1;
                 self.handshakes += u32::from(handshake);
-                self.reset_closes += u32::from(handshake && reset_close);
+                self.abortive_closes += u32::from(handshake && abortive);
             }
         } else {
             self.empty += u32::from(p.plen == 0);
@@ -197,15 +197,18 @@ impl Tally {
 
     /// Source-port facts over the sample in probe order: the share of
     /// probes from the commonest source port, and the share of steps where
-    /// it went up by exactly one.
+    /// it went up a little (1 to 16).
     fn sport_pattern(s: &[(Micros, Addr, u16, u16)]) -> (f64, f64) {
         if s.len() < 2 {
             return (1.0, 0.0);
         }
         let mut ports: Vec<u16> = s.iter().map(|x| x.3).collect();
+        // The sample is the first probes as they resolved (answers come
+        // before timeouts), so it can miss some probes in between: a walk
+        // of +1 per probe shows as small rising steps.
         let steps = s
             .windows(2)
-            .filter(|w| w[1].3 == w[0].3.wrapping_add(1))
+            .filter(|w| (1..=16).contains(&w[1].3.wrapping_sub(w[0].3)))
             .count();
         ports.sort_unstable();
         let mut best = 0;
@@ -334,9 +337,9 @@ impl Tally {
             "nmap"
         } else if technique == Technique::Connect
             && self.handshakes > 0
-            && self.reset_closes * 5 >= self.handshakes * 4
+            && self.abortive_closes * 5 >= self.handshakes * 4
         {
-            ev.push("connect() closed by reset after the handshake".into());
+            ev.push("connect() closed without a FIN".into());
             "nmap"
         } else {
             "unknown"

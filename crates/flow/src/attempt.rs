@@ -166,9 +166,9 @@ pub(crate) fn attempt(
         print: f.print,
         // The originator's bare ACK after the SYN-ACK: `A` in its history.
         handshake: probe == ProbeKind::Syn && f.history.as_bytes().contains(&b'A'),
-        // `R` (upper case: the originator's) without `D`.
-        reset_close: probe == ProbeKind::Syn
-            && f.history.as_bytes().contains(&b'R')
+        // Neither `F` nor `D` from the originator (upper case).
+        abortive: probe == ProbeKind::Syn
+            && !f.history.as_bytes().contains(&b'F')
             && !f.history.as_bytes().contains(&b'D'),
     }
 }

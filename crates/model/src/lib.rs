@@ -333,9 +333,11 @@ pub struct Attempt {
     /// TCP: the originator completed the handshake (acknowledged the
     /// SYN-ACK) before closing or sending: a `connect()`, not a raw SYN.
     pub handshake: bool,
-    /// TCP: the originator reset the connection (its own RST), without
-    /// having sent data: with `handshake`, `nmap -sT`'s linger-0 close.
-    pub reset_close: bool,
+    /// TCP: the originator sent neither data nor a FIN (it reset the
+    /// connection, or the target closed first): with `handshake`, a
+    /// `connect()` that was only a probe, closed the way `nmap -sT` does
+    /// (linger 0), not by a polite FIN (`nc -z`).
+    pub abortive: bool,
 }
 
 impl Attempt {
@@ -566,6 +568,8 @@ pub struct Detection {
     /// Scanners sharing a tool fingerprint and a target set get one
     /// campaign id (empty when the record stands alone).
     pub campaign_id: String,
+    /// A distributed scan's sources (empty for other records).
+    pub sources: Vec<Addr>,
 }
 
 /// Formats `addr:port` the way DESIGN §5 writes the `open` column.
@@ -617,7 +621,7 @@ mod tests {
             flow_id: 0,
             print: ProbePrint::default(),
             handshake: false,
-            reset_close: false,
+            abortive: false,
         }
     }
 

@@ -180,7 +180,7 @@ mod tests {
             flow_id: 0,
             print: scanwatch_model::ProbePrint::default(),
             handshake: false,
-            reset_close: false,
+            abortive: false,
         }
     }
 

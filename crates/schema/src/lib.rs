@@ -624,6 +624,7 @@ mod tests {
             order: "random".into(),
             port_set: "custom".into(),
             campaign_id: String::new(),
+            sources: Vec::new(),
         };
         let mut b = DetectionBatchBuilder::default();
         b.append(&d);
