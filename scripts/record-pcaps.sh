@@ -251,4 +251,10 @@ rec nmap_null_vertical_1-100 \
 rec hping3_syn_horizontal_p80 \
   '198.18.0.3,horizontal,tcp,random 198.19.2.x,80,hping3,hping3 -S -p 80 --rand-dest 198.19.2.x -c 150 -i u20000,syn' \
   30 -- hping3 -S -p 80 --rand-dest 198.19.2.x -c 150 -i u20000 -I sw-s0 -a 198.18.0.3
+# A Mirai-style telnet scanner, synthetic (we do not run malware): written
+# from scanner.c's probe layout by scripts/make-mirai-like.py.
+printf '%s\n' 'mirai_like_syn_horizontal_p23.pcap,198.18.0.66,horizontal,tcp,random 198.19.0.0/16,"23,2323",mirai-like,scripts/make-mirai-like.py (synthetic: Mirai scanner.c probe layout),syn' >> "$TRUTH"
+if want mirai_like_syn_horizontal_p23; then
+  python3 "$(dirname "$0")/make-mirai-like.py" "$OUT/mirai_like_syn_horizontal_p23.pcap"
+fi
 echo "truth: $TRUTH"

@@ -932,7 +932,7 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
                     pending: None,
                 }),
                 truth: Some(format!(
-                    "{}.{}.{}.{},block,tcp,{}.{}.0.0/16,1-65535,masscan,random syn scan of a /16 on all ports",
+                    "{}.{}.{}.{},block,tcp,{}.{}.0.0/16,1-65535,synthetic (masscan-like spread; not its headers),random syn scan of a /16 on all ports",
                     WIDE_SCANNER[0],
                     WIDE_SCANNER[1],
                     WIDE_SCANNER[2],

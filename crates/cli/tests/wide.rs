@@ -80,7 +80,7 @@ fn wide_random_scan_is_flagged_as_block_with_its_open_doors() {
     let truth = pcap.with_extension("pcap.truth.csv");
     let t = std::fs::read_to_string(&truth).unwrap();
     assert!(
-        t.contains("wide.pcap,203.0.113.99,block,tcp,192.168.0.0/16,1-65535,masscan,"),
+        t.contains("wide.pcap,203.0.113.99,block,tcp,192.168.0.0/16,1-65535,synthetic"),
         "{t}"
     );
     let open = syn_acks_to_scanner(&pcap);

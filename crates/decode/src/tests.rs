@@ -45,7 +45,6 @@ fn tcp_payload_length_comes_from_the_ip_header_when_snaplen_cut() {
         .psh();
     let mut pkt = Vec::new();
     b.write(&mut pkt, &[0x41; 1000]).unwrap();
-    let wire = pkt.len() as u32;
     pkt.truncate(128);
     let m = decode(linktype::ETHERNET, &pkt, 0).unwrap();
     assert_eq!(m.payload_len, 1000);

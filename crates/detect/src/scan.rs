@@ -484,6 +484,7 @@ impl Scan {
             .collect();
         let ports = self.ports_list();
         let v = self.tally.verdict(self.tech, self.proto, &ports);
+        let campaign_id = campaign_id(self.proto, &v, &self.targets, &ports);
         Detection {
             direction: Default::default(),
             detection_id: detection_id(self.scanner, self.proto, self.tech, self.first),
@@ -509,8 +510,29 @@ impl Scan {
             rate_pps: v.rate_pps,
             order: v.order.to_string(),
             port_set: v.port_set,
-            campaign_id: String::new(),
+            campaign_id,
             sources: Vec::new(),
         }
     }
+}
+
+/// A campaign id: 16 hex digits over what a campaign's sources share and a
+/// lone scanner's records do not — the tool, the technique, the protocol, the targets (the sample, sorted) and the ports.
+/// nmap's decoys (`-D`) send the same probes from every address, so their
+/// records end with one id; a lone scanner's id is its own. Made from the
+/// record alone, so it is the same at any thread count and in any order.
+fn campaign_id(proto: u8, v: &crate::tool::Verdict, targets: &[Addr], ports: &[u16]) -> String {
+    let mut t: Vec<Addr> = targets.to_vec();
+    t.sort_unstable();
+    let addrs: Vec<u8> = t.iter().flat_map(|a| a.0).collect();
+    let port_bytes: Vec<u8> = ports.iter().flat_map(|p| p.to_le_bytes()).collect();
+    let h = scanwatch_model::ids::fnv1a64(&[
+        b"campaign",
+        v.tool.as_bytes(),
+        v.technique.name().as_bytes(),
+        &[proto],
+        &addrs,
+        &port_bytes,
+    ]);
+    format!("{h:016x}")
 }

@@ -397,3 +397,98 @@ pub(crate) fn port_set(ip_proto: u8, ports: &[u16]) -> String {
     }
     "custom".into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_sets_are_named_from_nmaps_lists() {
+        let top100: Vec<u16> = nmap_top::TCP[..100].to_vec();
+        assert_eq!(port_set(proto::TCP, &top100), "nmap-top-100");
+        let top1000: Vec<u16> = nmap_top::TCP.to_vec();
+        assert_eq!(port_set(proto::TCP, &top1000), "nmap-top-1000");
+        // A few missing (unanswered, or cut short) still names the set.
+        assert_eq!(port_set(proto::TCP, &top1000[..950]), "nmap-top-1000");
+        let range: Vec<u16> = (1..=1000).collect();
+        assert_eq!(port_set(proto::TCP, &range), "custom");
+        let all: Vec<u16> = (0..=65535).collect();
+        assert_eq!(port_set(proto::TCP, &all), "all");
+        let udp: Vec<u16> = nmap_top::UDP[..20].to_vec();
+        assert_eq!(port_set(proto::UDP, &udp), "nmap-top-20");
+        assert_eq!(port_set(proto::TCP, &udp), "custom");
+    }
+
+    fn probe(t: Micros, port: u16, sport: u16, win: u16, opts: u8, ttl: u8) -> Attempt {
+        Attempt {
+            time: t + 1000,
+            src: Addr::from_v4([198, 18, 0, 2]),
+            dst: Addr::from_v4([198, 19, 1, 10]),
+            proto: proto::TCP,
+            dport: port,
+            sport,
+            probe_ts: t,
+            probe: ProbeKind::Syn,
+            outcome: Outcome::Rejected,
+            data: false,
+            flow_id: 0,
+            print: ProbePrint {
+                ttl,
+                opts,
+                win,
+                ..ProbePrint::default()
+            },
+            handshake: false,
+            abortive: false,
+        }
+    }
+
+    #[test]
+    fn rules_read_whole_scans() {
+        let mss = ProbePrint::tcp_options(&[2, 4, 5, 180]);
+        // nmap: window 1024, MSS alone, one source port, TTL 37-59.
+        let mut t = Tally::default();
+        for i in 0..100u16 {
+            t.add(&probe(
+                i64::from(i) * 100,
+                (i * 7919) % 1000 + 1,
+                40_000,
+                1024,
+                mss,
+                37 + (i % 23) as u8,
+            ));
+        }
+        let v = t.verdict(Technique::Syn, proto::TCP, &[]);
+        assert_eq!(
+            (v.tool, v.technique, v.order),
+            ("nmap", Technique::Syn, "random")
+        );
+        assert!(v.evidence.iter().any(|e| e == "fixed sport"));
+        assert_eq!(v.rate_pps, 10_101.0);
+        // hping3: bare header, window 512, source port +1, ports in order.
+        let mut t = Tally::default();
+        for i in 0..100u16 {
+            t.add(&probe(i64::from(i) * 100, i + 1, 2000 + i, 512, 0, 64));
+        }
+        let v = t.verdict(Technique::Syn, proto::TCP, &[]);
+        assert_eq!((v.tool, v.order), ("hping3", "sequential"));
+        // The same with an OS stack's SYN and varied ports: nobody we know.
+        let linux = ProbePrint::tcp_options(&[
+            2, 4, 5, 180, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]);
+        let mut t = Tally::default();
+        for i in 0..100u16 {
+            t.add(&probe(
+                i64::from(i) * 100,
+                i + 1,
+                30_000 + i * 977,
+                64240,
+                linux,
+                64,
+            ));
+        }
+        let v = t.verdict(Technique::Syn, proto::TCP, &[]);
+        // Nothing answered and the SYNs are the OS's: a connect() scan.
+        assert_eq!((v.tool, v.technique), ("unknown", Technique::Connect));
+    }
+}

@@ -88,6 +88,14 @@ fn det(i: u16, kind: ScanKind, ports: Vec<u16>, targets: usize) -> Detection {
             .collect(),
         open: vec!["198.19.0.0:22".into(), "198.19.0.1:22".into()],
         direction: Direction::Inbound,
+        technique: scanwatch_model::Technique::Syn,
+        tool: "nmap".into(),
+        tool_evidence: vec!["window=1024".into(), "mss-only options".into()],
+        rate_pps: 120.5,
+        order: "random".into(),
+        port_set: "custom".into(),
+        campaign_id: "c0ffee".into(),
+        sources: Vec::new(),
     }
 }
 
