@@ -79,7 +79,7 @@ def test_polars_duckdb_pyarrow_agree_on_row_counts(trees, table):
     for f in glob.glob(os.path.join(trees["parquet"], table, "**", "*.parquet"), recursive=True):
         import pyarrow.parquet as pq
         md = pq.ParquetFile(f).metadata.metadata
-        assert md[b"scanwatch.schema_version"] == b"2" and md[b"scanwatch.table"] == table.encode()
+        assert md[b"scanwatch.schema_version"] == b"3" and md[b"scanwatch.table"] == table.encode()
 
 
 def views(con, tree):

@@ -45,6 +45,7 @@ DETECTION_FIELDS = [
     "ts_first", "ts_last", "ts_detected", "scanner", "kind", "proto", "detector",
     "dst_count", "port_count", "probes", "answered", "rejected", "unanswered",
     "ports", "targets", "open", "detection_id", "direction",
+    "technique", "tool", "tool_evidence", "rate_pps", "order", "port_set", "campaign_id",
 ]
 
 
@@ -119,7 +120,7 @@ def test_flows_schema_values_and_packet_conservation(pcap, outdir):
             ]
         )
         meta = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
-        assert meta["scanwatch.table"] == "flows" and meta["scanwatch.schema_version"] == "2"
+        assert meta["scanwatch.table"] == "flows" and meta["scanwatch.schema_version"] == "3"
     t = pa.concat_tables(tables)
     states = set(t["conn_state"].to_pylist())
     assert states <= ZEEK_STATES, states

@@ -38,6 +38,10 @@ pub(crate) struct Scan {
     pub tech: Technique,
     /// Header facts of its probes, for technique and tool.
     tally: Tally,
+    /// Its `detection_id`, fixed when it starts (from its first time
+    /// then): a probe resolved later may move `first` earlier, but alerts
+    /// and rows of one record must keep one id.
+    id: String,
     pub kind: ScanKind,
     pub detectors: u8,
     pub first: Micros,
@@ -106,6 +110,7 @@ impl Scan {
             proto,
             tech,
             tally: Tally::default(),
+            id: String::new(),
             kind,
             detectors,
             first: at,
@@ -248,6 +253,7 @@ impl Scan {
     /// Marks the doors held so far as told (the start event carries them).
     pub fn started(&mut self) {
         self.open_told = self.open.len();
+        self.id = detection_id(self.scanner, self.proto, self.tech, self.first);
     }
 
     /// Counts one attempt of the flagged source; returns (the shape grew,
@@ -487,7 +493,11 @@ impl Scan {
         let campaign_id = campaign_id(self.proto, &v, &self.targets, &ports);
         Detection {
             direction: Default::default(),
-            detection_id: detection_id(self.scanner, self.proto, self.tech, self.first),
+            detection_id: if self.id.is_empty() {
+                detection_id(self.scanner, self.proto, self.tech, self.first)
+            } else {
+                self.id.clone()
+            },
             ts_first: self.first,
             ts_last: self.last,
             ts_detected: self.detected,
