@@ -481,6 +481,7 @@ impl Scan {
             ports: self.ports_list(),
             targets: self.targets.clone(),
             open,
+            sources: Vec::new(),
         }
     }
 }

@@ -403,6 +403,9 @@ pub enum ScanKind {
     Horizontal,
     Vertical,
     Block,
+    /// Many sources probing many ports of one target, none of them enough
+    /// alone (the record lists them in [`Detection::sources`]).
+    Distributed,
 }
 
 impl ScanKind {
@@ -411,6 +414,7 @@ impl ScanKind {
             ScanKind::Horizontal => "horizontal",
             ScanKind::Vertical => "vertical",
             ScanKind::Block => "block",
+            ScanKind::Distributed => "distributed",
         }
     }
 
@@ -419,6 +423,7 @@ impl ScanKind {
             "horizontal" => Some(ScanKind::Horizontal),
             "vertical" => Some(ScanKind::Vertical),
             "block" => Some(ScanKind::Block),
+            "distributed" => Some(ScanKind::Distributed),
             _ => None,
         }
     }
@@ -454,6 +459,9 @@ pub struct Detection {
     pub open: Vec<String>,
     /// Inbound, outbound, internal or external, from the home network.
     pub direction: Direction,
+    /// For a [`ScanKind::Distributed`] record: every source seen probing
+    /// its target (at most 256, sorted). Empty for the other kinds.
+    pub sources: Vec<Addr>,
 }
 
 /// Formats `addr:port` the way DESIGN §5 writes the `open` column.

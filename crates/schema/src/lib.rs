@@ -103,6 +103,9 @@ pub fn detection_schema() -> SchemaRef {
                 Field::new("detection_id", DataType::Utf8, false),
                 // inbound, outbound, internal or external (`--home-net`).
                 Field::new("direction", DataType::Utf8, false),
+                // A distributed scan's sources (text addresses, sorted);
+                // empty for the other kinds.
+                Field::new("sources", list_of(DataType::Utf8), false),
             ])
             .with_metadata(metadata("detections")),
         )
@@ -335,6 +338,7 @@ pub struct DetectionBatchBuilder {
     open: ListBuilder<StringBuilder>,
     detection_id: StringBuilder,
     direction: StringBuilder,
+    sources: ListBuilder<StringBuilder>,
     rows: usize,
 }
 
@@ -358,6 +362,7 @@ impl Default for DetectionBatchBuilder {
             open: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
             detection_id: StringBuilder::new(),
             direction: StringBuilder::new(),
+            sources: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
             rows: 0,
         }
     }
@@ -398,6 +403,10 @@ impl TableBuilder for DetectionBatchBuilder {
         self.open.append(true);
         self.detection_id.append_value(&d.detection_id);
         self.direction.append_value(d.direction.name());
+        for a in &d.sources {
+            self.sources.values().append_value(a.to_string());
+        }
+        self.sources.append(true);
         self.rows += 1;
     }
 
@@ -424,6 +433,7 @@ impl TableBuilder for DetectionBatchBuilder {
         cols.push(Arc::new(self.open.finish()));
         cols.push(Arc::new(self.detection_id.finish()));
         cols.push(Arc::new(self.direction.finish()));
+        cols.push(Arc::new(self.sources.finish()));
         RecordBatch::try_new(detection_schema(), cols)
     }
 }
@@ -569,6 +579,7 @@ mod tests {
             targets: vec![Addr::from_v4([5, 6, 7, 8])],
             open: vec!["5.6.7.8:22".into()],
             direction: Direction::Inbound,
+            sources: vec![Addr::from_v4([9, 9, 9, 9]), Addr::from_v4([9, 9, 9, 10])],
         };
         let mut b = DetectionBatchBuilder::default();
         b.append(&d);
@@ -581,5 +592,11 @@ mod tests {
         assert_eq!(probes.value(0), 3);
         let ports = batch.column_by_name("ports").unwrap().as_list::<i32>();
         assert_eq!(ports.value(0).len(), 3);
+        let sources = batch.column_by_name("sources").unwrap().as_list::<i32>();
+        let first = sources.value(0);
+        let first = first.as_string::<i32>();
+        assert_eq!(first.value(0), "9.9.9.9");
+        assert_eq!(first.value(1), "9.9.9.10");
+        assert_eq!(first.len(), 2);
     }
 }

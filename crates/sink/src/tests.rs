@@ -88,6 +88,7 @@ fn det(i: u16, kind: ScanKind, ports: Vec<u16>, targets: usize) -> Detection {
             .collect(),
         open: vec!["198.19.0.0:22".into(), "198.19.0.1:22".into()],
         direction: Direction::Inbound,
+        sources: Vec::new(),
     }
 }
 
@@ -617,7 +618,9 @@ fn alert_lines_stay_under_the_line_cap_with_the_longest_lists() {
 #[test]
 fn signature_ids_are_unique_and_each_has_one_text() {
     let all = all_signatures();
-    assert_eq!(all.len(), 4 * 5 * 5 * 3);
+    // Four directions, five protocols: five events of three kinds, and
+    // three events (start, update, end) of a distributed scan.
+    assert_eq!(all.len(), 4 * 5 * 5 * 3 + 4 * 5 * 3);
     let ids: std::collections::BTreeSet<u32> = all.iter().map(|(i, _)| *i).collect();
     assert_eq!(ids.len(), all.len());
     let texts: std::collections::BTreeSet<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
@@ -640,6 +643,20 @@ fn signature_ids_are_unique_and_each_has_one_text() {
         signature_id(Direction::External, 47, "kind_change", ScanKind::Block),
         9_104_523
     );
+    assert_eq!(
+        signature_id(
+            Direction::Inbound,
+            proto::TCP,
+            "start",
+            ScanKind::Distributed
+        ),
+        9_101_104
+    );
+    assert!(all.contains(&(
+        9_101_144,
+        "scanwatch inbound TCP distributed scan ended".to_string()
+    )));
+    assert!(!all.iter().any(|(i, _)| *i == 9_101_124));
 }
 
 #[test]
