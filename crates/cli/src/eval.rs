@@ -1,8 +1,9 @@
 //! `scanwatch eval`: runs detection on capture files and scores it against a
 //! truth file in the format of the corpus's `truth.csv`
 //! (`pcap,scanner_ip,scan_type,…`). An address with no
-//! horizontal/vertical/block row for a file is not a scanner in that file:
-//! flagging it is a false alarm.
+//! horizontal/vertical/block/distributed row for a file is not a scanner in
+//! that file: flagging it (as a scanner, or as a source of a distributed
+//! scan) is a false alarm.
 
 use crate::run::{detection_line, pipeline_config, RunArgs};
 use anyhow::{bail, Context, Result};
@@ -154,6 +155,13 @@ pub fn main(a: EvalArgs) -> Result<ExitCode> {
         let summary = scanwatch_pipeline::run(vec![src], cfg, Arc::new(Counters::default()))?;
         let mut got: BTreeMap<Addr, BTreeSet<ScanKind>> = BTreeMap::new();
         for d in &summary.detections {
+            if d.kind == ScanKind::Distributed {
+                // Every source of a distributed scan is flagged by it: a
+                // false alarm unless the file's truth names it.
+                for s in &d.sources {
+                    got.entry(*s).or_default().insert(d.kind);
+                }
+            }
             got.entry(d.scanner).or_default().insert(d.kind);
         }
         let mut s = Score {
