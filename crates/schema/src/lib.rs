@@ -594,9 +594,9 @@ mod tests {
         assert_eq!(ports.value(0).len(), 3);
         let sources = batch.column_by_name("sources").unwrap().as_list::<i32>();
         let first = sources.value(0);
+        assert_eq!(first.len(), 2);
         let first = first.as_string::<i32>();
         assert_eq!(first.value(0), "9.9.9.9");
         assert_eq!(first.value(1), "9.9.9.10");
-        assert_eq!(first.len(), 2);
     }
 }
