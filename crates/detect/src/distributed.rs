@@ -100,20 +100,101 @@ impl Seen {
     }
 }
 
-#[derive(Default)]
 struct Target {
     last: Micros,
+    /// No contact was last seen before this (a lower bound: the sweep skips
+    /// a target whose contacts are all inside the longest window).
+    oldest: Micros,
     contacts: HashMap<(Addr, u16), Seen, RandomState>,
     /// Contacts in `contacts` that failed.
     failed: u32,
+    /// Failed contacts per port: its length bounds the distinct failed
+    /// ports of any window, so most targets (many sources on the same few
+    /// ports) are never evaluated.
+    port_fails: HashMap<u16, u32, RandomState>,
+    /// Failed contacts (distinct ports) per source.
+    src_fails: HashMap<Addr, u32, RandomState>,
+    /// Sources in `src_fails` with at least [`MIN_SOURCE_PORTS`].
+    wide_sources: u32,
     /// Attempts since the last evaluation (large targets are evaluated at
     /// every `n/64`-th new failed contact).
     eval_skip: u32,
 }
 
 impl Target {
+    fn new() -> Target {
+        Target {
+            last: Micros::MIN,
+            oldest: Micros::MAX,
+            contacts: HashMap::default(),
+            failed: 0,
+            port_fails: HashMap::default(),
+            src_fails: HashMap::default(),
+            wide_sources: 0,
+            eval_skip: 0,
+        }
+    }
+
+    /// Counts a contact that has become failed (`+1`) or stopped being so
+    /// (`-1`).
+    fn count_failed(&mut self, src: Addr, port: u16, up: bool) {
+        if up {
+            self.failed += 1;
+            *self.port_fails.entry(port).or_insert(0) += 1;
+            let n = self.src_fails.entry(src).or_insert(0);
+            *n += 1;
+            if *n == MIN_SOURCE_PORTS {
+                self.wide_sources += 1;
+            }
+            return;
+        }
+        self.failed = self.failed.saturating_sub(1);
+        if let Some(n) = self.port_fails.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                self.port_fails.remove(&port);
+            }
+        }
+        if let Some(n) = self.src_fails.get_mut(&src) {
+            if *n == MIN_SOURCE_PORTS {
+                self.wide_sources -= 1;
+            }
+            *n -= 1;
+            if *n == 0 {
+                self.src_fails.remove(&src);
+            }
+        }
+    }
+
+    /// Counts everything again from the contacts held (after a trim or a
+    /// sweep).
     fn recount(&mut self) {
-        self.failed = self.contacts.values().filter(|s| s.failed()).count() as u32;
+        self.failed = 0;
+        self.wide_sources = 0;
+        self.port_fails.clear();
+        self.src_fails.clear();
+        let failed: Vec<(Addr, u16)> = self
+            .contacts
+            .iter()
+            .filter(|(_, s)| s.failed())
+            .map(|(c, _)| *c)
+            .collect();
+        self.oldest = self
+            .contacts
+            .values()
+            .map(|s| s.last)
+            .min()
+            .unwrap_or(Micros::MAX);
+        for (src, port) in failed {
+            self.count_failed(src, port, true);
+        }
+    }
+
+    /// Whether some window could fire: enough distinct failed ports and
+    /// enough sources with several of them (upper bounds of every window's
+    /// counts).
+    fn may_fire(&self, min_ports: f64) -> bool {
+        self.wide_sources as usize >= MIN_SOURCES && self.port_fails.len() as f64 >= min_ports
     }
 }
 
@@ -392,8 +473,9 @@ impl Distributed {
         while self.contacts_total >= self.max_contacts_total && !self.targets.is_empty() {
             self.evict_targets();
         }
-        let t = self.targets.entry(key).or_default();
+        let t = self.targets.entry(key).or_insert_with(Target::new);
         t.last = t.last.max(a.time);
+        t.oldest = t.oldest.min(a.time);
         let ck = (a.src, a.dport);
         if !t.contacts.contains_key(&ck) && t.contacts.len() >= MAX_TARGET_CONTACTS {
             let dropped = trim_contacts(t);
@@ -426,10 +508,8 @@ impl Distributed {
             Outcome::Unanswered => seen.unanswered += 1,
         }
         let failed = seen.failed();
-        match (was_failed, failed) {
-            (false, true) => t.failed += 1,
-            (true, false) => t.failed -= 1,
-            _ => {}
+        if was_failed != failed {
+            t.count_failed(a.src, a.dport, failed);
         }
         // Only a new failed contact can make the target fire.
         if was_failed || !failed {
@@ -441,7 +521,7 @@ impl Distributed {
             .iter()
             .map(|w| w.vertical)
             .fold(f64::MAX, f64::min);
-        if f64::from(t.failed) < min_ports {
+        if !t.may_fire(min_ports) {
             return;
         }
         let n = t.contacts.len();
@@ -572,10 +652,21 @@ impl Distributed {
                 if t.last < horizon {
                     return false;
                 }
+                if t.oldest >= horizon {
+                    total += t.contacts.len();
+                    return true;
+                }
                 let before = t.contacts.len();
                 t.contacts.retain(|_, s| s.last >= horizon);
                 if t.contacts.len() != before {
                     t.recount();
+                } else {
+                    t.oldest = t
+                        .contacts
+                        .values()
+                        .map(|s| s.last)
+                        .min()
+                        .unwrap_or(Micros::MAX);
                 }
                 total += t.contacts.len();
                 !t.contacts.is_empty()
