@@ -108,6 +108,9 @@ struct Target {
     contacts: HashMap<(Addr, u16), Seen, RandomState>,
     /// Contacts in `contacts` that failed.
     failed: u32,
+    /// Whether the counts below are kept (from the least failed contacts
+    /// any window needs on; most targets never get there).
+    counted: bool,
     /// Failed contacts per port: its length bounds the distinct failed
     /// ports of any window, so most targets (many sources on the same few
     /// ports) are never evaluated.
@@ -128,6 +131,7 @@ impl Target {
             oldest: Micros::MAX,
             contacts: HashMap::default(),
             failed: 0,
+            counted: false,
             port_fails: HashMap::default(),
             src_fails: HashMap::default(),
             wide_sources: 0,
@@ -135,20 +139,23 @@ impl Target {
         }
     }
 
-    /// Counts a contact that has become failed (`+1`) or stopped being so
-    /// (`-1`).
-    fn count_failed(&mut self, src: Addr, port: u16, up: bool) {
+    /// Counts a contact that has become failed (`up`) or stopped being so;
+    /// the per-port and per-source counts are made once `min` contacts
+    /// failed (none is needed before: no window can fire).
+    fn count_failed(&mut self, src: Addr, port: u16, up: bool, min: u32) {
         if up {
             self.failed += 1;
-            *self.port_fails.entry(port).or_insert(0) += 1;
-            let n = self.src_fails.entry(src).or_insert(0);
-            *n += 1;
-            if *n == MIN_SOURCE_PORTS {
-                self.wide_sources += 1;
+            if self.counted {
+                self.add_counts(src, port);
+            } else if self.failed >= min {
+                self.make_counts();
             }
             return;
         }
         self.failed = self.failed.saturating_sub(1);
+        if !self.counted {
+            return;
+        }
         if let Some(n) = self.port_fails.get_mut(&port) {
             *n -= 1;
             if *n == 0 {
@@ -166,10 +173,18 @@ impl Target {
         }
     }
 
-    /// Counts everything again from the contacts held (after a trim or a
-    /// sweep).
-    fn recount(&mut self) {
-        self.failed = 0;
+    fn add_counts(&mut self, src: Addr, port: u16) {
+        *self.port_fails.entry(port).or_insert(0) += 1;
+        let n = self.src_fails.entry(src).or_insert(0);
+        *n += 1;
+        if *n == MIN_SOURCE_PORTS {
+            self.wide_sources += 1;
+        }
+    }
+
+    /// The per-port and per-source counts, from the failed contacts held.
+    fn make_counts(&mut self) {
+        self.counted = true;
         self.wide_sources = 0;
         self.port_fails.clear();
         self.src_fails.clear();
@@ -179,22 +194,38 @@ impl Target {
             .filter(|(_, s)| s.failed())
             .map(|(c, _)| *c)
             .collect();
+        for (src, port) in failed {
+            self.add_counts(src, port);
+        }
+    }
+
+    /// Counts everything again from the contacts held (after a trim or a
+    /// sweep).
+    fn recount(&mut self, min: u32) {
+        self.failed = self.contacts.values().filter(|s| s.failed()).count() as u32;
         self.oldest = self
             .contacts
             .values()
             .map(|s| s.last)
             .min()
             .unwrap_or(Micros::MAX);
-        for (src, port) in failed {
-            self.count_failed(src, port, true);
+        if self.failed >= min {
+            self.make_counts();
+        } else {
+            self.counted = false;
+            self.wide_sources = 0;
+            self.port_fails = HashMap::default();
+            self.src_fails = HashMap::default();
         }
     }
 
     /// Whether some window could fire: enough distinct failed ports and
     /// enough sources with several of them (upper bounds of every window's
     /// counts).
-    fn may_fire(&self, min_ports: f64) -> bool {
-        self.wide_sources as usize >= MIN_SOURCES && self.port_fails.len() as f64 >= min_ports
+    fn may_fire(&self, min: u32) -> bool {
+        self.counted
+            && self.wide_sources as usize >= MIN_SOURCES
+            && self.port_fails.len() >= min as usize
     }
 }
 
@@ -391,6 +422,9 @@ pub struct Distributed {
     last_sweep: Micros,
     max_targets: usize,
     max_contacts_total: usize,
+    /// Failed ports the lowest vertical threshold needs (rounded up): a
+    /// target with fewer failed contacts is not evaluated.
+    min_ports: u32,
     /// Its counters: `target_attempts`, `targets_evicted`,
     /// `target_contacts_evicted`, `distributed_started` and
     /// `distributed_ended` (the rest stay zero).
@@ -404,7 +438,15 @@ impl Distributed {
             allow_services,
             ..
         } = cfg.validate()?;
+        let min_ports = cfg
+            .windows
+            .iter()
+            .map(|w| w.vertical)
+            .fold(f64::MAX, f64::min)
+            .ceil()
+            .clamp(1.0, f64::from(u32::MAX)) as u32;
         Ok(Distributed {
+            min_ports,
             cfg,
             allow_scanners,
             allow_services,
@@ -478,7 +520,7 @@ impl Distributed {
         t.oldest = t.oldest.min(a.time);
         let ck = (a.src, a.dport);
         if !t.contacts.contains_key(&ck) && t.contacts.len() >= MAX_TARGET_CONTACTS {
-            let dropped = trim_contacts(t);
+            let dropped = trim_contacts(t, self.min_ports);
             self.stats.target_contacts_evicted += dropped as u64;
             self.contacts_total -= dropped;
         }
@@ -509,19 +551,13 @@ impl Distributed {
         }
         let failed = seen.failed();
         if was_failed != failed {
-            t.count_failed(a.src, a.dport, failed);
+            t.count_failed(a.src, a.dport, failed, self.min_ports);
         }
         // Only a new failed contact can make the target fire.
         if was_failed || !failed {
             return;
         }
-        let min_ports = self
-            .cfg
-            .windows
-            .iter()
-            .map(|w| w.vertical)
-            .fold(f64::MAX, f64::min);
-        if !t.may_fire(min_ports) {
+        if !t.may_fire(self.min_ports) {
             return;
         }
         let n = t.contacts.len();
@@ -648,6 +684,7 @@ impl Distributed {
             self.last_sweep = self.now;
             let horizon = self.now - self.longest_window();
             let mut total = 0usize;
+            let min_ports = self.min_ports;
             self.targets.retain(|_, t| {
                 if t.last < horizon {
                     return false;
@@ -659,7 +696,7 @@ impl Distributed {
                 let before = t.contacts.len();
                 t.contacts.retain(|_, s| s.last >= horizon);
                 if t.contacts.len() != before {
-                    t.recount();
+                    t.recount(min_ports);
                 } else {
                     t.oldest = t
                         .contacts
@@ -715,7 +752,7 @@ impl Distributed {
 
 /// Drops the oldest quarter of a target's contacts (by last-seen time, then
 /// key, so the choice never depends on the hash order); returns how many.
-fn trim_contacts(t: &mut Target) -> usize {
+fn trim_contacts(t: &mut Target, min_ports: u32) -> usize {
     let mut order: Vec<(Micros, (Addr, u16))> =
         t.contacts.iter().map(|(c, s)| (s.last, *c)).collect();
     let drop = (MAX_TARGET_CONTACTS / 4).max(1).min(order.len());
@@ -726,7 +763,7 @@ fn trim_contacts(t: &mut Target) -> usize {
     for (_, c) in &order[..drop] {
         t.contacts.remove(c);
     }
-    t.recount();
+    t.recount(min_ports);
     drop
 }
 
