@@ -80,6 +80,11 @@ pub const MAX_RECORD_PAIRS: usize = 65_536;
 /// Sources listed in a record's `sources` (the lowest addresses).
 pub const SOURCES_LISTED: usize = 256;
 
+/// Packet time between two sweeps of contacts older than the longest
+/// window (24 h by default: forgetting them a few minutes late costs
+/// little, and the caps bound memory meanwhile).
+const SWEEP_EVERY: Micros = 300_000_000;
+
 /// Open doors (ports of the target that answered) a record lists.
 const MAX_DOORS: usize = 65_536;
 
@@ -108,54 +113,39 @@ struct Target {
     contacts: HashMap<(Addr, u16), Seen, RandomState>,
     /// Contacts in `contacts` that failed.
     failed: u32,
-    /// Whether the counts below are kept (from the least failed contacts
-    /// any window needs on; most targets never get there).
-    counted: bool,
-    /// Failed contacts per port: its length bounds the distinct failed
-    /// ports of any window, so most targets (many sources on the same few
-    /// ports) are never evaluated.
+    /// Attempts since the last evaluation (large targets are evaluated at
+    /// every `n/64`-th new failed contact).
+    eval_skip: u32,
+    /// Made once the target has as many failed contacts as the lowest
+    /// vertical threshold (most targets never get there): boxed, so the
+    /// table of targets stays small.
+    counts: Option<Box<Counts>>,
+}
+
+/// A target's failed contacts by port and by source: upper bounds of every
+/// window's counts, so a target many sources fail on, but on the same few
+/// ports, is never evaluated.
+#[derive(Default)]
+struct Counts {
+    /// Failed contacts per port.
     port_fails: HashMap<u16, u32, RandomState>,
     /// Failed contacts (distinct ports) per source.
     src_fails: HashMap<Addr, u32, RandomState>,
     /// Sources in `src_fails` with at least [`MIN_SOURCE_PORTS`].
     wide_sources: u32,
-    /// Attempts since the last evaluation (large targets are evaluated at
-    /// every `n/64`-th new failed contact).
-    eval_skip: u32,
 }
 
-impl Target {
-    fn new() -> Target {
-        Target {
-            last: Micros::MIN,
-            oldest: Micros::MAX,
-            contacts: HashMap::default(),
-            failed: 0,
-            counted: false,
-            port_fails: HashMap::default(),
-            src_fails: HashMap::default(),
-            wide_sources: 0,
-            eval_skip: 0,
+impl Counts {
+    fn add(&mut self, src: Addr, port: u16) {
+        *self.port_fails.entry(port).or_insert(0) += 1;
+        let n = self.src_fails.entry(src).or_insert(0);
+        *n += 1;
+        if *n == MIN_SOURCE_PORTS {
+            self.wide_sources += 1;
         }
     }
 
-    /// Counts a contact that has become failed (`up`) or stopped being so;
-    /// the per-port and per-source counts are made once `min` contacts
-    /// failed (none is needed before: no window can fire).
-    fn count_failed(&mut self, src: Addr, port: u16, up: bool, min: u32) {
-        if up {
-            self.failed += 1;
-            if self.counted {
-                self.add_counts(src, port);
-            } else if self.failed >= min {
-                self.make_counts();
-            }
-            return;
-        }
-        self.failed = self.failed.saturating_sub(1);
-        if !self.counted {
-            return;
-        }
+    fn remove(&mut self, src: Addr, port: u16) {
         if let Some(n) = self.port_fails.get_mut(&port) {
             *n -= 1;
             if *n == 0 {
@@ -172,31 +162,48 @@ impl Target {
             }
         }
     }
+}
 
-    fn add_counts(&mut self, src: Addr, port: u16) {
-        *self.port_fails.entry(port).or_insert(0) += 1;
-        let n = self.src_fails.entry(src).or_insert(0);
-        *n += 1;
-        if *n == MIN_SOURCE_PORTS {
-            self.wide_sources += 1;
+impl Target {
+    fn new() -> Target {
+        Target {
+            last: Micros::MIN,
+            oldest: Micros::MAX,
+            contacts: HashMap::default(),
+            failed: 0,
+            eval_skip: 0,
+            counts: None,
         }
     }
 
-    /// The per-port and per-source counts, from the failed contacts held.
-    fn make_counts(&mut self) {
-        self.counted = true;
-        self.wide_sources = 0;
-        self.port_fails.clear();
-        self.src_fails.clear();
-        let failed: Vec<(Addr, u16)> = self
-            .contacts
-            .iter()
-            .filter(|(_, s)| s.failed())
-            .map(|(c, _)| *c)
-            .collect();
-        for (src, port) in failed {
-            self.add_counts(src, port);
+    /// Counts a contact that has become failed (`up`) or stopped being so;
+    /// the [`Counts`] are made once `min` contacts failed (none is needed
+    /// before: no window can fire).
+    fn count_failed(&mut self, src: Addr, port: u16, up: bool, min: u32) {
+        if up {
+            self.failed += 1;
+            match self.counts.as_mut() {
+                Some(c) => c.add(src, port),
+                None if self.failed >= min => self.make_counts(),
+                None => {}
+            }
+        } else {
+            self.failed = self.failed.saturating_sub(1);
+            if let Some(c) = self.counts.as_mut() {
+                c.remove(src, port);
+            }
         }
+    }
+
+    /// The [`Counts`], from the failed contacts held.
+    fn make_counts(&mut self) {
+        let mut c = Counts::default();
+        for (&(src, port), s) in &self.contacts {
+            if s.failed() {
+                c.add(src, port);
+            }
+        }
+        self.counts = Some(Box::new(c));
     }
 
     /// Counts everything again from the contacts held (after a trim or a
@@ -212,20 +219,16 @@ impl Target {
         if self.failed >= min {
             self.make_counts();
         } else {
-            self.counted = false;
-            self.wide_sources = 0;
-            self.port_fails = HashMap::default();
-            self.src_fails = HashMap::default();
+            self.counts = None;
         }
     }
 
     /// Whether some window could fire: enough distinct failed ports and
-    /// enough sources with several of them (upper bounds of every window's
-    /// counts).
+    /// enough sources with several of them.
     fn may_fire(&self, min: u32) -> bool {
-        self.counted
-            && self.wide_sources as usize >= MIN_SOURCES
-            && self.port_fails.len() >= min as usize
+        self.counts.as_ref().is_some_and(|c| {
+            c.wide_sources as usize >= MIN_SOURCES && c.port_fails.len() >= min as usize
+        })
     }
 }
 
@@ -509,7 +512,8 @@ impl Distributed {
             }
             self.end_record(key, idle, out);
         }
-        if !self.targets.contains_key(&key) && self.targets.len() >= self.max_targets {
+        // Lengths first: the lookup is paid only when full.
+        if self.targets.len() >= self.max_targets && !self.targets.contains_key(&key) {
             self.evict_targets();
         }
         while self.contacts_total >= self.max_contacts_total && !self.targets.is_empty() {
@@ -519,7 +523,7 @@ impl Distributed {
         t.last = t.last.max(a.time);
         t.oldest = t.oldest.min(a.time);
         let ck = (a.src, a.dport);
-        if !t.contacts.contains_key(&ck) && t.contacts.len() >= MAX_TARGET_CONTACTS {
+        if t.contacts.len() >= MAX_TARGET_CONTACTS && !t.contacts.contains_key(&ck) {
             let dropped = trim_contacts(t, self.min_ports);
             self.stats.target_contacts_evicted += dropped as u64;
             self.contacts_total -= dropped;
@@ -663,8 +667,8 @@ impl Distributed {
     }
 
     /// Moves packet time to `now`: ends records quiet for `scan_idle` and,
-    /// once a minute of packet time, forgets contacts older than the longest
-    /// window.
+    /// every [`SWEEP_EVERY`] of packet time, forgets contacts older than
+    /// the longest window.
     pub fn advance(&mut self, now: Micros, out: &mut Vec<ScanEvent>) {
         if now > self.now {
             self.now = now;
@@ -680,7 +684,7 @@ impl Distributed {
         for k in due {
             self.end_record(k, idle, out);
         }
-        if self.now >= self.last_sweep.saturating_add(60_000_000) {
+        if self.now >= self.last_sweep.saturating_add(SWEEP_EVERY) {
             self.last_sweep = self.now;
             let horizon = self.now - self.longest_window();
             let mut total = 0usize;
