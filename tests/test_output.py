@@ -44,7 +44,7 @@ FLOW_FIELDS = [
 DETECTION_FIELDS = [
     "ts_first", "ts_last", "ts_detected", "scanner", "kind", "proto", "detector",
     "dst_count", "port_count", "probes", "answered", "rejected", "unanswered",
-    "ports", "targets", "open", "detection_id", "direction",
+    "ports", "targets", "open", "detection_id", "direction", "sources",
 ]
 
 
