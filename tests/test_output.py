@@ -46,6 +46,7 @@ DETECTION_FIELDS = [
     "dst_count", "port_count", "probes", "answered", "rejected", "unanswered",
     "ports", "targets", "open", "detection_id", "direction",
     "technique", "tool", "tool_evidence", "rate_pps", "order", "port_set", "campaign_id",
+    "sources",
 ]
 
 

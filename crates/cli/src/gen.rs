@@ -11,7 +11,10 @@
 //! millions of spoofed sources with the victim's SYN-ACKs, and hides a real
 //! scan inside it. The `wide` profile adds one masscan-style source sending
 //! SYNs to random (address in a /16, port) pairs at 100,000 a second, most
-//! ignored, some refused, a few answered (open doors).
+//! ignored, some refused, a few answered (open doors). The `distributed`
+//! profile splits a port range of one target between several sources (none
+//! a scanner alone) and adds, as its negative, clients of a busy server
+//! each failing on two or three of its few closed ports.
 //!
 //! Packets are written straight into a buffered pcap (Ethernet, µs) from
 //! header templates; nothing is allocated per packet.
@@ -46,8 +49,10 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 2000.0)]
     pub rate: f64,
     /// `mixed` (benign plus scans), `benign`, `flood` (spoofed SYN flood
-    /// with a scan hidden in it), or `wide` (benign plus a masscan-style
-    /// random scan of a /16 on all ports).
+    /// with a scan hidden in it), `wide` (benign plus a masscan-style
+    /// random scan of a /16 on all ports), or `distributed` (benign, clients
+    /// of a server with closed ports, and a port range of one target split
+    /// between several sources).
     #[arg(long, default_value = "mixed")]
     pub profile: String,
     /// Spoofed sources in the flood profile.
@@ -59,6 +64,12 @@ pub struct GenArgs {
     /// Capture start, Unix seconds.
     #[arg(long, default_value_t = 1_790_000_000)]
     pub start: u64,
+    /// Sources of the distributed profile's split-range scan.
+    #[arg(long, default_value_t = 5)]
+    pub dist_sources: u8,
+    /// Ports `1..=N` the distributed profile's sources split between them.
+    #[arg(long, default_value_t = 60)]
+    pub dist_ports: u16,
 }
 
 /// xorshift64*: small, fast, and the same everywhere.
@@ -712,6 +723,97 @@ impl Stream for WideScan {
     }
 }
 
+/// The distributed profile's target and its first source (the others
+/// follow: .31, .32, …).
+const DIST_TARGET: [u8; 4] = [198, 19, 1, 10];
+const DIST_FIRST_SOURCE: [u8; 4] = [198, 18, 0, 31];
+/// The busy server whose clients hit its closed ports, and the clients.
+const CLOSED_SERVER: [u8; 4] = [198, 19, 2, 20];
+const CLOSED_CLIENTS: u8 = 50;
+/// The server's closed ports (a restarted service): clients try 2 or 3.
+const CLOSED_PORTS: [u16; 3] = [8080, 8443, 9000];
+
+/// The `distributed` profile's streams: `dist_sources` sources each probing
+/// a slice of ports `1..=dist_ports` (shuffled by the seed) of one target, a
+/// probe a second each, starting a few seconds apart a quarter into the
+/// capture; and the negative beside it: [`CLOSED_CLIENTS`] clients each
+/// trying 2 or 3 of a busy server's [`CLOSED_PORTS`] once.
+fn distributed_plan(a: &GenArgs, start: i64, span: i64) -> Result<Vec<Planned>> {
+    let n = a.dist_sources;
+    let range = a.dist_ports;
+    if n == 0 || u16::from(n) > range || u16::from(DIST_FIRST_SOURCE[3]) + u16::from(n) > 255 {
+        anyhow::bail!(
+            "--dist-sources {n} --dist-ports {range}: expected 1 to 224 sources and at least one port each"
+        );
+    }
+    let mut rng = Rng::new(a.seed ^ 0xd157);
+    let mut ports: Vec<u16> = (1..=range).collect();
+    for i in (1..ports.len()).rev() {
+        ports.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let t0 = start + span / 4;
+    let t = DIST_TARGET;
+    let mut v = Vec::new();
+    let per = ports.len().div_ceil(usize::from(n));
+    for (i, slice) in ports.chunks(per).enumerate() {
+        let mut scanner = DIST_FIRST_SOURCE;
+        scanner[3] += i as u8;
+        let mut list = slice.to_vec();
+        list.sort_unstable();
+        v.push(Planned {
+            stream: Box::new(Scan {
+                scanner,
+                targets: vec![t],
+                ports: list.clone(),
+                kind: ScanShape::Syn,
+                t: t0 + i as i64 * 2_300_000,
+                gap: 1_000_000,
+                i: 0,
+                pending: None,
+                rng: Rng::new(a.seed ^ u64::from(u32::from_be_bytes(scanner))),
+            }),
+            truth: Some(format!(
+                "{}.{}.{}.{},distributed,tcp,{}.{}.{}.{},{},gen,split-range scan {} of {n}",
+                scanner[0],
+                scanner[1],
+                scanner[2],
+                scanner[3],
+                t[0],
+                t[1],
+                t[2],
+                t[3],
+                list.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                i + 1
+            )),
+        });
+    }
+    for c in 0..CLOSED_CLIENTS {
+        let tries = 2 + rng.below(2) as usize;
+        let first = rng.below(CLOSED_PORTS.len() as u64) as usize;
+        let ports: Vec<u16> = (0..tries)
+            .map(|k| CLOSED_PORTS[(first + k) % CLOSED_PORTS.len()])
+            .collect();
+        v.push(Planned {
+            stream: Box::new(Scan {
+                scanner: [10, 99, 0, c + 1],
+                targets: vec![CLOSED_SERVER],
+                ports,
+                kind: ScanShape::Syn,
+                t: start + span / 5 + i64::from(c) * 400_000 + rng.below(300_000) as i64,
+                gap: 1_000_000,
+                i: 0,
+                pending: None,
+                rng: Rng::new(a.seed ^ 0xc105ed ^ u64::from(c)),
+            }),
+            truth: None,
+        });
+    }
+    Ok(v)
+}
+
 fn hosts(net: [u8; 3], range: std::ops::RangeInclusive<u8>) -> Vec<[u8; 4]> {
     range.map(|i| [net[0], net[1], net[2], i]).collect()
 }
@@ -943,7 +1045,11 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
             });
             (&[], span)
         }
-        p => anyhow::bail!("--profile {p:?}: expected mixed, benign, flood or wide"),
+        "distributed" => {
+            planned.extend(distributed_plan(&a, start, span)?);
+            (&[], span)
+        }
+        p => anyhow::bail!("--profile {p:?}: expected mixed, benign, flood, wide or distributed"),
     };
     for spec in scans {
         planned.push(spec.plan(s, start, scan_span));

@@ -200,3 +200,122 @@ impl TapMkdir for PathBuf {
         self
     }
 }
+
+/// Every alert line (sorted) and every detections row (scanner, kind, id,
+/// counts, sources; sorted) of a run of `pcap` at `threads`.
+fn run_rows(pcap: &Path, out: &Path, threads: u32) -> (Vec<String>, Vec<String>) {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    use arrow_array::Array;
+    let _ = std::fs::remove_dir_all(out);
+    let o = bin()
+        .args(["run", "-q", "--threads", &threads.to_string(), "-r"])
+        .arg(pcap)
+        .arg("-w")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut alerts: Vec<String> = std::fs::read_to_string(out.join("alerts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    alerts.sort();
+    let mut rows = Vec::new();
+    let mut stack = vec![out.join("detections")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let r = arrow_ipc::reader::FileReader::try_new(std::fs::File::open(&p).unwrap(), None)
+                .unwrap();
+            for b in r {
+                let b = b.unwrap();
+                let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+                let probes = b
+                    .column_by_name("probes")
+                    .unwrap()
+                    .as_primitive::<UInt64Type>()
+                    .clone();
+                let sources = b
+                    .column_by_name("sources")
+                    .unwrap()
+                    .as_list::<i32>()
+                    .clone();
+                let (scanner, kind, id) = (s("scanner"), s("kind"), s("detection_id"));
+                for i in 0..b.num_rows() {
+                    let src = sources.value(i);
+                    let src = src.as_string::<i32>();
+                    let list: Vec<&str> = (0..src.len()).map(|k| src.value(k)).collect();
+                    rows.push(format!(
+                        "{} {} {} {} {}",
+                        scanner.value(i),
+                        kind.value(i),
+                        id.value(i),
+                        probes.value(i),
+                        list.join(",")
+                    ));
+                }
+            }
+        }
+    }
+    rows.sort();
+    (alerts, rows)
+}
+
+#[test]
+fn distributed_profile_is_one_distributed_record_the_same_at_1_2_and_4_threads() {
+    let d = tmp("distributed");
+    let pcap = d.join("dist.pcap");
+    let o = bin()
+        .args([
+            "gen",
+            "--profile",
+            "distributed",
+            "--flows",
+            "20000",
+            "--seed",
+            "7",
+            "-o",
+        ])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let one = run_rows(&pcap, &d.join("t1"), 1);
+    // One record: the five sources together, none flagged alone, and not
+    // the 50 clients of the server with closed ports either.
+    let sources = "198.18.0.31,198.18.0.32,198.18.0.33,198.18.0.34,198.18.0.35";
+    assert_eq!(one.1.len(), 1, "{:#?}", one.1);
+    let row = &one.1[0];
+    assert!(
+        row.contains(" distributed ") && row.ends_with(&format!(" 60 {sources}")),
+        "{row}"
+    );
+    assert!(one.0.iter().all(|l| l.contains("\"kind\":\"distributed\"")));
+    assert!(one.0.iter().any(|l| l.contains(&format!(
+        "\"sources\":[\"{}\"]",
+        sources.replace(',', "\",\"")
+    ))));
+    for threads in [2, 4] {
+        let other = run_rows(&pcap, &d.join(format!("t{threads}")), threads);
+        assert_eq!(one, other, "{threads} threads");
+    }
+    // And eval scores each source as found, with the right kind.
+    let o = bin()
+        .args(["eval", "--strict", "--json", "--truth"])
+        .arg(pcap.with_extension("pcap.truth.csv"))
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["total"]["scanners"], 5, "{v}");
+    assert_eq!(v["total"]["right_kind"], 5, "{v}");
+    assert_eq!(v["total"]["false_alarms"], 0, "{v}");
+}

@@ -70,6 +70,11 @@
 //! contacts of the shard's cap holds sketches, [`SKETCH_SOURCE_BYTES`] each.
 
 mod config;
+/// A scan spread over many sources toward one target
+/// ([`ScanKind::Distributed`]) is the [`Distributed`] tracker's: it sees the
+/// same attempts from their target's side (the pipeline routes them to the
+/// target's shard too).
+mod distributed;
 mod nmap_top;
 mod scan;
 mod sketch;
@@ -78,6 +83,10 @@ mod tool;
 pub use config::{
     Cidr, CidrProblem, ConfigError, DetectConfig, Lists, Service, ServiceProblem, Window,
     DEFAULT_HOME_NET,
+};
+pub use distributed::{
+    Distributed, MAX_CONTACTS_TOTAL, MAX_RECORD_PAIRS, MAX_RECORD_SOURCES, MAX_TARGETS,
+    MAX_TARGET_CONTACTS, MIN_SOURCES, MIN_SOURCE_PORTS, SOURCES_LISTED,
 };
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
@@ -175,6 +184,15 @@ pub struct DetectStats {
     /// slot of the shard was taken: a random scan among them is seen only
     /// through its exact set (counted once per source).
     pub sketches_denied: u64,
+    /// Probe-like attempts seen from their target's side ([`Distributed`]).
+    pub target_attempts: u64,
+    /// Targets the distributed tracker evicted to stay under its caps.
+    pub targets_evicted: u64,
+    /// (source, port) contacts of a target dropped at its cap.
+    pub target_contacts_evicted: u64,
+    /// Distributed scan records opened and closed.
+    pub distributed_started: u64,
+    pub distributed_ended: u64,
 }
 
 impl std::ops::AddAssign for DetectStats {
@@ -189,6 +207,11 @@ impl std::ops::AddAssign for DetectStats {
             scans_started,
             scans_ended,
             sketches_denied,
+            target_attempts,
+            targets_evicted,
+            target_contacts_evicted,
+            distributed_started,
+            distributed_ended,
         } = o;
         self.attempts += attempts;
         self.allowed += allowed;
@@ -198,6 +221,11 @@ impl std::ops::AddAssign for DetectStats {
         self.scans_started += scans_started;
         self.scans_ended += scans_ended;
         self.sketches_denied += sketches_denied;
+        self.target_attempts += target_attempts;
+        self.targets_evicted += targets_evicted;
+        self.target_contacts_evicted += target_contacts_evicted;
+        self.distributed_started += distributed_started;
+        self.distributed_ended += distributed_ended;
     }
 }
 

@@ -502,6 +502,9 @@ pub enum ScanKind {
     Horizontal,
     Vertical,
     Block,
+    /// Many sources probing many ports of one target, none of them enough
+    /// alone (the record lists them in [`Detection::sources`]).
+    Distributed,
 }
 
 impl ScanKind {
@@ -510,6 +513,7 @@ impl ScanKind {
             ScanKind::Horizontal => "horizontal",
             ScanKind::Vertical => "vertical",
             ScanKind::Block => "block",
+            ScanKind::Distributed => "distributed",
         }
     }
 
@@ -518,6 +522,7 @@ impl ScanKind {
             "horizontal" => Some(ScanKind::Horizontal),
             "vertical" => Some(ScanKind::Vertical),
             "block" => Some(ScanKind::Block),
+            "distributed" => Some(ScanKind::Distributed),
             _ => None,
         }
     }
@@ -568,7 +573,8 @@ pub struct Detection {
     /// Scanners sharing a tool fingerprint and a target set get one
     /// campaign id (empty when the record stands alone).
     pub campaign_id: String,
-    /// A distributed scan's sources (empty for other records).
+    /// For a [`ScanKind::Distributed`] record: every source seen probing
+    /// its target (at most 256, sorted). Empty for the other kinds.
     pub sources: Vec<Addr>,
 }
 

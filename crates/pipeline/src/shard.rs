@@ -1,5 +1,7 @@
 //! The detector shards: each runs one [`Detector`] over the attempts of the
-//! sources that hash to it. Every worker sends its attempts as sorted runs,
+//! sources that hash to it, and one [`Distributed`] tracker over the
+//! probe-like attempts of the targets that hash to it (released by the same
+//! rule, in a second stream). Every worker sends its attempts as sorted runs,
 //! each with the worker's watermark; the shard releases attempts only below
 //! the lowest watermark of all workers, sorted by (time, content), never by
 //! which worker sent them. So the detector sees the same sequence whatever
@@ -9,7 +11,7 @@ use crate::counters::{Counters, Counts};
 use crate::output::OutMsg;
 use crossbeam_channel::{Receiver, Sender};
 use hdrhistogram::Histogram;
-use scanwatch_detect::{DetectConfig, DetectStats, Detector, Phase, ScanEvent};
+use scanwatch_detect::{DetectConfig, DetectStats, Detector, Distributed, Phase, ScanEvent};
 use scanwatch_model::{Attempt, Micros, Watermark};
 use std::time::Instant;
 
@@ -18,6 +20,9 @@ use std::time::Instant;
 pub(crate) struct ShardMsg {
     pub worker: usize,
     pub attempts: Vec<Attempt>,
+    /// The worker's probe-like attempts whose target hashes to this shard,
+    /// sorted: the shard's [`Distributed`] tracker sees them.
+    pub by_target: Vec<Attempt>,
     pub watermark: Micros,
     /// Wall time the packets behind them were read (for the latency
     /// histogram); `None` for the final flush.
@@ -46,6 +51,9 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     // Fixed, valid bounds (1 µs to 60 s, 3 digits): this cannot fail.
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+    let Ok(mut dist) = Distributed::new(ctx.detect.clone()) else {
+        return (DetectStats::default(), hist);
+    };
     let Ok(mut det) = Detector::new(ctx.detect) else {
         return (DetectStats::default(), hist);
     };
@@ -55,6 +63,9 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     let mut runs: Vec<Vec<Attempt>> = Vec::new();
     let mut ready: Vec<Attempt> = Vec::new();
     let mut spent: Vec<Vec<Attempt>> = Vec::new();
+    // The same, seen from the targets' side.
+    let mut target_runs: Vec<Vec<Attempt>> = Vec::new();
+    let mut target_ready: Vec<Attempt> = Vec::new();
     let mut released = Micros::MIN;
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
@@ -62,6 +73,9 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     for mut msg in ctx.rx.iter() {
         if !msg.attempts.is_empty() {
             runs.push(std::mem::take(&mut msg.attempts));
+        }
+        if !msg.by_target.is_empty() {
+            target_runs.push(std::mem::take(&mut msg.by_target));
         }
         if let Some(b) = msg.born {
             borns.push(b);
@@ -74,6 +88,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
             // prefixes, already sorted runs, which the sort detects), rather
             // than merged into everything pending at every message.
             release_below(&mut runs, low, &mut ready, &mut spent);
+            release_below(&mut target_runs, low, &mut target_ready, &mut spent);
             for v in spent.drain(..) {
                 if v.capacity() <= RECYCLED_ATTEMPTS {
                     let _ = ctx.attempt_recycle.try_send(v);
@@ -82,9 +97,13 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
             for a in ready.drain(..) {
                 det.on_attempt(&a, &mut events);
             }
+            for a in target_ready.drain(..) {
+                dist.on_attempt(&a, &mut events);
+            }
             released = low;
             if low != Micros::MAX {
                 det.advance(low, &mut events);
+                dist.advance(low, &mut events);
             }
             let now = Instant::now();
             for b in borns.drain(..) {
@@ -105,16 +124,23 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     }
     // All workers are done: everything left is released, in order.
     release_below(&mut runs, Micros::MAX, &mut ready, &mut spent);
+    release_below(&mut target_runs, Micros::MAX, &mut target_ready, &mut spent);
     for a in ready.drain(..) {
         det.on_attempt(&a, &mut events);
     }
+    for a in target_ready.drain(..) {
+        dist.on_attempt(&a, &mut events);
+    }
     det.finish(&mut events);
+    dist.finish(&mut events);
     if !events.is_empty() {
         det.set_directions(&mut events);
         let _ = ctx.out.send(OutMsg::Events(events));
     }
     publish_evictions(ctx.counters, &det, &mut published_evictions);
-    (det.stats, hist)
+    let mut stats = det.stats;
+    stats += dist.stats;
+    (stats, hist)
 }
 
 /// Adds the sources evicted since the last call to the live counters.

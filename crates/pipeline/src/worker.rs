@@ -2,7 +2,8 @@
 //! capture threads send both directions of a flow to the same worker), feeds
 //! it the packets of its batches, fires its timers up to the inputs'
 //! watermark, and sends what the table produces onward: connection attempts
-//! to the detector shard of their source, flow records, built into Arrow
+//! to the detector shard of their source (and the probe-like ones also to
+//! the shard of their target, for distributed scans), flow records, built into Arrow
 //! batches here (the Arrow work is spread over the workers), to the output
 //! thread.
 
@@ -123,6 +124,9 @@ fn send_batch(out: &Sender<OutMsg>, hour: i64, b: &mut FlowBatchBuilder) {
 struct AttemptRouter<'a> {
     ctx: &'a WorkerCtx<'a>,
     per_shard: Vec<Vec<Attempt>>,
+    /// Probe-like attempts again, by the shard of their target (its
+    /// distributed-scan tracker).
+    per_target: Vec<Vec<Attempt>>,
     /// The watermark last sent to the shards.
     sent: Micros,
 }
@@ -136,26 +140,43 @@ impl AttemptRouter<'_> {
         }
         let m = self.per_shard.len();
         for a in o.attempts.drain(..) {
+            if a.is_probe_like() {
+                let t = bucket(shard_of(a.dst, self.ctx.seed), m);
+                self.per_target[t].push(a);
+            }
             let s = bucket(shard_of(a.src, self.ctx.seed), m);
             self.per_shard[s].push(a);
         }
-        for (s, v) in self.per_shard.iter_mut().enumerate() {
+        for (s, (v, t)) in self
+            .per_shard
+            .iter_mut()
+            .zip(self.per_target.iter_mut())
+            .enumerate()
+        {
             // Sorted here, in parallel across workers; the shard only merges.
             // Stable sort: the batch's attempts are a few sorted runs
             // (timer slots, packets), which it merges rather than re-sorts;
             // equal attempts are identical, so the order is the same.
             v.sort();
-            let spare = match self.ctx.attempt_recycle.try_recv() {
+            t.sort();
+            let spare = || match self.ctx.attempt_recycle.try_recv() {
                 Ok(mut r) => {
                     r.clear();
                     r
                 }
                 Err(_) => Vec::new(),
             };
-            let attempts = std::mem::replace(v, spare);
+            let attempts = std::mem::replace(v, spare());
+            // Most batches have no failed attempt: no vector taken then.
+            let by_target = if t.is_empty() {
+                Vec::new()
+            } else {
+                std::mem::replace(t, spare())
+            };
             let _ = self.ctx.shards[s].send(ShardMsg {
                 worker: self.ctx.id,
                 attempts,
+                by_target,
                 watermark: wm,
                 born,
             });
@@ -172,6 +193,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
     let mut router = AttemptRouter {
         ctx: &ctx,
         per_shard: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
+        per_target: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
         sent: Micros::MIN,
     };
     let mut batches_out = FlowBatches {
@@ -313,7 +335,8 @@ impl InputMerge {
     }
 }
 
-/// The hash that picks an attempt's detector shard: its source address.
+/// The hash that picks an attempt's detector shard: its source address (or
+/// its target's, for the distributed-scan view).
 #[inline]
 fn shard_of(a: Addr, seed: u64) -> u64 {
     FlowKey {

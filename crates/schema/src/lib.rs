@@ -116,6 +116,9 @@ pub fn detection_schema() -> SchemaRef {
                 Field::new("order", DataType::Utf8, false),
                 Field::new("port_set", DataType::Utf8, false),
                 Field::new("campaign_id", DataType::Utf8, true),
+                // A distributed scan's sources (text addresses, sorted);
+                // empty for the other kinds.
+                Field::new("sources", list_of(DataType::Utf8), false),
             ])
             .with_metadata(metadata("detections")),
         )
@@ -355,6 +358,7 @@ pub struct DetectionBatchBuilder {
     order: StringBuilder,
     port_set: StringBuilder,
     campaign_id: StringBuilder,
+    sources: ListBuilder<StringBuilder>,
     rows: usize,
 }
 
@@ -385,6 +389,7 @@ impl Default for DetectionBatchBuilder {
             order: StringBuilder::new(),
             port_set: StringBuilder::new(),
             campaign_id: StringBuilder::new(),
+            sources: ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8)),
             rows: 0,
         }
     }
@@ -439,6 +444,10 @@ impl TableBuilder for DetectionBatchBuilder {
         } else {
             self.campaign_id.append_value(&d.campaign_id);
         }
+        for a in &d.sources {
+            self.sources.values().append_value(a.to_string());
+        }
+        self.sources.append(true);
         self.rows += 1;
     }
 
@@ -472,6 +481,7 @@ impl TableBuilder for DetectionBatchBuilder {
         cols.push(Arc::new(self.order.finish()));
         cols.push(Arc::new(self.port_set.finish()));
         cols.push(Arc::new(self.campaign_id.finish()));
+        cols.push(Arc::new(self.sources.finish()));
         RecordBatch::try_new(detection_schema(), cols)
     }
 }
@@ -624,7 +634,7 @@ mod tests {
             order: "random".into(),
             port_set: "custom".into(),
             campaign_id: String::new(),
-            sources: Vec::new(),
+            sources: vec![Addr::from_v4([9, 9, 9, 9]), Addr::from_v4([9, 9, 9, 10])],
         };
         let mut b = DetectionBatchBuilder::default();
         b.append(&d);
@@ -648,5 +658,11 @@ mod tests {
             .as_list::<i32>();
         assert_eq!(ev.value(0).len(), 1);
         assert!(batch.column_by_name("campaign_id").unwrap().is_null(0));
+        let sources = batch.column_by_name("sources").unwrap().as_list::<i32>();
+        let first = sources.value(0);
+        assert_eq!(first.len(), 2);
+        let first = first.as_string::<i32>();
+        assert_eq!(first.value(0), "9.9.9.9");
+        assert_eq!(first.value(1), "9.9.9.10");
     }
 }

@@ -14,7 +14,10 @@
 //!
 //! Signature ids are stable across versions: `gid` 1, and a seven-digit
 //! `signature_id` `910DPEK` built from the direction, protocol, event and
-//! kind (see [`signature_id`]); each id has one signature text.
+//! kind (see [`signature_id`]); each id has one signature text. A
+//! distributed scan (many sources, one target) has kind digit 4 and only
+//! the start, update and end events; `src_ip` is its busiest source and
+//! `alert.context.scan.sources` lists them all (capped as the other lists).
 
 use scanwatch_model::{eve_timestamp, proto, Addr, Detection, Direction, Micros, ScanKind};
 use serde::Serialize;
@@ -91,8 +94,18 @@ pub const DIRECTIONS: [Direction; 4] = [
     Direction::External,
 ];
 
-/// Kinds in signature-id order (digit K, from 1).
-pub const KINDS: [ScanKind; 3] = [ScanKind::Horizontal, ScanKind::Vertical, ScanKind::Block];
+/// Kinds in signature-id order (digit K, from 1): distributed came last,
+/// so the ids of the others are unchanged.
+pub const KINDS: [ScanKind; 4] = [
+    ScanKind::Horizontal,
+    ScanKind::Vertical,
+    ScanKind::Block,
+    ScanKind::Distributed,
+];
+
+/// The events a distributed record has (it never changes kind and tells
+/// its open doors only in its record).
+pub const DISTRIBUTED_EVENTS: [&str; 3] = ["start", "update", "end"];
 
 /// Protocols in signature-id order (digit P, from 1); anything else is 5.
 pub const PROTOS: [u8; 4] = [proto::TCP, proto::UDP, proto::ICMP, proto::ICMP6];
@@ -143,6 +156,9 @@ pub fn all_signatures() -> Vec<(u32, String)> {
         for p in PROTOS.iter().copied().chain([255]) {
             for e in EVENTS {
                 for k in KINDS {
+                    if k == ScanKind::Distributed && !DISTRIBUTED_EVENTS.contains(&e) {
+                        continue;
+                    }
                     v.push((signature_id(d, p, e, k), signature(d, p, e, k)));
                 }
             }
@@ -257,6 +273,10 @@ struct Facts<'a> {
     new_open: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     new_open_truncated: bool,
+    /// A distributed scan's sources, the first `cap` (empty for the other
+    /// kinds).
+    sources: Vec<String>,
+    sources_truncated: bool,
 }
 
 fn portless(p: u8) -> bool {
@@ -351,6 +371,8 @@ fn line<'a>(ev: &AlertEvent<'a>, sensor: &'a SensorInfo, cap: usize) -> Line<'a>
                     open_truncated: d.open.len() > cap,
                     new_open,
                     new_open_truncated: ev.new_open.len() > cap,
+                    sources: d.sources.iter().take(cap).map(|a| a.to_string()).collect(),
+                    sources_truncated: d.sources.len() > cap,
                 },
             },
         },

@@ -625,7 +625,9 @@ fn alert_lines_stay_under_the_line_cap_with_the_longest_lists() {
 #[test]
 fn signature_ids_are_unique_and_each_has_one_text() {
     let all = all_signatures();
-    assert_eq!(all.len(), 4 * 5 * 5 * 3);
+    // Four directions, five protocols: five events of three kinds, and
+    // three events (start, update, end) of a distributed scan.
+    assert_eq!(all.len(), 4 * 5 * 5 * 3 + 4 * 5 * 3);
     let ids: std::collections::BTreeSet<u32> = all.iter().map(|(i, _)| *i).collect();
     assert_eq!(ids.len(), all.len());
     let texts: std::collections::BTreeSet<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
@@ -648,6 +650,20 @@ fn signature_ids_are_unique_and_each_has_one_text() {
         signature_id(Direction::External, 47, "kind_change", ScanKind::Block),
         9_104_523
     );
+    assert_eq!(
+        signature_id(
+            Direction::Inbound,
+            proto::TCP,
+            "start",
+            ScanKind::Distributed
+        ),
+        9_101_104
+    );
+    assert!(all.contains(&(
+        9_101_144,
+        "scanwatch inbound TCP distributed scan ended".to_string()
+    )));
+    assert!(!all.iter().any(|(i, _)| *i == 9_101_124));
 }
 
 #[test]
@@ -732,4 +748,43 @@ fn a_cut_last_alert_line_is_moved_aside_never_appended_to() {
     assert_eq!(w.repaired, 0);
     assert_eq!(fs::read_to_string(&path).unwrap(), text);
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_distributed_alert_lists_its_sources_capped_and_has_its_own_signature() {
+    let mut d = det(3, ScanKind::Distributed, (1..=60).collect(), 1);
+    d.sources = (0..300u32)
+        .map(|i| addr(&format!("198.18.{}.{}", i / 256, i % 256)))
+        .collect();
+    let mut line = Vec::new();
+    crate::eve::write_line(
+        &mut line,
+        &AlertEvent::plain("start", BASE, &d),
+        &SensorInfo::default(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    let s = &v["alert"]["context"]["scan"];
+    assert_eq!(s["kind"], "distributed");
+    let listed = s["sources"].as_array().unwrap();
+    assert_eq!(listed.len(), LIST_CAP);
+    assert_eq!(listed[0], "198.18.0.0");
+    assert_eq!(s["sources_truncated"], true);
+    assert_eq!(v["alert"]["signature_id"], 9_101_104);
+    assert_eq!(
+        v["alert"]["signature"],
+        "scanwatch inbound TCP distributed scan started"
+    );
+    // An ordinary scan has an empty list.
+    let plain = det(4, ScanKind::Vertical, vec![22], 1);
+    crate::eve::write_line(
+        &mut line,
+        &AlertEvent::plain("start", BASE, &plain),
+        &SensorInfo::default(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(
+        v["alert"]["context"]["scan"]["sources"],
+        serde_json::json!([])
+    );
+    assert_eq!(v["alert"]["context"]["scan"]["sources_truncated"], false);
 }
