@@ -1449,8 +1449,9 @@ fn busy(profile: &str, seed: u64, fail: f64, t0: i64) -> Option<([u8; 4], Vec<(i
             }
         }
         // A link checker: about three links a second, on a new site about
-        // once a second; a lookup first (cached a minute), then HTTPS, or
-        // HTTP, or HTTP redirected to HTTPS; a failed link is tried again.
+        // once a second, else on any site seen before;
+        // a lookup first (cached a minute), then HTTPS, or HTTP, or HTTP
+        // redirected to HTTPS; a failed link is tried again.
         "link-checker" => {
             b = Busy::new(seed, fail, [10, 1, 0, 80]);
             span = 300 * S;
@@ -1459,7 +1460,13 @@ fn busy(profile: &str, seed: u64, fail: f64, t0: i64) -> Option<([u8; 4], Vec<(i
             let mut t = t0;
             while t < t0 + span {
                 t += b.rng.exp(333_000.0);
-                let id = b.pick(&mut seen, 0.33);
+                // Pages link to sites old and new alike (no popular few).
+                let id = if seen == 0 || b.u() < 0.33 {
+                    seen += 1;
+                    seen - 1
+                } else {
+                    (seen as f64 * b.u()) as u64
+                };
                 if looked.len() <= id as usize {
                     looked.resize(id as usize + 1, i64::MIN);
                 }
@@ -1630,15 +1637,15 @@ fn busy(profile: &str, seed: u64, fail: f64, t0: i64) -> Option<([u8; 4], Vec<(i
                 round += 10 * S;
             }
         }
-        // A monitoring poller: 24 devices, each pinged and asked for SNMP
-        // counters (UDP 161) once a minute, spread over the first 12 s;
+        // A monitoring poller: 20 devices, each pinged and asked for SNMP
+        // counters (UDP 161) once a minute, spread over the first 10 s;
         // some down.
         "monitoring-poller" => {
             b = Busy::new(seed, fail, [10, 1, 0, 161]);
             span = 900 * S;
             let mut round = t0;
             while round < t0 + span {
-                for i in 0..24u64 {
+                for i in 0..20u64 {
                     let s = [10, 3, (i / 200) as u8, (i % 200) as u8 + 1];
                     let fate = b.fate(9, i);
                     let t = round + i as i64 * 500_000;
