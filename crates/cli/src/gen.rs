@@ -104,6 +104,9 @@ impl Rng {
     }
 }
 
+/// The probe an ICMP error quotes: source, destination, ports, protocol.
+type Quote = ([u8; 4], [u8; 4], u16, u16, u8);
+
 /// One packet to write.
 #[derive(Clone, Copy)]
 enum Pkt {
@@ -129,7 +132,7 @@ enum Pkt {
         code: u8,
         /// The probe an unreachable quotes: source, destination, ports and
         /// protocol (17 or 6).
-        quote: Option<([u8; 4], [u8; 4], u16, u16, u8)>,
+        quote: Option<Quote>,
     },
 }
 
@@ -1246,6 +1249,7 @@ impl Busy {
     /// One TCP connection from the host: per `fate` a session (handshake,
     /// `rounds` of request and response, teardown), an RST, SYN
     /// retransmissions left unanswered, or an ICMP host unreachable.
+    #[allow(clippy::too_many_arguments)]
     fn tcp(
         &mut self,
         t: i64,
@@ -1358,9 +1362,12 @@ fn pool(a: u8, b: u8, i: u64) -> [u8; 4] {
     ]
 }
 
+/// A busy host's address, its packets in time order, and their span (µs).
+type BusyHost = ([u8; 4], Vec<(i64, Pkt)>, i64);
+
 /// Builds one busy profile's packets from `t0`; returns the host, its
 /// packets in time order, and the span of the traffic (µs).
-fn busy(profile: &str, seed: u64, fail: f64, t0: i64) -> Option<([u8; 4], Vec<(i64, Pkt)>, i64)> {
+fn busy(profile: &str, seed: u64, fail: f64, t0: i64) -> Option<BusyHost> {
     const S: i64 = 1_000_000;
     let fail = fail.clamp(0.0, 1.0);
     let mut b;
