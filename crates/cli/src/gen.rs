@@ -50,11 +50,21 @@ pub struct GenArgs {
     pub rate: f64,
     /// `mixed` (benign plus scans), `benign`, `flood` (spoofed SYN flood
     /// with a scan hidden in it), `wide` (benign plus a masscan-style
-    /// random scan of a /16 on all ports), or `distributed` (benign, clients
+    /// random scan of a /16 on all ports), `distributed` (benign, clients
     /// of a server with closed ports, and a port range of one target split
-    /// between several sources).
+    /// between several sources), or one busy benign host alone (DESIGN §4):
+    /// `resolver`, `mta`, `link-checker`, `nat-gateway`, `bittorrent`,
+    /// `ntp-client`, `health-check`, `monitoring-poller`.
     #[arg(long, default_value = "mixed")]
     pub profile: String,
+    /// Busy profiles: the share of the host's servers, peers or devices
+    /// that fail (no answer, refused, or host unreachable), 0.0 to 0.6.
+    #[arg(long, default_value_t = 0.4, value_parser = fail_share)]
+    pub fail_share: f64,
+    /// Busy profiles: mix one real scan from another address into the
+    /// traffic (`--hidden-scan false` for the host alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub hidden_scan: bool,
     /// Spoofed sources in the flood profile.
     #[arg(long, default_value_t = 2_000_000)]
     pub flood_sources: u64,
@@ -70,6 +80,13 @@ pub struct GenArgs {
     /// Ports `1..=N` the distributed profile's sources split between them.
     #[arg(long, default_value_t = 60)]
     pub dist_ports: u16,
+}
+
+fn fail_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=0.6).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?}: expected a share from 0.0 to 0.6")),
+    }
 }
 
 /// xorshift64*: small, fast, and the same everywhere.
@@ -98,6 +115,9 @@ impl Rng {
     }
 }
 
+/// The probe an ICMP error quotes: source, destination, ports, protocol.
+type Quote = ([u8; 4], [u8; 4], u16, u16, u8);
+
 /// One packet to write.
 #[derive(Clone, Copy)]
 enum Pkt {
@@ -121,8 +141,9 @@ enum Pkt {
         dst: [u8; 4],
         ty: u8,
         code: u8,
-        /// The UDP probe an unreachable quotes.
-        quote: Option<([u8; 4], [u8; 4], u16, u16)>,
+        /// The probe an unreachable quotes: source, destination, ports and
+        /// protocol (17 or 6).
+        quote: Option<Quote>,
     },
 }
 
@@ -234,8 +255,9 @@ impl PcapOut {
                 let b = &mut self.buf;
                 b.extend_from_slice(&[ty, code, 0, 0, 0, 1, 0, 1]);
                 match quote {
-                    Some((qs, qd, qsp, qdp)) => {
-                        b.extend_from_slice(&[0x45, 0, 0, 36, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+                    Some((qs, qd, qsp, qdp, qp)) => {
+                        let qlen = if qp == 17 { 36 } else { 40 };
+                        b.extend_from_slice(&[0x45, 0, 0, qlen, 0, 0, 0x40, 0, 64, qp, 0, 0]);
                         b.extend_from_slice(&qs);
                         b.extend_from_slice(&qd);
                         b.extend_from_slice(&qsp.to_be_bytes());
@@ -566,7 +588,7 @@ impl Stream for Scan {
                     dst: s,
                     ty: 3,
                     code: 3,
-                    quote: Some((s, dst, sp, port)),
+                    quote: Some((s, dst, sp, port, 17)),
                 }),
             ),
             ScanShape::Echo => (
@@ -997,12 +1019,16 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
     let start = a.start as i64 * 1_000_000;
     let mut planned: Vec<Planned> = Vec::new();
     let benign_flows = a.flows;
-    planned.push(Planned {
-        stream: Box::new(Benign::new(a.seed, start, benign_flows, a.active, a.rate)),
-        truth: None,
-    });
+    let busy_host = busy(&a.profile, a.seed, a.fail_share, start);
+    if busy_host.is_none() {
+        planned.push(Planned {
+            stream: Box::new(Benign::new(a.seed, start, benign_flows, a.active, a.rate)),
+            truth: None,
+        });
+    }
     let span = (benign_flows as f64 / a.rate.max(1e-3) * 1e6) as i64;
     let s = a.seed;
+    let mut benign_row = "10.0.0.0,none,tcp+udp+icmp,172.16.0.0/12,-,gen,benign mix".to_string();
     // The profile's scans, and the span of background traffic they start in.
     let (scans, scan_span): (&[ScanSpec], i64) = match a.profile.as_str() {
         "benign" => (&[], span),
@@ -1049,7 +1075,30 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
             planned.extend(distributed_plan(&a, start, span)?);
             (&[], span)
         }
-        p => anyhow::bail!("--profile {p:?}: expected mixed, benign, flood, wide or distributed"),
+        p => match busy_host {
+            Some((host, pkts, busy_span)) => {
+                benign_row = format!(
+                    "{}.{}.{}.{},none,tcp+udp+icmp,-,-,gen,busy {p} failing {}",
+                    host[0], host[1], host[2], host[3], a.fail_share
+                );
+                planned.push(Planned {
+                    stream: Box::new(Built {
+                        pkts: pkts.into_iter(),
+                    }),
+                    truth: None,
+                });
+                let hidden: &[ScanSpec] = if a.hidden_scan {
+                    std::slice::from_ref(&HIDDEN_SCANS[(s % 2) as usize])
+                } else {
+                    &[]
+                };
+                (hidden, busy_span)
+            }
+            None => anyhow::bail!(
+                "--profile {p:?}: expected mixed, benign, flood, wide, distributed or one of {}",
+                BUSY_PROFILES.join(", ")
+            ),
+        },
     };
     for spec in scans {
         planned.push(spec.plan(s, start, scan_span));
@@ -1061,9 +1110,7 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    truth.push_str(&format!(
-        "{name},10.0.0.0,none,tcp+udp+icmp,172.16.0.0/12,-,gen,benign mix\n"
-    ));
+    truth.push_str(&format!("{name},{benign_row}\n"));
     let mut streams: Vec<Box<dyn Stream>> = Vec::new();
     for p in planned {
         if let Some(t) = p.truth {
@@ -1112,3 +1159,655 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// The busy benign hosts of DESIGN §4, one profile each: the known
+/// false-alarm sources of scan detectors.
+pub const BUSY_PROFILES: [&str; 8] = [
+    "resolver",
+    "mta",
+    "link-checker",
+    "nat-gateway",
+    "bittorrent",
+    "ntp-client",
+    "health-check",
+    "monitoring-poller",
+];
+
+/// How a server (or peer, or device) of a busy profile fails, the same way
+/// every time: no answer, refused (TCP RST or ICMP port unreachable), or
+/// ICMP host unreachable from a router on the way.
+#[derive(Clone, Copy, PartialEq)]
+enum Fate {
+    Ok,
+    Silent,
+    Refused,
+    Unreachable,
+}
+
+/// The site resolver the busy hosts look names up with.
+const RESOLVER: [u8; 4] = [10, 1, 0, 53];
+
+/// The packets of one busy benign host (and the hosts it talks to), built
+/// whole and sorted: a few thousand packets at most.
+struct Busy {
+    rng: Rng,
+    seed: u64,
+    fail: f64,
+    host: [u8; 4],
+    pkts: Vec<(i64, Pkt)>,
+    /// Next source port of the host.
+    port: u16,
+}
+
+/// SplitMix64 of a value: a fixed pseudo-random number per (seed, item).
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn unit(x: u64) -> f64 {
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Busy {
+    fn new(seed: u64, fail: f64, host: [u8; 4]) -> Busy {
+        Busy {
+            rng: Rng::new(seed ^ 0xb05e),
+            seed,
+            fail,
+            host,
+            pkts: Vec::new(),
+            port: 32_768 + (seed % 1000) as u16,
+        }
+    }
+
+    fn sport(&mut self) -> u16 {
+        self.port = if self.port >= 60_999 {
+            32_768
+        } else {
+            self.port + 1 + self.rng.below(7) as u16
+        };
+        self.port
+    }
+
+    fn u(&mut self) -> f64 {
+        unit(self.rng.next())
+    }
+
+    /// The fate of item `id` of kind `role`: failing for a `fail` share of
+    /// them, fixed per seed.
+    fn fate(&self, role: u64, id: u64) -> Fate {
+        let h = mix(self.seed.wrapping_mul(0x100_0193) ^ (role << 48) ^ id);
+        if unit(h) >= self.fail {
+            return Fate::Ok;
+        }
+        match (h >> 8) % 20 {
+            0..=9 => Fate::Silent,
+            10..=16 => Fate::Refused,
+            _ => Fate::Unreachable,
+        }
+    }
+
+    /// A server's round-trip time (µs), fixed per address.
+    fn rtt(s: [u8; 4]) -> i64 {
+        2_000 + (mix(u64::from(u32::from_be_bytes(s))) % 120_000) as i64
+    }
+
+    /// Picks a server among `seen` so far: a new one with probability
+    /// `p_new`, else a known one, the early (popular) ones more often.
+    fn pick(&mut self, seen: &mut u64, p_new: f64) -> u64 {
+        if *seen == 0 || self.u() < p_new {
+            *seen += 1;
+            return *seen - 1;
+        }
+        let u = self.u();
+        ((*seen as f64) * u * u) as u64
+    }
+
+    /// One UDP exchange from the host: the request, and per `fate` a reply
+    /// carrying `resp` bytes, nothing, or an ICMP error. Returns when done.
+    fn udp(&mut self, t: i64, s: [u8; 4], dp: u16, req: u16, resp: u16, fate: Fate) -> i64 {
+        let (c, cp) = (self.host, self.sport());
+        self.udp_from(t, c, cp, s, dp, req, resp, fate)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn udp_from(
+        &mut self,
+        t: i64,
+        c: [u8; 4],
+        cp: u16,
+        s: [u8; 4],
+        dp: u16,
+        req: u16,
+        resp: u16,
+        fate: Fate,
+    ) -> i64 {
+        let rtt = Busy::rtt(s);
+        self.pkts.push((
+            t,
+            Pkt::Udp {
+                src: c,
+                dst: s,
+                sp: cp,
+                dp,
+                payload: req,
+            },
+        ));
+        let quote = Some((c, s, cp, dp, 17));
+        let answer = match fate {
+            Fate::Ok => Pkt::Udp {
+                src: s,
+                dst: c,
+                sp: dp,
+                dp: cp,
+                payload: resp,
+            },
+            Fate::Silent => return t + 2_000_000,
+            Fate::Refused => Pkt::Icmp {
+                src: s,
+                dst: c,
+                ty: 3,
+                code: 3,
+                quote,
+            },
+            Fate::Unreachable => Pkt::Icmp {
+                src: [s[0], s[1], s[2], 1],
+                dst: c,
+                ty: 3,
+                code: 1,
+                quote,
+            },
+        };
+        self.pkts.push((t + rtt, answer));
+        t + rtt
+    }
+
+    /// A DNS lookup at the site resolver (always answered).
+    fn dns(&mut self, t: i64) -> i64 {
+        let s = RESOLVER;
+        let rtt = 300 + self.rng.below(30_000) as i64;
+        let cp = self.sport();
+        self.pkts.push((
+            t,
+            Pkt::Udp {
+                src: self.host,
+                dst: s,
+                sp: cp,
+                dp: 53,
+                payload: 35,
+            },
+        ));
+        self.pkts.push((
+            t + rtt,
+            Pkt::Udp {
+                src: s,
+                dst: self.host,
+                sp: 53,
+                dp: cp,
+                payload: 90 + self.rng.below(200) as u16,
+            },
+        ));
+        t + rtt
+    }
+
+    /// One TCP connection from the host: per `fate` a session (handshake,
+    /// `rounds` of request and response, teardown), an RST, SYN
+    /// retransmissions left unanswered, or an ICMP host unreachable.
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        t: i64,
+        s: [u8; 4],
+        dp: u16,
+        fate: Fate,
+        rounds: u32,
+        req: u16,
+        resp: u16,
+    ) -> i64 {
+        let (c, cp) = (self.host, self.sport());
+        let rtt = Busy::rtt(s);
+        let f = |src, dst, sp, dp, flags, payload| Pkt::Tcp {
+            src,
+            dst,
+            sp,
+            dp,
+            flags,
+            payload,
+        };
+        self.pkts.push((t, f(c, s, cp, dp, TcpFlags::SYN, 0)));
+        match fate {
+            Fate::Ok => {
+                let mut x = t + rtt;
+                self.pkts
+                    .push((x, f(s, c, dp, cp, TcpFlags::SYN | TcpFlags::ACK, 0)));
+                x += 50;
+                self.pkts.push((x, f(c, s, cp, dp, TcpFlags::ACK, 0)));
+                for _ in 0..rounds {
+                    x += 100;
+                    self.pkts
+                        .push((x, f(c, s, cp, dp, TcpFlags::PSH | TcpFlags::ACK, req)));
+                    x += rtt + self.rng.below(5_000) as i64;
+                    self.pkts
+                        .push((x, f(s, c, dp, cp, TcpFlags::PSH | TcpFlags::ACK, resp)));
+                }
+                x += 200;
+                self.pkts
+                    .push((x, f(c, s, cp, dp, TcpFlags::FIN | TcpFlags::ACK, 0)));
+                x += rtt;
+                self.pkts
+                    .push((x, f(s, c, dp, cp, TcpFlags::FIN | TcpFlags::ACK, 0)));
+                x += 50;
+                self.pkts.push((x, f(c, s, cp, dp, TcpFlags::ACK, 0)));
+                x
+            }
+            Fate::Refused => {
+                let rst = TcpFlags::RST | TcpFlags::ACK;
+                self.pkts.push((t + rtt, f(s, c, dp, cp, rst, 0)));
+                t + rtt
+            }
+            Fate::Silent => {
+                self.pkts
+                    .push((t + 1_000_000, f(c, s, cp, dp, TcpFlags::SYN, 0)));
+                self.pkts
+                    .push((t + 3_000_000, f(c, s, cp, dp, TcpFlags::SYN, 0)));
+                t + 7_000_000
+            }
+            Fate::Unreachable => {
+                self.pkts.push((
+                    t + rtt,
+                    Pkt::Icmp {
+                        src: [s[0], s[1], s[2], 1],
+                        dst: c,
+                        ty: 3,
+                        code: 1,
+                        quote: Some((c, s, cp, dp, 6)),
+                    },
+                ));
+                t + rtt
+            }
+        }
+    }
+
+    /// An ICMP echo and, unless the device is down, its reply.
+    fn ping(&mut self, t: i64, s: [u8; 4], fate: Fate) {
+        let c = self.host;
+        self.pkts.push((
+            t,
+            Pkt::Icmp {
+                src: c,
+                dst: s,
+                ty: 8,
+                code: 0,
+                quote: None,
+            },
+        ));
+        if fate == Fate::Ok {
+            self.pkts.push((
+                t + Busy::rtt(s) / 4,
+                Pkt::Icmp {
+                    src: s,
+                    dst: c,
+                    ty: 0,
+                    code: 0,
+                    quote: None,
+                },
+            ));
+        }
+    }
+}
+
+/// Address `i` of a server pool: `a.b.x.y`, hosts 1..=250 of each /24.
+fn pool(a: u8, b: u8, i: u64) -> [u8; 4] {
+    [
+        a,
+        b.wrapping_add((i / 62_500) as u8),
+        (i / 250 % 250) as u8,
+        (i % 250) as u8 + 1,
+    ]
+}
+
+/// A busy host's address, its packets in time order, and their span (µs).
+type BusyHost = ([u8; 4], Vec<(i64, Pkt)>, i64);
+
+/// Builds one busy profile's packets from `t0`; returns the host, its
+/// packets in time order, and the span of the traffic (µs).
+fn busy(profile: &str, seed: u64, fail: f64, t0: i64) -> Option<BusyHost> {
+    const S: i64 = 1_000_000;
+    let fail = fail.clamp(0.0, 1.0);
+    let mut b;
+    let span;
+    match profile {
+        // A recursive resolver: client queries at about 4 a second, each
+        // resolved at authoritative servers (a new one about once a second,
+        // else a known one, popular ones most); a server that fails is
+        // retried once, then avoided (but probed again now and then).
+        "resolver" => {
+            b = Busy::new(seed, fail, RESOLVER);
+            span = 300 * S;
+            let mut seen = 0u64;
+            let mut bad: Vec<bool> = Vec::new();
+            let mut t = t0;
+            while t < t0 + span {
+                t += b.rng.exp(250_000.0);
+                let client = [10, 1, 1, 1 + b.rng.below(40) as u8];
+                let ccp = 1024 + b.rng.below(60_000) as u16;
+                b.pkts.push((
+                    t,
+                    Pkt::Udp {
+                        src: client,
+                        dst: RESOLVER,
+                        sp: ccp,
+                        dp: 53,
+                        payload: 35,
+                    },
+                ));
+                let mut x = t + 200;
+                for _try in 0..3 {
+                    let id = b.pick(&mut seen, 0.25);
+                    if bad.len() <= id as usize {
+                        bad.resize(id as usize + 1, false);
+                    }
+                    if bad[id as usize] && b.u() > 0.05 {
+                        continue;
+                    }
+                    let s = pool(198, 18, id);
+                    let fate = b.fate(1, id);
+                    let resp = 120 + b.rng.below(400) as u16;
+                    x = b.udp(x, s, 53, 40, resp, fate);
+                    if fate == Fate::Ok {
+                        break;
+                    }
+                    if !bad[id as usize] {
+                        x = b.udp(x, s, 53, 40, 0, fate);
+                    }
+                    bad[id as usize] = true;
+                }
+                b.pkts.push((
+                    x + 100,
+                    Pkt::Udp {
+                        src: RESOLVER,
+                        dst: client,
+                        sp: 53,
+                        dp: ccp,
+                        payload: 90,
+                    },
+                ));
+            }
+        }
+        // A mail relay: a message about every 1/3 s, to a new domain about
+        // once a second; MX and A lookups at the resolver (cached for a
+        // few minutes), then an SMTP session that carries the message.
+        "mta" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 25]);
+            span = 300 * S;
+            let mut seen = 0u64;
+            let mut looked: Vec<i64> = Vec::new();
+            let mut t = t0;
+            while t < t0 + span {
+                t += b.rng.exp(333_000.0);
+                let id = b.pick(&mut seen, 0.33);
+                if looked.len() <= id as usize {
+                    looked.resize(id as usize + 1, i64::MIN);
+                }
+                let mut x = t;
+                if looked[id as usize] < t - 300 * S {
+                    x = b.dns(x);
+                    x = b.dns(x + 100);
+                    looked[id as usize] = t;
+                }
+                let fate = b.fate(2, id);
+                b.tcp(x + 100, pool(198, 20, id), 25, fate, 6, 60, 80);
+            }
+        }
+        // A link checker: about three links a second, on a new site about
+        // once a second, else on any site seen before;
+        // a lookup first (cached a minute), then HTTPS, or HTTP, or HTTP
+        // redirected to HTTPS; a failed link is tried again.
+        "link-checker" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 80]);
+            span = 300 * S;
+            let mut seen = 0u64;
+            let mut looked: Vec<i64> = Vec::new();
+            let mut t = t0;
+            while t < t0 + span {
+                t += b.rng.exp(333_000.0);
+                // Pages link to sites old and new alike (no popular few).
+                let id = if seen == 0 || b.u() < 0.33 {
+                    seen += 1;
+                    seen - 1
+                } else {
+                    (seen as f64 * b.u()) as u64
+                };
+                if looked.len() <= id as usize {
+                    looked.resize(id as usize + 1, i64::MIN);
+                }
+                let mut x = t;
+                if looked[id as usize] < t - 60 * S {
+                    x = b.dns(x);
+                    looked[id as usize] = t;
+                }
+                let s = pool(198, 22, id);
+                let fate = b.fate(3, id);
+                let ports: &[u16] = match mix(id ^ 0x11c) % 5 {
+                    0 => &[80],
+                    1 => &[80, 443],
+                    _ => &[443],
+                };
+                for &p in ports {
+                    x = b.tcp(x + 100, s, p, fate, 1, 300, 1400);
+                    if fate != Fate::Ok {
+                        b.tcp(x + 2 * S, s, p, fate, 1, 300, 1400);
+                        break;
+                    }
+                }
+            }
+        }
+        // A NAT gateway: the sessions of many users behind one address,
+        // about eight a second, to servers old and new on the services
+        // people use (web, mail, chat, QUIC, NTP, STUN).
+        "nat-gateway" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 1]);
+            span = 300 * S;
+            let mut seen = 0u64;
+            let mut t = t0;
+            while t < t0 + span {
+                t += b.rng.exp(125_000.0);
+                let id = b.pick(&mut seen, 0.15);
+                let s = pool(198, 24, id);
+                let fate = b.fate(4, id);
+                let h = mix(id ^ 0x4a7);
+                let (udp, port) = match h % 20 {
+                    0..=10 => (false, 443),
+                    11..=13 => (false, 80),
+                    14 => (false, 993),
+                    15 => (false, 5223),
+                    16 => (false, 22),
+                    17 => (true, 443),
+                    18 => (true, 123),
+                    _ => (true, 3478),
+                };
+                if udp {
+                    b.udp(t, s, port, 100, 400, fate);
+                } else {
+                    let rounds = 1 + b.rng.below(4) as u32;
+                    b.tcp(t, s, port, fate, rounds, 400, 1400);
+                }
+            }
+        }
+        // A BitTorrent client: a new peer about once a second, on a random
+        // high port (some on 51413 or 6881-6889), tried over uTP (UDP) and
+        // TCP; DHT queries to nodes on random ports every two seconds; some
+        // good peers reconnected later.
+        "bittorrent" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 66]);
+            span = 300 * S;
+            let peer = |id: u64| {
+                let h = mix(id ^ 0xb177);
+                let a = [
+                    [24u8, 31, 46, 62, 77, 81, 89, 94, 109, 151][(h % 10) as usize],
+                    (h >> 8) as u8,
+                    (h >> 16) as u8,
+                    (h >> 24) as u8 % 250 + 1,
+                ];
+                let u = (h >> 32) % 100;
+                let port = match u {
+                    0..=5 => 51_413,
+                    6..=9 => 6881 + ((h >> 40) % 9) as u16,
+                    _ => 10_000 + ((h >> 40) % 55_000) as u16,
+                };
+                (a, port)
+            };
+            let mut t = t0;
+            let mut peers = 0u64;
+            let mut again: Vec<(i64, u64)> = Vec::new();
+            while t < t0 + span {
+                t += b.rng.exp(1_000_000.0);
+                let id = peers;
+                peers += 1;
+                let (s, port) = peer(id);
+                let fate = b.fate(5, id);
+                let x = b.udp(t, s, port, 20, 20, fate);
+                b.tcp(x + 1000, s, port, fate, 8, 68, 16_000);
+                if fate == Fate::Ok && b.u() < 0.3 {
+                    again.push((t + (30.0 + b.u() * 200.0) as i64 * S, id));
+                }
+            }
+            for (x, id) in again {
+                let (s, port) = peer(id);
+                b.tcp(x, s, port, Fate::Ok, 8, 68, 16_000);
+            }
+            let mut nodes = 0u64;
+            let mut t = t0;
+            while t < t0 + span {
+                t += b.rng.exp(2_000_000.0);
+                let id = b.pick(&mut nodes, 0.5);
+                let (s, port) = peer(id ^ 0xd47_0000_0000);
+                let fate = b.fate(6, id);
+                b.udp(t, s, port, 90, 300, fate);
+            }
+        }
+        // An NTP client (ntpd's `pool`): eight servers polled every 64 s
+        // after an iburst of four; a server unreachable for eight polls is
+        // dropped and a new one looked up.
+        "ntp-client" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 123]);
+            span = 3600 * S;
+            let mut next_id = 0u64;
+            for slot in 0..8i64 {
+                let mut t = t0 + slot * 700_000;
+                while t < t0 + span {
+                    let id = next_id;
+                    next_id += 1;
+                    t = b.dns(t) + 1000;
+                    let s = pool(198, 26, id);
+                    let fate = b.fate(7, id);
+                    for k in 0..4 {
+                        b.udp(t + k * 2 * S, s, 123, 48, 48, fate);
+                    }
+                    t += 64 * S;
+                    let mut misses = 0;
+                    while t < t0 + span && misses < 8 {
+                        b.udp(t, s, 123, 48, 48, fate);
+                        misses += usize::from(fate != Fate::Ok);
+                        t += 64 * S + b.rng.below(2 * S as u64) as i64;
+                    }
+                }
+            }
+        }
+        // A health-check prober: 24 services (HTTP health endpoints on
+        // 8080, 443 and 80, Postgres, Redis) on 16 hosts, each checked every
+        // 10 s with a request and response; some down from the start, some
+        // going down during the capture.
+        "health-check" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 9]);
+            span = 600 * S;
+            let mut services: Vec<([u8; 4], u16, Fate, i64)> = Vec::new();
+            for i in 0..24u64 {
+                let h = 1 + i % 16;
+                let port = match i / 16 {
+                    0 => 8080,
+                    _ => [443, 80, 5432, 6379][(i % 4) as usize],
+                };
+                let fate = b.fate(8, i);
+                // Half the failing services are down from the start, half
+                // go down at some point.
+                let down_at = if fate != Fate::Ok && mix(i ^ seed) % 2 == 1 {
+                    t0 + (mix(i ^ seed ^ 7) % (span as u64 / 2)) as i64
+                } else {
+                    t0
+                };
+                services.push(([10, 2, 0, h as u8], port, fate, down_at));
+            }
+            let mut round = t0;
+            while round < t0 + span {
+                for (k, &(s, port, fate, down_at)) in services.iter().enumerate() {
+                    let t = round + k as i64 * 400_000;
+                    let f = if t >= down_at { fate } else { Fate::Ok };
+                    b.tcp(t, s, port, f, 1, 120, 300);
+                }
+                round += 10 * S;
+            }
+        }
+        // A monitoring poller: 20 devices, each pinged and asked for SNMP
+        // counters (UDP 161) once a minute, spread over the first 10 s;
+        // some down.
+        "monitoring-poller" => {
+            b = Busy::new(seed, fail, [10, 1, 0, 161]);
+            span = 900 * S;
+            let mut round = t0;
+            while round < t0 + span {
+                for i in 0..20u64 {
+                    let s = [10, 3, (i / 200) as u8, (i % 200) as u8 + 1];
+                    let fate = b.fate(9, i);
+                    let t = round + i as i64 * 500_000;
+                    b.ping(t, s, fate);
+                    b.udp(t + 1000, s, 161, 80, 400, fate);
+                }
+                round += 60 * S;
+            }
+        }
+        _ => return None,
+    }
+    let mut pkts = b.pkts;
+    pkts.sort_by_key(|(t, _)| *t);
+    Some((b.host, pkts, span))
+}
+
+/// Packets already built, in time order.
+struct Built {
+    pkts: std::vec::IntoIter<(i64, Pkt)>,
+}
+
+impl Stream for Built {
+    fn next(&mut self) -> Option<(i64, Pkt)> {
+        self.pkts.next()
+    }
+}
+
+/// The real scan hidden in a busy profile, just over the default 5-minute
+/// thresholds (20): a SYN scan of 25 closed ports of one host (even seeds)
+/// or of one closed port on 25 hosts (odd seeds), a probe every 200 ms.
+const HIDDEN_SCANS: [ScanSpec; 2] = [
+    ScanSpec {
+        scanner: [203, 0, 113, 77],
+        net: [10, 4, 0],
+        hosts: (10, 10),
+        ports: Ports::Range(1000, 1024),
+        shape: ScanShape::Syn,
+        start: Start::Part(3),
+        gap: 200_000,
+        truth: "vertical,tcp,10.4.0.10,1000-1024,gen,syn vertical hidden in a busy host's traffic",
+    },
+    ScanSpec {
+        scanner: [203, 0, 113, 78],
+        net: [10, 4, 1],
+        hosts: (1, 25),
+        ports: Ports::List(&[23]),
+        shape: ScanShape::Syn,
+        start: Start::Part(3),
+        gap: 200_000,
+        truth: "horizontal,tcp,10.4.1.1-25,23,gen,syn sweep hidden in a busy host's traffic",
+    },
+];

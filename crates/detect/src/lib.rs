@@ -15,6 +15,15 @@
 //! 2004) over first contacts to new targets, which flags a source whose first
 //! contacts keep failing after about five of them, whatever the window.
 //!
+//! Busy benign hosts (resolvers, mail relays, pollers; DESIGN §4) are told
+//! apart by what they do besides failing: every answered exchange of a
+//! conversation counts against the failures (in the windows' failure share
+//! and as a TRW step down), a failed contact tried again well after its
+//! first probe is a service that is down ([`TRW_REPOLL`]), a TRW shape
+//! must hold at least half of the source's failures (not one port among a
+//! P2P client's hundreds), and a failure counts toward TRW only once it has
+//! settled ([`TRW_SETTLE`]).
+//!
 //! What a contact weighs depends on how it went: refused or ignored counts 1,
 //! answered but dropped without data (a connect scan of an open port, an echo
 //! reply) counts [`DetectConfig::answered_weight`], and a conversation counts
@@ -454,6 +463,17 @@ impl Sketches {
     }
 }
 
+/// How long a failed contact waits before it counts toward a TRW shape:
+/// longer than the period of the pollers that busy hosts run (a monitoring
+/// round a minute, NTP's 64 s), so a service polled again in that time is
+/// known for what it is first. Scans the windows see are not delayed.
+pub const TRW_SETTLE: Micros = 90_000_000;
+
+/// A failed contact probed again at least this long after its first probe
+/// (beyond a scanner's retransmissions) is a polled service, part of no
+/// shape (windows or TRW).
+pub const TRW_REPOLL: Micros = 20_000_000;
+
 /// Detectors that can fire, as bits in a scan's `detectors`: TRW is bit 0,
 /// window `i` (in config order) is bit `i + 1`.
 pub(crate) const DET_TRW: u8 = 1;
@@ -642,8 +662,15 @@ impl Detector {
         }
         // TRW on first contacts to a new target. The walk has a floor at the
         // benign bound, so a host with a record of successes needs a longer
-        // run of failures than a newcomer.
-        if cfg.trw && first_to_dst {
+        // run of failures than a newcomer. A conversation with a target
+        // already known (a repeated contact that carried data: a resolver's
+        // next query to a server, a mail relay's next message) is benign
+        // evidence too and steps the walk down like an answered first
+        // contact; failures count only on first contacts, as before, so a
+        // source keeps its walk up only while its new targets fail faster
+        // than its known ones answer.
+        let conversation = !first_to_dst && a.is_success();
+        if cfg.trw && (first_to_dst || conversation) {
             let ok = a.outcome == Outcome::Answered && !a.probe.is_stealth();
             src.trw_llr =
                 (src.trw_llr + if ok { self.trw_ok } else { self.trw_fail }).max(self.ln_eta0);
@@ -740,11 +767,16 @@ impl Detector {
         let mut h_score = vec![0.0f64; nw];
         let mut h_n = vec![0u32; nw];
         let mut h_ok = vec![0u32; nw];
+        let mut h_ex = vec![0u32; nw];
         let mut v_score = vec![0.0f64; nw];
         let mut v_n = vec![0u32; nw];
         let mut v_ok = vec![0u32; nw];
+        let mut v_ex = vec![0u32; nw];
         let mut trw_dsts = 0u32;
         let mut trw_ports = 0u32;
+        // TRW's shapes against the conversations on the same port or
+        // target, and against all the failed contacts of the protocol.
+        let (mut trw_dsts_ex, mut trw_ports_ex, mut trw_failed) = (0u32, 0u32, 0u32);
         let mut block_pairs: Vec<Vec<Addr>> = vec![Vec::new(); nw];
         let block_possible = cfg.block_ports == 0 || src.many_port_dsts >= cfg.block_hosts;
         let tech = Technique::of_probe(a.probe, a.proto);
@@ -752,12 +784,40 @@ impl Detector {
             if c.proto != a.proto || c.tech != tech {
                 continue;
             }
+            // A contact that failed and was tried again well after its
+            // first probe (beyond a scanner's retransmissions) is a service
+            // the source keeps using — polled, or linked to again — that is
+            // down: an outage, not a probe. It counts for no shape.
+            if !info.success && info.probes > 1 && info.last - info.first >= TRW_REPOLL {
+                continue;
+            }
             let w = info.weight(cfg.answered_weight);
             let same_port = c.port == a.dport;
             let same_dst = c.dst == a.dst;
+            // A conversation counts once per exchange that was answered (a
+            // resolver's tenth query to a server is ten), so a source that
+            // keeps talking to the services it knows outweighs its failures.
+            let ex = if info.success {
+                info.answered.max(1)
+            } else {
+                0
+            };
             if info.failed() {
-                trw_dsts += u32::from(same_port);
-                trw_ports += u32::from(same_dst);
+                // A failed contact makes TRW's shape once it has settled, so
+                // a service polled and failing (a health check, an NTP
+                // server, a monitored device that is down) is known for what
+                // it is (above) before it can count.
+                if info.first <= self.now - TRW_SETTLE {
+                    trw_dsts += u32::from(same_port);
+                    trw_ports += u32::from(same_dst);
+                }
+                trw_failed += 1;
+            }
+            if same_port {
+                trw_dsts_ex += ex;
+            }
+            if same_dst {
+                trw_ports_ex += ex;
             }
             for (i, win) in cfg.windows.iter().enumerate() {
                 if info.last < self.now - win.seconds as i64 * 1_000_000 {
@@ -767,19 +827,26 @@ impl Detector {
                     h_score[i] += w;
                     h_n[i] += 1;
                     h_ok[i] += u32::from(info.success);
+                    h_ex[i] += ex;
                 }
                 if same_dst {
                     v_score[i] += w;
                     v_n[i] += 1;
                     v_ok[i] += u32::from(info.success);
+                    v_ex[i] += ex;
                 }
                 if block_possible && w > 0.0 {
                     block_pairs[i].push(c.dst);
                 }
             }
         }
-        let share_ok =
-            |n: u32, ok: u32| f64::from(n - ok) >= cfg.min_failed_share * f64::from(n) && n > 0;
+        // The failures' share among the failed contacts and the exchanges
+        // of the conversations: with one exchange per conversation, the
+        // share of failed contacts.
+        let share_of = |failed: u32, ex: u32| {
+            failed > 0 && f64::from(failed) >= cfg.min_failed_share * f64::from(failed + ex)
+        };
+        let share_ok = |n: u32, ok: u32, ex: u32| n > 0 && share_of(n - ok, ex);
         let mut detectors = 0u8;
         let mut kind = None;
         for (i, win) in cfg.windows.iter().enumerate() {
@@ -792,20 +859,26 @@ impl Detector {
                     kind = Some(ScanKind::Block);
                 }
             }
-            if v_score[i] >= win.vertical && share_ok(v_n[i], v_ok[i]) {
+            if v_score[i] >= win.vertical && share_ok(v_n[i], v_ok[i], v_ex[i]) {
                 detectors |= bit;
                 kind.get_or_insert(ScanKind::Vertical);
             }
-            if h_score[i] >= win.horizontal && share_ok(h_n[i], h_ok[i]) {
+            if h_score[i] >= win.horizontal && share_ok(h_n[i], h_ok[i], h_ex[i]) {
                 detectors |= bit;
                 kind.get_or_insert(ScanKind::Horizontal);
             }
         }
         if cfg.trw && src.trw_hit {
+            // A shape is a scan's only if it holds at least half of the
+            // source's failed contacts (a P2P client's failures spread over
+            // as many ports as peers) and its failures are not outweighed by
+            // conversations on the same port or target.
             let min = cfg.trw_min_targets;
-            if trw_dsts >= min || trw_ports >= min {
+            let shape = |n: u32, ex: u32| n >= min && 2 * n >= trw_failed && share_of(n, ex);
+            let (h, v) = (shape(trw_dsts, trw_dsts_ex), shape(trw_ports, trw_ports_ex));
+            if h || v {
                 detectors |= DET_TRW;
-                kind.get_or_insert(if trw_ports >= trw_dsts {
+                kind.get_or_insert(if v && (!h || trw_ports >= trw_dsts) {
                     ScanKind::Vertical
                 } else {
                     ScanKind::Horizontal

@@ -924,3 +924,131 @@ fn a_scan_resuming_after_a_pause_is_told_at_its_first_new_probe() {
     assert_eq!(first.detection.probes, 41);
     assert_eq!(first.detection.ts_last, pause + SEC);
 }
+
+fn udp(t: Micros, src: Addr, dst: Addr, port: u16, answered: bool) -> Attempt {
+    Attempt {
+        proto: proto::UDP,
+        probe: ProbeKind::Udp,
+        ..att(
+            t,
+            src,
+            dst,
+            port,
+            if answered {
+                Outcome::Answered
+            } else {
+                Outcome::Unanswered
+            },
+            false,
+        )
+    }
+}
+
+#[test]
+fn resolver_with_most_servers_failing_is_quiet_while_a_sweep_like_it_is_not() {
+    // A resolver: a new authoritative server every second for five
+    // minutes, 60% of them silent; the ones that answer are asked again
+    // and again (four queries a second in all).
+    let r = addr("10.1.0.53");
+    let good = |i: u32| i % 5 >= 3;
+    let mut atts = Vec::new();
+    for i in 0..300u32 {
+        let t = i64::from(i) * SEC;
+        atts.push(udp(t, r, host(i), 53, good(i)));
+        for k in 1..4u32 {
+            let j = (i * 7 + k * 13) % (i + 1);
+            let j = (0..=j).rev().find(|&j| good(j)).unwrap_or(3).min(i);
+            if good(j) {
+                atts.push(udp(t + i64::from(k) * 250_000, r, host(j), 53, true));
+            }
+        }
+    }
+    let (ev, _) = run(DetectConfig::default(), atts);
+    assert!(ev.is_empty(), "{:?}", ends(&ev));
+    // The same first contacts without the repeated conversations: a UDP
+    // sweep of port 53 that 40% answered. Still a scan.
+    let s = addr("203.0.113.53");
+    let atts = (0..300u32)
+        .map(|i| udp(i64::from(i) * SEC, s, host(i), 53, good(i)))
+        .collect();
+    let (ev, _) = run(DetectConfig::default(), atts);
+    let d = ends(&ev);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].kind, ScanKind::Horizontal);
+}
+
+#[test]
+fn polled_services_that_are_down_are_an_outage_not_a_scan() {
+    // A health checker: 30 services on 8080 every 10 s for 10 minutes,
+    // checks carrying a request and its answer; the first 18 are down
+    // (refused), the others up.
+    let c = addr("10.1.0.9");
+    let mut atts = Vec::new();
+    for round in 0..60i64 {
+        for i in 0..30u32 {
+            let t = round * 10 * SEC + i64::from(i) * 300_000;
+            let up = i >= 18;
+            let o = if up {
+                Outcome::Answered
+            } else {
+                Outcome::Rejected
+            };
+            atts.push(att(t, c, host(i), 8080, o, up));
+        }
+    }
+    let (ev, _) = run(DetectConfig::default(), atts);
+    assert!(ev.is_empty(), "{:?}", ends(&ev));
+    // The first round alone, never repeated: 18 refused first contacts in
+    // a row on one port, caught by TRW once they have settled.
+    let s = addr("203.0.113.9");
+    let mut atts: Vec<Attempt> = (0..30u32)
+        .map(|i| {
+            let up = i >= 18;
+            let o = if up {
+                Outcome::Answered
+            } else {
+                Outcome::Rejected
+            };
+            att(i64::from(i) * 300_000, s, host(i), 8080, o, up)
+        })
+        .collect();
+    // Its next (failed) contact, after TRW_SETTLE, is when it is judged.
+    atts.push(att(
+        TRW_SETTLE + 10 * SEC,
+        s,
+        host(40),
+        8080,
+        Outcome::Rejected,
+        false,
+    ));
+    let (ev, _) = run(DetectConfig::default(), atts);
+    let d = ends(&ev);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].detector.contains("trw"), "{}", d[0].detector);
+}
+
+#[test]
+fn trw_shape_on_one_port_among_a_p2p_clients_many_is_not_a_scan() {
+    // Peers on random ports, 8 of them on 51413, every first contact
+    // silent: the failures on 51413 are a small part of the source's.
+    let c = addr("10.1.0.66");
+    let atts = (0..60u32)
+        .map(|i| {
+            let port = if i % 7 == 0 {
+                51_413
+            } else {
+                10_000 + i as u16 * 577
+            };
+            att(
+                i64::from(i) * 5 * SEC,
+                c,
+                host(i),
+                port,
+                Outcome::Unanswered,
+                false,
+            )
+        })
+        .collect();
+    let (ev, _) = run(DetectConfig::default(), atts);
+    assert!(ev.is_empty(), "{:?}", ends(&ev));
+}
