@@ -121,9 +121,10 @@ pub fn technique_of_command(cmd: &str) -> Option<String> {
         "xmas"
     } else if has("-sA") {
         "ack"
-    } else if starts("-PS") || (cmd.contains("masscan") && !cmd.contains("--ping")) {
-        "syn"
-    } else if cmd.contains("hping3") && has("-S") {
+    } else if starts("-PS")
+        || (cmd.contains("masscan") && !cmd.contains("--ping"))
+        || (cmd.contains("hping3") && has("-S"))
+    {
         "syn"
     } else if has("-6") && has("-sn") {
         "icmpv6-echo"

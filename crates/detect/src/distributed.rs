@@ -832,6 +832,9 @@ mod tests {
             outcome,
             data: false,
             flow_id: t as u64,
+            print: scanwatch_model::ProbePrint::default(),
+            handshake: false,
+            abortive: false,
         }
     }
 
