@@ -1052,3 +1052,14 @@ fn trw_shape_on_one_port_among_a_p2p_clients_many_is_not_a_scan() {
     let (ev, _) = run(DetectConfig::default(), atts);
     assert!(ev.is_empty(), "{:?}", ends(&ev));
 }
+
+#[test]
+fn a_contact_entry_is_72_bytes() {
+    // The pipeline's CONTACT_WORST_BYTES (211 at 7/16 load, with the
+    // per-target count) rests on this: key, counts, and the first probe's
+    // header facts and source port for tool attribution.
+    assert_eq!(
+        std::mem::size_of::<(crate::Contact, crate::ContactInfo)>(),
+        72
+    );
+}

@@ -124,12 +124,13 @@ pub const FLOW_EXTRA_BYTES: usize = 64;
 /// and the smallest allocations of its two per-source tables (measured:
 /// ~890 B per source on the flood).
 pub const SOURCE_WORST_BYTES: usize = 960;
-/// Each further contact: its entry and its per-target count, at 7/16 load
-/// (192 bytes), plus its share of the sketches of sources that outgrow their
+/// Each further contact: its entry (72 bytes since issue 16: the first
+/// probe's header facts and source port ride with it, for tool attribution)
+/// and its per-target count, at 7/16 load (211 bytes), plus its share of the sketches of sources that outgrow their
 /// exact set (a shard has at most one such source per
 /// `scanwatch_detect::SKETCH_CONTACTS` contacts of its cap, each with
 /// `SKETCH_SOURCE_BYTES` of sketches: 7 bytes a contact).
-pub const CONTACT_WORST_BYTES: usize = 192 + scanwatch_detect::SKETCH_BYTES_PER_CONTACT;
+pub const CONTACT_WORST_BYTES: usize = 211 + scanwatch_detect::SKETCH_BYTES_PER_CONTACT;
 
 impl MemoryCaps {
     /// 45% of the budget goes to flows, 25% to detector sources, 15% to
