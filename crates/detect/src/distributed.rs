@@ -261,6 +261,9 @@ struct Record {
     tally: crate::tool::Tally,
     /// The technique family of its first probe.
     tech: Option<scanwatch_model::Technique>,
+    /// Its id, fixed when it starts (a probe resolved later may move
+    /// `first` earlier; alerts and rows of one record keep one id).
+    id: String,
 }
 
 impl Record {
@@ -285,6 +288,7 @@ impl Record {
             last_trigger: trigger,
             tally: crate::tool::Tally::default(),
             tech: None,
+            id: String::new(),
         }
     }
 
@@ -406,7 +410,11 @@ impl Record {
         sources.truncate(SOURCES_LISTED);
         let tech = self.tech.unwrap_or_default();
         let v = self.tally.verdict(tech, self.proto, &ports);
-        let detection_id = record_id(self.target, self.proto, self.first);
+        let detection_id = if self.id.is_empty() {
+            record_id(self.target, self.proto, self.first)
+        } else {
+            self.id.clone()
+        };
         Detection {
             ts_first: self.first,
             ts_last: self.last,
@@ -697,6 +705,7 @@ impl Distributed {
         for ((src, port), s) in &moved {
             r.add_seen(*src, *port, s);
         }
+        r.id = record_id(r.target, r.proto, r.first);
         r.last_trigger = Trigger::of(a);
         self.stats.distributed_started += 1;
         out.push(r.event(Phase::Start, a.time, Trigger::of(a), &self.cfg));
