@@ -325,6 +325,15 @@ impl DetectConfig {
         (self.scan_idle_secs as i64).saturating_mul(1_000_000)
     }
 
+    /// The longest window (5 min with none): how long a contact counts.
+    pub fn longest_window(&self) -> Micros {
+        self.windows
+            .iter()
+            .map(|w| w.seconds as i64 * 1_000_000)
+            .max()
+            .unwrap_or(300_000_000)
+    }
+
     /// Checks ranges and parses the allow-lists and the home network.
     pub fn validate(&self) -> Result<Lists, ConfigError> {
         if self.windows.is_empty() {

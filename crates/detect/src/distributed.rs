@@ -389,14 +389,7 @@ impl Record {
     }
 
     fn detection(&self, cfg: &DetectConfig) -> Detection {
-        let mut ports = Vec::with_capacity(self.port_count as usize);
-        for (w, bits) in self.ports.iter().enumerate() {
-            let mut b = *bits;
-            while b != 0 {
-                ports.push((w * 64) as u16 + b.trailing_zeros() as u16);
-                b &= b - 1;
-            }
-        }
+        let ports = crate::scan::ports_of(&self.ports, self.port_count);
         let mut open: Vec<u16> = self.open.iter().copied().collect();
         open.sort_unstable();
         let portless = crate::portless(self.proto);
@@ -514,15 +507,6 @@ impl Distributed {
     /// Contacts held, all targets together.
     pub fn contacts_held(&self) -> usize {
         self.contacts_total
-    }
-
-    fn longest_window(&self) -> Micros {
-        self.cfg
-            .windows
-            .iter()
-            .map(|w| w.seconds as i64 * 1_000_000)
-            .max()
-            .unwrap_or(300_000_000)
     }
 
     /// Feeds one attempt seen from its target's side; only probe-like ones
@@ -690,7 +674,7 @@ impl Distributed {
     /// Opens the record of `key` with the target's contacts within the
     /// longest window (they move into it).
     fn start_record(&mut self, key: (Addr, u8), a: &Attempt, bits: u8, out: &mut Vec<ScanEvent>) {
-        let horizon = self.now - self.longest_window();
+        let horizon = self.now - self.cfg.longest_window();
         let Some(t) = self.targets.remove(&key) else {
             return;
         };
@@ -732,7 +716,7 @@ impl Distributed {
         }
         if self.now >= self.last_sweep.saturating_add(SWEEP_EVERY) {
             self.last_sweep = self.now;
-            let horizon = self.now - self.longest_window();
+            let horizon = self.now - self.cfg.longest_window();
             let mut total = 0usize;
             let min_ports = self.min_ports;
             self.targets.retain(|_, t| {

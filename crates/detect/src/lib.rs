@@ -560,15 +560,6 @@ impl Detector {
         (self.sources.len(), self.scans.len())
     }
 
-    fn longest_window(&self) -> Micros {
-        self.cfg
-            .windows
-            .iter()
-            .map(|w| w.seconds as i64 * 1_000_000)
-            .max()
-            .unwrap_or(300_000_000)
-    }
-
     /// Feeds one attempt; attempts must come in `(time, content)` order.
     pub fn on_attempt(&mut self, a: &Attempt, out: &mut Vec<ScanEvent>) {
         self.stats.attempts += 1;
@@ -898,7 +889,7 @@ impl Detector {
         sketched: bool,
         out: &mut Vec<ScanEvent>,
     ) {
-        let horizon = self.now - self.longest_window();
+        let horizon = self.now - self.cfg.longest_window();
         let Some(src) = self.sources.get_mut(&a.src) else {
             return;
         };
@@ -982,7 +973,7 @@ impl Detector {
         }
         if self.now >= self.last_sweep.saturating_add(60_000_000) {
             self.last_sweep = self.now;
-            let horizon = self.now - self.longest_window();
+            let horizon = self.now - self.cfg.longest_window();
             let aw = self.cfg.answered_weight;
             let block_ports = self.cfg.block_ports;
             let mut total = 0usize;

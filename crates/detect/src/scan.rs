@@ -469,16 +469,7 @@ impl Scan {
     }
 
     fn ports_list(&self) -> Vec<u16> {
-        let mut v = Vec::with_capacity(self.port_count as usize);
-        for (w, bits) in self.ports.iter().enumerate() {
-            let mut b = *bits;
-            while b != 0 {
-                let i = b.trailing_zeros();
-                v.push((w * 64) as u16 + i as u16);
-                b &= b - 1;
-            }
-        }
-        v
+        ports_of(&self.ports, self.port_count)
     }
 
     pub fn detection(&self, cfg: &DetectConfig) -> Detection {
@@ -545,4 +536,18 @@ fn campaign_id(proto: u8, v: &crate::tool::Verdict, targets: &[Addr], ports: &[u
         &port_bytes,
     ]);
     format!("{h:016x}")
+}
+
+/// The ports set in a port bitmap (one bit per port), ascending; `count`
+/// is how many there are.
+pub(crate) fn ports_of(bits: &[u64; 1024], count: u32) -> Vec<u16> {
+    let mut v = Vec::with_capacity(count as usize);
+    for (w, word) in bits.iter().enumerate() {
+        let mut b = *word;
+        while b != 0 {
+            v.push((w * 64) as u16 + b.trailing_zeros() as u16);
+            b &= b - 1;
+        }
+    }
+    v
 }
