@@ -52,7 +52,10 @@ pub struct GenArgs {
     /// with a scan hidden in it), `wide` (benign plus a masscan-style
     /// random scan of a /16 on all ports), `distributed` (benign, clients
     /// of a server with closed ports, and a port range of one target split
-    /// between several sources), or one busy benign host alone (DESIGN §4):
+    /// between several sources), `campaign` (benign plus one slow SYN sweep
+    /// of port 22 whose targets are spread so each `--split` sensor sees
+    /// `--campaign-per-sensor` of them), or one busy benign host alone
+    /// (DESIGN §4):
     /// `resolver`, `mta`, `link-checker`, `nat-gateway`, `bittorrent`,
     /// `ntp-client`, `health-check`, `monitoring-poller`.
     #[arg(long, default_value = "mixed")]
@@ -80,6 +83,56 @@ pub struct GenArgs {
     /// Ports `1..=N` the distributed profile's sources split between them.
     #[arg(long, default_value_t = 60)]
     pub dist_ports: u16,
+    /// Write N captures, one per sensor (`OUT` with `.s0` … before its
+    /// extension), each packet to the sensor of its address pair (a hash of
+    /// the two addresses, so a flow and its replies stay together), as N
+    /// sensors watching parts of one network would see it. 1: one capture.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub split: u8,
+    /// The `campaign` profile: targets each sensor of `--split` sees from
+    /// its one scanner (4 closed ports and 1 open door each by default:
+    /// 25 contacts in all, over the 5-minute window's 20 where no sensor
+    /// has enough alone).
+    #[arg(long, default_value_t = 5)]
+    pub campaign_per_sensor: u8,
+}
+
+/// The sensor (of `n`) that sees packets between `a` and `b` under
+/// `--split`: either direction gives the same.
+pub fn sensor_of_pair(a: [u8; 4], b: [u8; 4], n: u8) -> usize {
+    let (a, b) = (u32::from_be_bytes(a), u32::from_be_bytes(b));
+    let key = (u64::from(a.min(b)) << 32) | u64::from(a.max(b));
+    (mix(key) % u64::from(n.max(1))) as usize
+}
+
+/// The `campaign` profile's scanner.
+pub const CAMPAIGN_SCANNER: [u8; 4] = [198, 51, 100, 77];
+
+/// The `campaign` profile's targets: `per` hosts of 172.21.7.0/24 (and the
+/// next /24s when that is not enough) for each
+/// of `n` sensors (by [`sensor_of_pair`] with the scanner), a quarter of
+/// them (at least one per sensor) open on port 22, the rest closed.
+fn campaign_targets(n: u8, per: u8) -> Vec<[u8; 4]> {
+    let per = usize::from(per);
+    let open_each = (per / 4).max(1).min(per);
+    let mut taken = vec![(0usize, 0usize); usize::from(n)];
+    let mut out = Vec::new();
+    // Hosts .1 to .199 of 172.21.7.0/24, then of the next /24s.
+    for i in 0..199 * 32u32 {
+        let t = [172, 21, 7 + (i / 199) as u8, 1 + (i % 199) as u8];
+        let k = sensor_of_pair(CAMPAIGN_SCANNER, t, n);
+        let (closed, open) = &mut taken[k];
+        if is_open(t, 22) {
+            if *open < open_each {
+                *open += 1;
+                out.push(t);
+            }
+        } else if *closed < per - open_each {
+            *closed += 1;
+            out.push(t);
+        }
+    }
+    out
 }
 
 fn fail_share(s: &str) -> Result<f64, String> {
@@ -145,6 +198,30 @@ enum Pkt {
         /// protocol (17 or 6).
         quote: Option<Quote>,
     },
+}
+
+impl Pkt {
+    /// Source and destination.
+    fn addrs(&self) -> ([u8; 4], [u8; 4]) {
+        match *self {
+            Pkt::Tcp { src, dst, .. } | Pkt::Udp { src, dst, .. } | Pkt::Icmp { src, dst, .. } => {
+                (src, dst)
+            }
+        }
+    }
+}
+
+/// `--split`'s file for sensor `k`: `dir/name.sK.ext`.
+fn split_name(out: &std::path::Path, k: u8) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let name = match out.extension() {
+        Some(e) => format!("{stem}.s{k}.{}", e.to_string_lossy()),
+        None => format!("{stem}.s{k}"),
+    };
+    out.with_file_name(name)
 }
 
 /// A stream of packets in time order.
@@ -1075,6 +1152,35 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
             planned.extend(distributed_plan(&a, start, span)?);
             (&[], span)
         }
+        "campaign" => {
+            let targets = campaign_targets(a.split, a.campaign_per_sensor);
+            let [x, y, z, w] = CAMPAIGN_SCANNER;
+            let (lo, hi) = (
+                targets.iter().min().copied().unwrap_or_default(),
+                targets.iter().max().copied().unwrap_or_default(),
+            );
+            planned.push(Planned {
+                truth: Some(format!(
+                    "{x}.{y}.{z}.{w},horizontal,tcp,172.21.{}.{}-172.21.{}.{} ({} hosts),22,gen,syn sweep split over {} sensors",
+                    lo[2], lo[3], hi[2], hi[3],
+                    targets.len(),
+                    a.split
+                )),
+                stream: Box::new(Scan {
+                    scanner: CAMPAIGN_SCANNER,
+                    targets,
+                    ports: vec![22],
+                    kind: ScanShape::Syn,
+                    t: start + span / 10,
+                    // One probe every 3 s: a minute or so in all.
+                    gap: 3_000_000,
+                    i: 0,
+                    pending: None,
+                    rng: Rng::new(s ^ 0xca),
+                }),
+            });
+            (&[], span)
+        }
         p => match busy_host {
             Some((host, pkts, busy_span)) => {
                 benign_row = format!(
@@ -1095,7 +1201,7 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
                 (hidden, busy_span)
             }
             None => anyhow::bail!(
-                "--profile {p:?}: expected mixed, benign, flood, wide, distributed or one of {}",
+                "--profile {p:?}: expected mixed, benign, flood, wide, distributed, campaign or one of {}",
                 BUSY_PROFILES.join(", ")
             ),
         },
@@ -1103,7 +1209,12 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
     for spec in scans {
         planned.push(spec.plan(s, start, scan_span));
     }
-    let mut out = PcapOut::new(&a.out)?;
+    let outs: Vec<PathBuf> = if a.split <= 1 {
+        vec![a.out.clone()]
+    } else {
+        (0..a.split).map(|k| split_name(&a.out, k)).collect()
+    };
+    let mut files = outs.iter().map(PcapOut::new).collect::<Result<Vec<_>>>()?;
     let mut truth = String::from("pcap,scanner_ip,scan_type,protocol,targets,ports,tool,command\n");
     let name = a
         .out
@@ -1133,14 +1244,25 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
         if let Some(p) = next[i].take() {
             let t = t.max(last);
             last = t;
-            out.write(t, &p)?;
+            let k = if files.len() > 1 {
+                let (x, y) = p.addrs();
+                sensor_of_pair(x, y, a.split)
+            } else {
+                0
+            };
+            files[k].write(t, &p)?;
         }
         if let Some((t2, p2)) = streams[i].next() {
             next[i] = Some(p2);
             heads.push(std::cmp::Reverse((t2, i)));
         }
     }
-    out.w.flush()?;
+    for f in &mut files {
+        f.w.flush()?;
+    }
+    let (packets, bytes) = files
+        .iter()
+        .fold((0, 0), |(p, b), f| (p + f.packets, b + f.bytes));
     let secs = started.elapsed().as_secs_f64();
     let truth_path = a.truth.clone().unwrap_or_else(|| {
         let mut p = a.out.clone().into_os_string();
@@ -1150,11 +1272,14 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
     std::fs::write(&truth_path, truth).with_context(|| format!("{}", truth_path.display()))?;
     eprintln!(
         "scanwatch gen: {} packets, {:.1} MB in {:.2} s ({:.0} MB/s) -> {}; truth -> {}",
-        out.packets,
-        out.bytes as f64 / 1e6,
+        packets,
+        bytes as f64 / 1e6,
         secs,
-        out.bytes as f64 / 1e6 / secs.max(1e-9),
-        a.out.display(),
+        bytes as f64 / 1e6 / secs.max(1e-9),
+        outs.iter()
+            .map(|o| o.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         truth_path.display()
     );
     Ok(ExitCode::SUCCESS)

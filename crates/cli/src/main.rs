@@ -9,6 +9,7 @@ mod bench;
 mod compact;
 mod config;
 mod convert;
+mod correlate;
 mod eval;
 mod gen;
 mod run;
@@ -57,6 +58,9 @@ enum Cmd {
     Convert(convert::ConvertArgs),
     /// Merge a closed day's hourly parts into few sorted Parquet files, atomically.
     Compact(compact::CompactArgs),
+    /// Campaigns across sensors: the detector over the flows of many
+    /// sensors together, for scanners below every sensor's threshold.
+    Correlate(correlate::CorrelateArgs),
     /// Share what was seen: a STIX 2.1 bundle or CSV of the scanners.
     Share(share::ShareArgs),
     /// Check a config file, or print the configuration in force.
@@ -117,6 +121,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::main(a),
         Cmd::Convert(a) => convert::main(a),
         Cmd::Share(a) => share::main(a),
+        Cmd::Correlate(a) => correlate::main(a),
         Cmd::Compact(a) => compact::main(a),
         Cmd::Signatures => signatures(),
         Cmd::Generate(g) => generate(g),

@@ -486,6 +486,203 @@ impl TableBuilder for DetectionBatchBuilder {
     }
 }
 
+/// Version of the `campaigns` table (`scanwatch correlate`), kept apart
+/// from [`SCHEMA_VERSION`] since the table is written by another command.
+pub const CAMPAIGN_SCHEMA_VERSION: &str = "1";
+
+fn per_sensor_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("sensor", DataType::Utf8, false),
+        Field::new("probes", DataType::Int64, false),
+        Field::new("first_seen", ts_type(), false),
+        Field::new("last_seen", ts_type(), false),
+        Field::new("open", list_of(DataType::Utf8), false),
+    ])
+}
+
+/// The `campaigns` table of `scanwatch correlate`: one row per scan record
+/// the detector made over the flows of all sensors together. Counts are
+/// signed 64-bit (Spark has no unsigned types), times `timestamp[us, UTC]`.
+pub fn campaign_schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        let per_sensor = Field::new("item", DataType::Struct(per_sensor_fields()), false);
+        Arc::new(
+            Schema::new(vec![
+                Field::new("campaign", DataType::Utf8, false),
+                Field::new("scanner", DataType::Utf8, false),
+                Field::new("kind", DataType::Utf8, false),
+                Field::new("proto", DataType::Utf8, false),
+                Field::new("technique", DataType::Utf8, false),
+                Field::new("detector", DataType::Utf8, false),
+                Field::new("direction", DataType::Utf8, false),
+                Field::new("first_seen", ts_type(), false),
+                Field::new("last_seen", ts_type(), false),
+                Field::new("detected", ts_type(), false),
+                Field::new("dst_count", DataType::Int64, false),
+                Field::new("port_count", DataType::Int64, false),
+                Field::new("probes", DataType::Int64, false),
+                Field::new("answered", DataType::Int64, false),
+                Field::new("rejected", DataType::Int64, false),
+                Field::new("unanswered", DataType::Int64, false),
+                Field::new("ports", list_of(DataType::Int32), false),
+                Field::new("open", list_of(DataType::Utf8), false),
+                Field::new("sensors", list_of(DataType::Utf8), false),
+                Field::new("per_sensor", DataType::List(Arc::new(per_sensor)), false),
+                // Sensors whose own detections table names this scanner.
+                Field::new("flagged_by", list_of(DataType::Utf8), false),
+                // Null when the sensors' detections were not given (`--stdin`
+                // without `--detections`).
+                Field::new("below_threshold_everywhere", DataType::Boolean, true),
+            ])
+            .with_metadata(HashMap::from([
+                ("scanwatch.table".to_string(), "campaigns".to_string()),
+                (
+                    "scanwatch.schema_version".to_string(),
+                    CAMPAIGN_SCHEMA_VERSION.to_string(),
+                ),
+            ])),
+        )
+    })
+    .clone()
+}
+
+/// What one sensor saw of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SensorPart {
+    pub sensor: String,
+    pub probes: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// `address:port` (ICMP: the address) that answered, sorted.
+    pub open: Vec<String>,
+}
+
+/// One row of the `campaigns` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignRow {
+    /// The record over all sensors (its `detection_id` names the campaign).
+    pub detection: Detection,
+    /// By sensor name.
+    pub per_sensor: Vec<SensorPart>,
+    pub flagged_by: Vec<String>,
+    pub below_threshold_everywhere: Option<bool>,
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Builds `campaigns` batches from [`CampaignRow`]s.
+pub fn campaign_batch(rows: &[CampaignRow]) -> Result<RecordBatch, ArrowError> {
+    use arrow_array::builder::{BooleanBuilder, Int32Builder, Int64Builder};
+    use arrow_array::{Int64Array, ListArray, TimestampMicrosecondArray};
+    let ts = |f: &dyn Fn(&CampaignRow) -> i64| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        )
+    };
+    let text = |f: &dyn Fn(&CampaignRow) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let count = |f: &dyn Fn(&Detection) -> u64| -> ArrayRef {
+        let mut b = Int64Builder::with_capacity(rows.len());
+        for r in rows {
+            b.append_value(i64_of(f(&r.detection)));
+        }
+        Arc::new(b.finish())
+    };
+    let strings = |f: &dyn Fn(&CampaignRow) -> Vec<String>| -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8));
+        for r in rows {
+            for s in f(r) {
+                b.values().append_value(s);
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    let mut ports = ListBuilder::new(Int32Builder::new()).with_field(item(DataType::Int32));
+    for r in rows {
+        for p in &r.detection.ports {
+            ports.values().append_value(i32::from(*p));
+        }
+        ports.append(true);
+    }
+    // per_sensor: a list of structs, built from its flattened columns.
+    let mut offsets = vec![0i32];
+    let (mut names, mut probes, mut firsts, mut lasts) = (vec![], vec![], vec![], vec![]);
+    let mut open = ListBuilder::new(StringBuilder::new()).with_field(item(DataType::Utf8));
+    for r in rows {
+        for p in &r.per_sensor {
+            names.push(p.sensor.clone());
+            probes.push(i64_of(p.probes));
+            firsts.push(p.first_seen);
+            lasts.push(p.last_seen);
+            for o in &p.open {
+                open.values().append_value(o);
+            }
+            open.append(true);
+        }
+        offsets.push(
+            i32::try_from(names.len()).map_err(|_| {
+                ArrowError::InvalidArgumentError("too many per-sensor entries".into())
+            })?,
+        );
+    }
+    let parts = StructArray::try_new(
+        per_sensor_fields(),
+        vec![
+            Arc::new(StringArray::from(names)) as ArrayRef,
+            Arc::new(Int64Array::from(probes)),
+            Arc::new(TimestampMicrosecondArray::from(firsts).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from(lasts).with_timezone("UTC")),
+            Arc::new(open.finish()),
+        ],
+        None,
+    )?;
+    let per_sensor = ListArray::try_new(
+        Arc::new(Field::new(
+            "item",
+            DataType::Struct(per_sensor_fields()),
+            false,
+        )),
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Arc::new(parts),
+        None,
+    )?;
+    let mut below = BooleanBuilder::with_capacity(rows.len());
+    for r in rows {
+        below.append_option(r.below_threshold_everywhere);
+    }
+    let cols: Vec<ArrayRef> = vec![
+        text(&|r| r.detection.detection_id.clone()),
+        text(&|r| r.detection.scanner.to_string()),
+        text(&|r| r.detection.kind.name().to_string()),
+        text(&|r| proto::name(r.detection.proto).to_string()),
+        text(&|r| r.detection.technique.name().to_string()),
+        text(&|r| r.detection.detector.clone()),
+        text(&|r| r.detection.direction.name().to_string()),
+        ts(&|r| r.detection.ts_first),
+        ts(&|r| r.detection.ts_last),
+        ts(&|r| r.detection.ts_detected),
+        count(&|d| d.dst_count),
+        count(&|d| d.port_count),
+        count(&|d| d.probes),
+        count(&|d| d.answered),
+        count(&|d| d.rejected),
+        count(&|d| d.unanswered),
+        Arc::new(ports.finish()),
+        strings(&|r| r.detection.open.clone()),
+        strings(&|r| r.per_sensor.iter().map(|p| p.sensor.clone()).collect()),
+        Arc::new(per_sensor),
+        strings(&|r| r.flagged_by.clone()),
+        Arc::new(below.finish()),
+    ];
+    RecordBatch::try_new(campaign_schema(), cols)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
