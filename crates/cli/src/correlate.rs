@@ -882,6 +882,7 @@ fn sensor_of_args(a: &CorrelateArgs) -> Result<Vec<(PathBuf, String)>> {
 }
 
 fn summary(
+    from: &str,
     c: &Counts,
     dups: u64,
     stats: &scanwatch_detect::DetectStats,
@@ -892,11 +893,10 @@ fn summary(
         .filter(|r| r.below_threshold_everywhere == Some(true))
         .count();
     format!(
-        "scanwatch correlate: {} rows from {} files: {} attempts ({} seen by two sensors, fed once), \
+        "scanwatch correlate: {} rows from {from}: {} attempts ({} seen by two sensors, fed once), \
 {} not probes, {} unknown_transport not rebuilt, {} outside --since/--until; \
 {} campaigns ({} below every sensor's threshold); detector: {} sources, {} evicted, {} contacts evicted",
         c.rows,
-        c.files,
         c.attempts,
         dups,
         c.not_probes,
@@ -968,7 +968,13 @@ pub fn main(a: CorrelateArgs) -> Result<ExitCode> {
     write_table(&path, &batch, &a.format)?;
     eprintln!(
         "{} -> {}",
-        summary(&counts, dups, &stats, &rows),
+        summary(
+            &format!("{} files", counts.files),
+            &counts,
+            dups,
+            &stats,
+            &rows
+        ),
         path.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -1057,7 +1063,7 @@ fn stdin_mode(
         w.finish()?;
     }
     out.flush()?;
-    eprintln!("{}", summary(&counts, dups, &stats, &rows));
+    eprintln!("{}", summary("stdin", &counts, dups, &stats, &rows));
     Ok(ExitCode::SUCCESS)
 }
 
