@@ -26,7 +26,7 @@ does), each partition's detector sees, for each of its sources, exactly
 the sequence the single box sees. What does not partition this way is the
 distributed-scan tracker (many sources toward one target, keyed by target):
 `scanwatch correlate` does not report distributed scans, on one box or here.
-Caps: each process holds the attempts of its partition (about 100 bytes
+Caps: each process holds the attempts of its partition (80 bytes
 each) plus the detector's caps; raise --partitions for more data.
 
 The scanwatch binary: --scanwatch PATH (default $SCANWATCH_BIN or

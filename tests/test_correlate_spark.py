@@ -89,3 +89,39 @@ def test_spark_campaigns_are_the_single_box_campaigns(sensors):
     assert any("edge" in r["sensors"] for r in byname)
     # Four partitions: several correlate processes ran.
     assert p.stderr.count("scanwatch correlate:") >= 2, p.stderr[-3000:]
+
+
+def test_stdin_mode_gives_the_campaigns_of_the_folders(sensors):
+    """`scanwatch correlate --stdin --detections DIR…` over the same rows as
+    one Arrow IPC stream (with a sensor column, in no particular order)
+    gives the table the folders give."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.ipc as ipc
+    d, dirs = sensors
+    tables = []
+    for w in dirs:
+        name = os.path.basename(w)
+        fmt = "parquet" if name.startswith("t") else "ipc"
+        t = ds.dataset(os.path.join(w, "flows"), format=fmt, partitioning="hive").to_table()
+        if "sensor" not in t.column_names:
+            t = t.append_column("sensor", pa.array([name] * t.num_rows, pa.string()))
+        cols = ["ts", "id", "proto", "duration", "resp_pkts", "history", "flow_id", "sensor"]
+        tables.append(t.select(cols).cast(pa.schema([t.schema.field(c) for c in cols[:-1]]
+                                                    + [pa.field("sensor", pa.string())])))
+    t = pa.concat_tables(tables)
+    # Rows in reverse order: the answer must not depend on it.
+    t = t.take(pa.array(range(t.num_rows - 1, -1, -1)))
+    sink = pa.BufferOutputStream()
+    with ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t, max_chunksize=4096)
+    p = subprocess.run([BIN, "correlate", "--stdin", "--detections", *dirs],
+                       input=sink.getvalue().to_pybytes(), capture_output=True, timeout=600)
+    assert p.returncode == 0, p.stderr.decode()[-3000:]
+    got = ipc.open_stream(pa.py_buffer(p.stdout)).read_all()
+    assert got.schema.metadata[b"scanwatch.table"] == b"campaigns"
+    run(BIN, "correlate", *dirs, "-o", d / "files", "--format", "parquet")
+    cols, want = rows(d / "files" / "campaigns" / "part-00000.parquet")
+    assert got.column_names == cols
+    assert sorted(norm(r) for r in got.to_pylist()) == want
+    assert len(want) >= 2

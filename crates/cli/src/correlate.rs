@@ -29,7 +29,7 @@
 //!
 //! **Memory.** The detector's own caps (`max_sources`, `max_contacts_total`,
 //! `max_scan_targets`; evictions are counted and printed) plus the attempts
-//! of one time bucket of all sensors (about 100 bytes each: an hour's flows,
+//! of one time bucket of all sensors (80 bytes each: an hour's flows,
 //! or a day's for compacted days). `--stdin` holds all the attempts of its
 //! input (Spark gives each task one partition). Per-sensor facts are found
 //! by a second read of the input, for the scanners the first found only.
@@ -86,7 +86,7 @@ pub struct CorrelateArgs {
     pub stdin: bool,
     /// With --stdin: `-w` folders whose detections tables say which
     /// scanners a sensor flagged alone (without it that column is null).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "stdin")]
     pub detections: Vec<PathBuf>,
 }
 
@@ -681,23 +681,21 @@ fn parts_of(root: &Path, sensor: u32, skipped: &mut Vec<PathBuf>) -> Result<Vec<
     Ok(out)
 }
 
-/// Every batch of an Arrow IPC file or Parquet file.
-fn read_batches(path: &Path) -> Result<Vec<RecordBatch>> {
+/// Every batch of an Arrow IPC file or Parquet file, one at a time.
+fn read_batches(path: &Path) -> Result<Box<dyn Iterator<Item = Result<RecordBatch>>>> {
     let f = File::open(path).with_context(|| format!("{}", path.display()))?;
     let is_parquet = path.extension().is_some_and(|e| e == "parquet");
-    let batches = if is_parquet {
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+    let shown = path.display().to_string();
+    Ok(if is_parquet {
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
             .and_then(|b| b.build())
-            .with_context(|| format!("{}", path.display()))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .with_context(|| format!("{}", path.display()))?
+            .with_context(|| shown.clone())?;
+        Box::new(r.map(move |b| b.with_context(|| shown.clone())))
     } else {
-        arrow_ipc::reader::FileReader::try_new(f, None)
-            .with_context(|| format!("{}", path.display()))?
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .with_context(|| format!("{}", path.display()))?
-    };
-    Ok(batches)
+        let r = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(f), None)
+            .with_context(|| shown.clone())?;
+        Box::new(r.map(move |b| b.with_context(|| shown.clone())))
+    })
 }
 
 /// The name a DIR's tables take without a `sensor=` level.
@@ -727,6 +725,7 @@ fn flagged(
         for (sensor, root) in table_roots(dir, "detections", &name)? {
             for p in parts_of(&root, 0, skipped)? {
                 for b in read_batches(&p.path)? {
+                    let b = b?;
                     let scanner = Strs::of(col(&b, "scanner")?, "scanner")?;
                     let kind = Strs::of(col(&b, "kind")?, "kind")?;
                     for i in 0..b.num_rows() {
@@ -769,6 +768,7 @@ fn each_sorted_chunk(
             }
             counts.files += 1;
             for b in read_batches(&p.path)? {
+                let b = b?;
                 let s = p.sensor;
                 batch_attempts(&b, t, since, until, counts, &mut |_| Ok(s), &mut pending)
                     .with_context(|| format!("{}", p.path.display()))?;
@@ -916,6 +916,10 @@ pub fn main(a: CorrelateArgs) -> Result<ExitCode> {
     let sensor_of = sensor_of_args(&a)?;
     let max_open = cfg.max_scan_targets;
     if a.stdin {
+        anyhow::ensure!(
+            a.dirs.is_empty(),
+            "--stdin reads no DIR (the sensors' folders go after --detections)"
+        );
         return stdin_mode(&a, cfg, timing, since, until, &sensor_of);
     }
     let mut sensors: Vec<String> = Vec::new();
@@ -1160,6 +1164,12 @@ mod tests {
             T
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_attempt_held_is_80_bytes() {
+        // The memory bound the docs and README give per flow row held.
+        assert_eq!(std::mem::size_of::<(Attempt, u32)>(), 80);
     }
 
     #[test]
