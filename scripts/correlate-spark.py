@@ -40,6 +40,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -181,11 +182,22 @@ def read_flagged(spark, dirs):
     """(scanner, flagged_by) of the sensors' own detections tables, as
     `scanwatch correlate` reads them (any kind but distributed)."""
     rows = []
+    frames = []
     for d, given in dirs:
         root = os.path.join(d, "detections")
-        if not os.path.isdir(root):
-            continue
         default = sensor_name(d, given)
+        if not os.path.isdir(os.path.join(d, "flows")):
+            # A URI the driver cannot list (s3a://, hdfs://): Spark reads it.
+            df = spark.read.option("basePath", root).parquet(root)
+            if "sensor" not in df.columns:
+                df = df.withColumn("sensor", F.lit(default))
+            frames.append(df.where(F.col("kind") != "distributed")
+                          .select("scanner", F.col("sensor").cast("string")))
+            continue
+        if not os.path.isdir(root):
+            print(f"correlate-spark: {d}: no detections/ folder: no scanner counts as flagged "
+                  "by its sensors", file=sys.stderr)
+            continue
         for p in files_under(root, ".parquet") + files_under(root, ".arrow"):
             if p.endswith(".parquet"):
                 import pyarrow.parquet as pq
@@ -197,6 +209,8 @@ def read_flagged(spark, dirs):
                                                t.column("kind").to_pylist())
                      if k != "distributed"]
     df = spark.createDataFrame(rows, "scanner string, sensor string")
+    for f in frames:
+        df = df.unionByName(f)
     return df.groupBy("scanner").agg(F.sort_array(F.collect_set("sensor")).alias("flagged_by"))
 
 
@@ -204,15 +218,10 @@ def correlate_partition(binary, extra):
     """The mapInArrow function: one `scanwatch correlate --stdin` per
     partition, fed the partition's batches as an Arrow IPC stream."""
     def run(batches):
-        sink = pa.BufferOutputStream()
-        writer = None
-        for b in batches:
-            if writer is None:
-                writer = ipc.new_stream(sink, b.schema)
-            writer.write_batch(b)
-        if writer is None:
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
             return
-        writer.close()
         exe = binary
         shipped = os.path.basename(binary)
         try:
@@ -232,13 +241,28 @@ def correlate_partition(binary, extra):
                     args[i] = local
             except Exception:  # noqa: BLE001
                 pass
-        p = subprocess.run([exe, "correlate", "--stdin", *args], input=sink.getvalue().to_pybytes(),
-                           capture_output=True, timeout=24 * 3600)
-        if p.returncode != 0:
-            raise RuntimeError(f"scanwatch correlate --stdin failed ({p.returncode}): "
-                               f"{p.stderr.decode(errors='replace')[-2000:]}")
-        sys.stderr.write(p.stderr.decode(errors="replace"))
-        t = ipc.open_stream(pa.py_buffer(p.stdout)).read_all()
+        # The batches are streamed to the process as they come (it reads
+        # a batch at a time and answers only at the end of its input, so
+        # nothing waits on a full pipe), its answer and stderr read after.
+        with tempfile.TemporaryFile() as err:
+            p = subprocess.Popen([exe, "correlate", "--stdin", *args], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=err)
+            try:
+                with ipc.new_stream(p.stdin, first.schema) as w:
+                    w.write_batch(first)
+                    for b in batches:
+                        w.write_batch(b)
+                p.stdin.close()
+            except BrokenPipeError:
+                pass  # it stopped reading: its exit status and stderr say why
+            out = p.stdout.read()
+            code = p.wait()
+            err.seek(0)
+            msg = err.read().decode(errors="replace")
+        if code != 0:
+            raise RuntimeError(f"scanwatch correlate --stdin failed ({code}): {msg[-2000:]}")
+        sys.stderr.write(msg)
+        t = ipc.open_stream(pa.py_buffer(out)).read_all()
         yield from t.cast(CAMPAIGN_ARROW).to_batches()
 
     return run

@@ -30,8 +30,9 @@
 //! **Memory.** The detector's own caps (`max_sources`, `max_contacts_total`,
 //! `max_scan_targets`; evictions are counted and printed) plus the attempts
 //! of one time bucket of all sensors (80 bytes each: an hour's flows,
-//! or a day's for compacted days). `--stdin` holds all the attempts of its
-//! input (Spark gives each task one partition). Per-sensor facts are found
+//! or a day's for compacted days). `--stdin` reads its input a batch at a
+//! time and holds all of its attempts (Spark gives each process one
+//! partition). Per-sensor facts are found
 //! by a second read of the input, for the scanners the first found only.
 
 use crate::config;
@@ -49,7 +50,7 @@ use scanwatch_model::{
 use scanwatch_schema::{campaign_batch, CampaignRow, SensorPart};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -665,7 +666,11 @@ fn parts_of(root: &Path, sensor: u32, skipped: &mut Vec<PathBuf>) -> Result<Vec<
                 if fname.starts_with('.') {
                     continue;
                 }
-                if fname.ends_with(".arrow") || fname.ends_with(".parquet") {
+                if fname.ends_with(".arrow") && f.path().with_extension("parquet").is_file() {
+                    // `scanwatch convert DIR DIR` puts the Parquet copy
+                    // beside the Arrow file: the rows once, not twice.
+                    skipped.push(f.path());
+                } else if fname.ends_with(".arrow") || fname.ends_with(".parquet") {
                     out.push(Part {
                         sensor,
                         start,
@@ -722,6 +727,12 @@ fn flagged(
     let mut by_scanner: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for dir in dirs {
         let name = default_sensor_name(dir, sensor_of);
+        if !dir.join("detections").is_dir() {
+            eprintln!(
+                "scanwatch correlate: {}: no detections/ folder: no scanner counts as flagged by its sensors",
+                dir.display()
+            );
+        }
         for (sensor, root) in table_roots(dir, "detections", &name)? {
             for p in parts_of(&root, 0, skipped)? {
                 for b in read_batches(&p.path)? {
@@ -961,7 +972,7 @@ pub fn main(a: CorrelateArgs) -> Result<ExitCode> {
     let rows = rows_of(&found, &p2, &sensors, Some(&flagged));
     for s in &skipped {
         eprintln!(
-            "scanwatch correlate: {}: not part of the table layout, skipped",
+            "scanwatch correlate: {}: skipped (not part of the table layout, or an Arrow part with its Parquet copy beside it)",
             s.display()
         );
     }
@@ -1012,13 +1023,14 @@ fn stdin_mode(
     sensor_of: &[(PathBuf, String)],
 ) -> Result<ExitCode> {
     let max_open = cfg.max_scan_targets;
-    let mut input = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut input)?;
+    // Read a batch at a time: only the attempts are held.
+    let mut input = std::io::BufReader::with_capacity(1 << 20, std::io::stdin().lock());
+    let empty = input.fill_buf()?.is_empty();
     let mut counts = Counts::default();
     let mut sensors: Vec<String> = Vec::new();
     let mut attempts: Vec<(Attempt, u32)> = Vec::new();
-    if !input.is_empty() {
-        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(input), None)
+    if !empty {
+        let reader = arrow_ipc::reader::StreamReader::try_new(input, None)
             .context("stdin: not an Arrow IPC stream")?;
         for b in reader {
             let b = b.context("stdin")?;

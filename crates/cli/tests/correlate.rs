@@ -215,6 +215,28 @@ fn one_scanner_below_every_threshold_is_one_campaign_over_five_sensors() {
             .value(0),
     );
     assert_eq!(sensors, ["edge", "s0", "s1", "s2", "s3"]);
+    // `scanwatch convert DIR DIR` puts Parquet copies beside the Arrow
+    // parts: each row still counts once.
+    let o = bin()
+        .arg("convert")
+        .arg(&outs[0])
+        .arg(&outs[0])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let b = correlate(&outs, &plain.join("both"), &[]);
+    let per = b
+        .column_by_name("per_sensor")
+        .unwrap()
+        .as_list::<i32>()
+        .value(0);
+    let probes = per
+        .as_struct()
+        .column_by_name("probes")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .clone();
+    assert_eq!(probes.values().to_vec(), vec![5; 5]);
     // --until before the scan: nothing.
     let b = correlate(
         &outs,
