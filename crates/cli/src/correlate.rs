@@ -104,6 +104,9 @@ pub struct Counts {
     pub unknown_transport: u64,
     /// Rows outside --since/--until.
     pub outside: u64,
+    /// Rows in a partition later than their own time, read after that
+    /// time was released to the detector: counted, not fed.
+    pub late: u64,
 }
 
 /// The attempt timeout and SYN-ACK data wait the flow rows were made with.
@@ -767,6 +770,7 @@ fn each_sorted_chunk(
     let mut order: Vec<&Part> = parts.iter().collect();
     order.sort_by(|a, b| (a.start, &a.path).cmp(&(b.start, &b.path)));
     let mut pending: Vec<(Attempt, u32)> = Vec::new();
+    let mut released = Micros::MIN;
     let mut i = 0;
     while i < order.len() {
         let start = order[i].start;
@@ -788,9 +792,15 @@ fn each_sorted_chunk(
         // Nothing still unread can hold an attempt before the next bucket.
         let low = order.get(i).map(|p| p.start).unwrap_or(Micros::MAX);
         pending.sort_unstable();
+        // A row filed in a later hour than its `ts` (not written by
+        // scanwatch) comes after its time was released: counted, not fed.
+        let late = pending.partition_point(|(a, _)| a.time < released);
+        counts.late += late as u64;
+        pending.drain(..late);
         let cut = pending.partition_point(|(a, _)| a.time < low);
         f(&pending[..cut], (low != Micros::MAX).then_some(low));
         pending.drain(..cut);
+        released = released.max(low);
     }
     pending.sort_unstable();
     f(&pending, None);
@@ -905,7 +915,8 @@ fn summary(
         .count();
     format!(
         "scanwatch correlate: {} rows from {from}: {} attempts ({} seen by two sensors, fed once), \
-{} not probes, {} unknown_transport not rebuilt, {} outside --since/--until; \
+{} not probes, {} unknown_transport not rebuilt, {} outside --since/--until, \
+{} late (in a later hour's partition than their time, not fed); \
 {} campaigns ({} below every sensor's threshold); detector: {} sources, {} evicted, {} contacts evicted",
         c.rows,
         c.attempts,
@@ -913,6 +924,7 @@ fn summary(
         c.not_probes,
         c.unknown_transport,
         c.outside,
+        c.late,
         rows.len(),
         below,
         stats.sources,

@@ -14,7 +14,10 @@
 //! ignored, some refused, a few answered (open doors). The `distributed`
 //! profile splits a port range of one target between several sources (none
 //! a scanner alone) and adds, as its negative, clients of a busy server
-//! each failing on two or three of its few closed ports.
+//! each failing on two or three of its few closed ports. The `campaign`
+//! profile adds one slow SYN sweep spread over the sensors of `--split N`
+//! (which writes one capture per sensor, each packet to the sensor of its
+//! address pair), so few per sensor that none flags it alone.
 //!
 //! Packets are written straight into a buffered pcap (Ethernet, µs) from
 //! header templates; nothing is allocated per packet.

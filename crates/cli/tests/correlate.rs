@@ -237,6 +237,42 @@ fn one_scanner_below_every_threshold_is_one_campaign_over_five_sensors() {
         .as_primitive::<Int64Type>()
         .clone();
     assert_eq!(probes.values().to_vec(), vec![5; 5]);
+    // A compacted day (`hour=all`, rows sorted by source) is one day-long
+    // bucket: the same campaign.
+    let o = bin().arg("compact").arg(&outs[1]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(walk(&outs[1].join("flows"))
+        .iter()
+        .all(|p| p.to_string_lossy().contains("hour=all")));
+    let c = correlate(&outs, &plain.join("compacted"), &[]);
+    assert_eq!(facts(&c, "campaign"), facts(&b, "campaign"));
+    // Rows filed an hour later than their time (hand-moved: scanwatch files
+    // a row in the hour of its `ts`) come after that hour was released:
+    // counted as late, never fed out of order.
+    let hours: Vec<PathBuf> = walk(&outs[2].join("flows"));
+    let moved_rows: usize = hours
+        .iter()
+        .map(|f| {
+            arrow_ipc::reader::FileReader::try_new(std::fs::File::open(f).unwrap(), None)
+                .unwrap()
+                .map(|b| b.unwrap().num_rows())
+                .sum::<usize>()
+        })
+        .sum();
+    let hour_dir = hours[0].parent().unwrap();
+    assert!(hour_dir.ends_with("hour=14"), "{hour_dir:?}");
+    std::fs::rename(hour_dir, hour_dir.with_file_name("hour=15")).unwrap();
+    let o = bin()
+        .arg("correlate")
+        .args(&outs)
+        .arg("-o")
+        .arg(plain.join("late"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!(" {moved_rows} late ")), "{err}");
+    std::fs::rename(hour_dir.with_file_name("hour=15"), hour_dir).unwrap();
     // --until before the scan: nothing.
     let b = correlate(
         &outs,
