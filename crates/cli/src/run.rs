@@ -514,6 +514,16 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
         }
         drop(lines);
         print_summary(&summary, live);
+        if a.capture_threads.is_some_and(|n| n > 1) {
+            // How the kernel spread the packets over the capture threads.
+            if let Ok(v) = counters.live_inputs.lock() {
+                let each: Vec<String> = v.iter().map(|s| s.received.to_string()).collect();
+                eprintln!(
+                    "scanwatch: kernel received per capture thread: {}",
+                    each.join(", ")
+                );
+            }
+        }
     }
     if let Some(line) = outlier_line(&summary, reorder_ms) {
         eprintln!("{line}");
