@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what scanwatch needs on Debian 12 (as root): libpcap for capture,
-# jq, tcpdump, iproute2 and nmap for the live tests, editcap/mergecap
+# jq, tcpdump, iproute2, nmap and tcpreplay for the live tests, editcap/mergecap
 # (wireshark-common) to split and merge captures in the merge tests, Python with
 # pyarrow/dpkt/pytest for the output tests; for the package test
 # (tests/test_package.py) what the .deb depends on (adduser, libcap2-bin for
@@ -11,7 +11,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for p in libpcap-dev jq tcpdump iproute2 nmap wireshark-common python3 python3-venv gzip \
+for p in libpcap-dev jq tcpdump iproute2 nmap tcpreplay wireshark-common python3 python3-venv gzip \
          adduser libcap2-bin systemd binutils logrotate; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done

@@ -17,7 +17,7 @@ mod file;
 mod live;
 
 pub use file::{FileSource, Format, MAX_OPEN_FILES, MAX_OPEN_FILES_ENV};
-pub use live::{LiveOptions, LiveSource};
+pub use live::{LiveOptions, LiveSource, MAX_CAPTURE_THREADS};
 use scanwatch_model::Micros;
 use std::path::PathBuf;
 
@@ -38,6 +38,10 @@ pub struct LiveStats {
     pub received: u64,
     pub kernel_dropped: u64,
     pub if_dropped: u64,
+    /// Packets a fanout member left out because they were stamped before
+    /// its group was complete (see [`LiveSource::open_fanout`]): the
+    /// moment the capture started, not a loss during it.
+    pub skipped_at_start: u64,
 }
 
 /// What [`PacketSource::next_packet`] can say besides "here is a packet".

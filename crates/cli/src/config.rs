@@ -84,6 +84,9 @@ pub struct RunSettings {
     pub threads: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shards: Option<usize>,
+    /// Capture threads per live interface (PACKET_FANOUT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_threads: Option<usize>,
     /// Drop root privileges to this user (`-Z`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -325,6 +328,12 @@ impl RunSettings {
         }
         if self.threads.is_some_and(|t| !(1..=256).contains(&t)) {
             bad("threads", "must be between 1 and 256".into());
+        }
+        if self
+            .capture_threads
+            .is_some_and(|t| !(1..=scanwatch_capture::MAX_CAPTURE_THREADS).contains(&t))
+        {
+            bad("capture_threads", "must be between 1 and 64".into());
         }
         if self.shards.is_some_and(|s| !(1..=64).contains(&s)) {
             bad("shards", "must be between 1 and 64".into());

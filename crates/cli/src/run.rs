@@ -53,6 +53,12 @@ pub struct RunArgs {
     /// Detector shards (default: threads / 4, at least 1).
     #[arg(long)]
     pub shards: Option<usize>,
+    /// Capture threads per live interface (default 1). More than one joins
+    /// them in a PACKET_FANOUT group (hash mode: both directions of a flow
+    /// reach one thread; the kernel reassembles IPv4 fragments first), each
+    /// reading, decoding and dispatching its share. Linux only; not for -r.
+    #[arg(long, value_name = "N")]
+    pub capture_threads: Option<usize>,
     /// TOML config file: [run] (every other option here, named as its
     /// flag), [flow] and [detect]. Flags override it; a list flag replaces
     /// the file's list. See `scanwatch config check|show`.
@@ -202,6 +208,7 @@ pub fn resolve(mut a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<RunArgs> 
     a.quiet = a.quiet || file.quiet == Some(true);
     a.threads = a.threads.or(file.threads);
     a.shards = a.shards.or(file.shards);
+    a.capture_threads = a.capture_threads.or(file.capture_threads);
     a.user = a.user.or(file.user);
     a.no_promisc = a.no_promisc || file.promiscuous == Some(false);
     from_file!(snaplen, snaplen, "snaplen");
@@ -329,6 +336,7 @@ pub fn show(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
         quiet: Some(a.quiet),
         threads: Some(cfg.threads),
         shards: Some(cfg.shards),
+        capture_threads: (!a.interfaces.is_empty()).then(|| a.capture_threads.unwrap_or(1)),
         user: a.user.clone(),
         promiscuous: Some(!a.no_promisc),
         snaplen: Some(a.snaplen),
@@ -402,12 +410,21 @@ pub fn open_sources(a: &RunArgs) -> Result<Vec<Box<dyn PacketSource>>> {
     if !a.interfaces.is_empty() && !a.read.is_empty() {
         bail!("-r and -i cannot be mixed in one run");
     }
+    let capture_threads = a.capture_threads.unwrap_or(1);
+    if !a.read.is_empty() && a.capture_threads.is_some_and(|n| n != 1) {
+        bail!("--capture-threads is for live interfaces (-i): a file is read by one thread (use --threads for the flow workers)");
+    }
+    anyhow::ensure!(
+        (1..=scanwatch_capture::MAX_CAPTURE_THREADS).contains(&capture_threads),
+        "--capture-threads must be between 1 and {}",
+        scanwatch_capture::MAX_CAPTURE_THREADS
+    );
     let filter = bpf_filter(a)?;
     let mut sources: Vec<Box<dyn PacketSource>> = Vec::new();
     if !a.read.is_empty() {
         sources.push(Box::new(FileSource::open(&a.read, filter.clone())?));
     }
-    for iface in &a.interfaces {
+    for (k, iface) in a.interfaces.iter().enumerate() {
         let opts = LiveOptions {
             snaplen: a.snaplen,
             promisc: !a.no_promisc,
@@ -415,7 +432,11 @@ pub fn open_sources(a: &RunArgs) -> Result<Vec<Box<dyn PacketSource>>> {
             filter: filter.clone(),
             ..LiveOptions::default()
         };
-        sources.push(Box::new(LiveSource::open(iface, &opts)?));
+        // One fanout group per interface, its id from the pid.
+        let group = std::process::id().wrapping_add(k as u32 * 7919);
+        for s in LiveSource::open_fanout(iface, &opts, capture_threads, group)? {
+            sources.push(Box::new(s));
+        }
     }
     Ok(sources)
 }
@@ -493,6 +514,16 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
         }
         drop(lines);
         print_summary(&summary, live);
+        if a.capture_threads.is_some_and(|n| n > 1) {
+            // How the kernel spread the packets over the capture threads.
+            if let Ok(v) = counters.live_inputs.lock() {
+                let each: Vec<String> = v.iter().map(|s| s.received.to_string()).collect();
+                eprintln!(
+                    "scanwatch: kernel received per capture thread: {}",
+                    each.join(", ")
+                );
+            }
+        }
     }
     if let Some(line) = outlier_line(&summary, reorder_ms) {
         eprintln!("{line}");
@@ -1038,6 +1069,12 @@ fn print_summary(s: &Summary, live: bool) {
                 "scanwatch: kernel received {}, dropped {}, interface dropped {}; our queue dropped {} packets",
                 l.received, l.kernel_dropped, l.if_dropped, c.queue_drop_packets
             );
+            if l.skipped_at_start > 0 {
+                eprintln!(
+                    "scanwatch: {} packets stamped before all capture threads had joined their fanout group were left out (the start of the capture, not a loss)",
+                    l.skipped_at_start
+                );
+            }
         }
     }
 }

@@ -254,6 +254,34 @@ fn bad_inputs_give_one_clear_line() {
 }
 
 #[test]
+fn capture_threads_are_refused_on_files_and_out_of_range() {
+    let d = tmpdir("capture-threads");
+    let src = pcaps().join("nmap_syn_vertical_1-1000.pcap");
+    let o = bin()
+        .arg("run")
+        .arg("-r")
+        .arg(&src)
+        .args(["--capture-threads", "2", "-w"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let e = one_line_error(&o);
+    assert!(
+        e.contains("--capture-threads is for live interfaces"),
+        "{e}"
+    );
+    // No output was started for a refused run.
+    assert!(!d.join("flows").exists());
+    let o = bin()
+        .args(["run", "-i", "lo", "--capture-threads", "0", "-w"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let e = one_line_error(&o);
+    assert!(e.contains("between 1 and 64"), "{e}");
+}
+
+#[test]
 fn truncated_file_keeps_what_came_before_and_exits_non_zero() {
     let d = tmpdir("trunc");
     let src = std::fs::read(pcaps().join("nmap_syn_vertical_1-1000.pcap")).unwrap();

@@ -186,6 +186,7 @@ impl Counters {
             received: a.received + b.received,
             kernel_dropped: a.kernel_dropped + b.kernel_dropped,
             if_dropped: a.if_dropped + b.if_dropped,
+            skipped_at_start: a.skipped_at_start + b.skipped_at_start,
         });
         self.kernel_received.store(sum.received, Relaxed);
         self.kernel_dropped.store(sum.kernel_dropped, Relaxed);
@@ -237,6 +238,7 @@ mod tests {
             received: r,
             kernel_dropped: k,
             if_dropped: i,
+            skipped_at_start: 0,
         };
         c.live(1, &s(10, 1, 0));
         let sum = c.live(0, &s(5, 0, 2));
