@@ -10,10 +10,12 @@ mod compact;
 mod config;
 mod convert;
 mod correlate;
+mod cryptopan;
 mod eval;
 mod gen;
 mod run;
 mod share;
+mod stix;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
