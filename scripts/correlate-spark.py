@@ -45,6 +45,7 @@ import tempfile
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
 from pyspark import SparkFiles
 from pyspark.sql import SparkSession, functions as F
 
@@ -200,7 +201,6 @@ def read_flagged(spark, dirs):
             continue
         for p in files_under(root, ".parquet") + files_under(root, ".arrow"):
             if p.endswith(".parquet"):
-                import pyarrow.parquet as pq
                 t = pq.read_table(p, columns=["scanner", "kind"])
             else:
                 t = ipc.open_file(p).read_all().select(["scanner", "kind"])

@@ -65,16 +65,23 @@ def sensors(tmp_path_factory):
     return d, dirs
 
 
+def both(d, dirs, extra, name):
+    """The campaigns of the single box and of Spark (local[2], 4
+    partitions) on the same folders with the same options."""
+    run(BIN, "correlate", *dirs, *extra, "-o", d / f"one-{name}", "--format", "parquet")
+    p = run(PY, os.path.join(ROOT, "scripts", "correlate-spark.py"), "--master", "local[2]",
+            "--scanwatch", BIN, "--partitions", "4", *extra, "-o", d / f"spark-{name}", *dirs)
+    cols1, one = rows(d / f"one-{name}" / "campaigns" / "part-00000.parquet")
+    cols2, spark = rows(str(d / f"spark-{name}" / "campaigns"))
+    return cols1, one, cols2, spark, p
+
+
 def test_spark_campaigns_are_the_single_box_campaigns(sensors):
     if shutil.which("java") is None:
         pytest.fail("Spark needs Java: apt-get install -y default-jre-headless")
     d, dirs = sensors
     rename = ["--sensor-of", f"{dirs[-1]}=edge"]
-    run(BIN, "correlate", *dirs, *rename, "-o", d / "one", "--format", "parquet")
-    p = run(PY, os.path.join(ROOT, "scripts", "correlate-spark.py"), "--master", "local[2]",
-            "--scanwatch", BIN, "--partitions", "4", *rename, "-o", d / "spark", *dirs)
-    cols1, one = rows(d / "one" / "campaigns" / "part-00000.parquet")
-    cols2, spark = rows(str(d / "spark" / "campaigns"))
+    cols1, one, cols2, spark, p = both(d, dirs, rename, "default")
     assert cols1 == cols2
     assert len(one) >= 2, one
     assert spark == one
@@ -89,6 +96,16 @@ def test_spark_campaigns_are_the_single_box_campaigns(sensors):
     assert any("edge" in r["sensors"] for r in byname)
     # Four partitions: several correlate processes ran.
     assert p.stderr.count("scanwatch correlate:") >= 2, p.stderr[-3000:]
+
+    # A config file reaches the executors' processes (shipped with
+    # addFile): thresholds that change the answer, the same on both sides.
+    cfg = d / "strict.toml"
+    cfg.write_text("[detect]\ntrw = false\n\n[[detect.windows]]\nseconds = 300\n"
+                   "horizontal = 60\nvertical = 60\n")
+    cols1, strict, cols2, spark, _ = both(d, dirs, rename + ["--config", str(cfg)], "strict")
+    assert cols1 == cols2 and spark == strict
+    assert 0 < len(strict) < len(one)
+    assert "198.51.100.77" not in {dict(r)["scanner"] for r in strict}
 
 
 def test_stdin_mode_gives_the_campaigns_of_the_folders(sensors):
