@@ -289,6 +289,13 @@ def test_filters_prune_partitions_and_give_the_right_rows(trees):
                         "--since", "2026-08-30", "--until", "2026-08-29"],
                        capture_output=True, text=True, timeout=300)
     assert q.returncode != 0 and "--since must be before --until" in q.stderr
+    # A sensor no tree has, and a folder with no table, are errors, not empty pages.
+    q = subprocess.run([PY, os.path.join(ROOT, "scripts", "report.py"), span, "-o", out, "--sensor", "c"],
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode != 0 and "no sensor c in the trees (sensors: a, b)" in q.stderr, q.stderr
+    q = subprocess.run([PY, os.path.join(ROOT, "scripts", "report.py"), span, trees["dir"], "-o", out],
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode != 0 and "no flows/, detections/ or campaigns/ table" in q.stderr, q.stderr
 
 
 def test_report_says_when_there_is_no_campaigns_table(trees):
