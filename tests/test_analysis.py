@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import duckdb
@@ -26,7 +27,6 @@ import pyarrow.dataset as ds
 import pytest
 import stix2
 
-import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 import swviews  # noqa: E402
 
