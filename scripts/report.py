@@ -203,12 +203,19 @@ def main():
     a = ap.parse_args()
     if a.since and a.until and a.since >= a.until:
         sys.exit("report.py: --since must be before --until")
+    for d in a.dirs:
+        if not any(os.path.isdir(os.path.join(d, t)) for t in swviews.TABLES):
+            sys.exit(f"report.py: {d}: no flows/, detections/ or campaigns/ table")
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{a.memory_limit}'")
     con.execute("SET preserve_insertion_order = false")
     info = swviews.make_views(con, a.dirs, a.since, a.until, a.sensor)
     if "detections" not in info:
         sys.exit("report.py: no detections/ table under " + " ".join(a.dirs))
+    known = set().union(*(w.sensors_seen for w in info.values()))
+    missing = sorted(set(a.sensor or []) - known)
+    if missing:
+        sys.exit(f"report.py: no sensor {', '.join(missing)} in the trees (sensors: {', '.join(sorted(known))})")
     for name, w in info.items():
         for path in w.odd:
             print(f"report.py: warning: {path}: not a partition or a part; not read", file=sys.stderr)

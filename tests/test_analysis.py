@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import duckdb
@@ -26,7 +27,6 @@ import pyarrow.dataset as ds
 import pytest
 import stix2
 
-import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 import swviews  # noqa: E402
 
@@ -269,11 +269,33 @@ def test_filters_prune_partitions_and_give_the_right_rows(trees):
         assert q.returncode != 0
     finally:
         os.remove(bad)
+    # A compacted day (Parquet at hour=all) beside hourly Arrow days: the
+    # same rows and answers, the compacted day read whole.
+    comp = os.path.join(trees["dir"], "span-compacted")
+    shutil.copytree(span, comp)
+    run(BIN, "compact", comp, "--day", "2026-08-29")
+    assert glob.glob(os.path.join(comp, "flows", "sensor=a", "date=2026-08-29", "hour=all", "*.parquet"))
+    answers = []
+    for tree in (span, comp):
+        con = duckdb.connect()
+        views(con, tree, since=since, until=until, sensors=["a"])
+        answers.append([con.execute("SELECT count(*) FROM flows").fetchone(),
+                        con.execute("SELECT count(*) FROM detections").fetchone(),
+                        sql(con, "open_doors.sql"), sql(con, "top_scanners.sql"),
+                        sql(con, "ports_probed.sql")])
+    assert answers[0] == answers[1] and answers[0][0][0] > 0
     # --until before --since is refused.
     q = subprocess.run([PY, os.path.join(ROOT, "scripts", "report.py"), span, "-o", out,
                         "--since", "2026-08-30", "--until", "2026-08-29"],
                        capture_output=True, text=True, timeout=300)
     assert q.returncode != 0 and "--since must be before --until" in q.stderr
+    # A sensor no tree has, and a folder with no table, are errors, not empty pages.
+    q = subprocess.run([PY, os.path.join(ROOT, "scripts", "report.py"), span, "-o", out, "--sensor", "c"],
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode != 0 and "no sensor c in the trees (sensors: a, b)" in q.stderr, q.stderr
+    q = subprocess.run([PY, os.path.join(ROOT, "scripts", "report.py"), span, trees["dir"], "-o", out],
+                       capture_output=True, text=True, timeout=300)
+    assert q.returncode != 0 and "no flows/, detections/ or campaigns/ table" in q.stderr, q.stderr
 
 
 def test_report_says_when_there_is_no_campaigns_table(trees):
