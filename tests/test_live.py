@@ -462,6 +462,8 @@ def test_two_capture_threads_same_flows_and_detections_as_one(lab):
         # Lossless, or the comparison means nothing.
         assert (last["kernel_dropped"], last["if_dropped"], last["queue_drops"]) == (0, 0, 0), last
         assert last["received"] == want_packets, (ct, last, err)
+        # The replay starts after the group is complete: nothing left out.
+        assert last["skipped_at_start"] == 0, last
         runs[ct] = (flows, dets)
         if ct > 1:
             # The kernel did spread the traffic: every thread had a share.

@@ -819,6 +819,12 @@ fn stats_record(
         c.if_dropped.load(Relaxed),
     );
     let queue_drops = c.queue_drop_packets.load(Relaxed);
+    // Fanout members' packets from before their group was complete.
+    let skipped_at_start: u64 = c
+        .live_inputs
+        .lock()
+        .map(|v| v.iter().map(|s| s.skipped_at_start).sum())
+        .unwrap_or(0);
     let (flows_evicted, sources_evicted) = (
         c.flows_evicted.load(Relaxed),
         c.sources_evicted.load(Relaxed),
@@ -849,6 +855,7 @@ fn stats_record(
         "kernel_dropped": k_drop,
         "if_dropped": if_drop,
         "queue_drops": queue_drops,
+        "skipped_at_start": skipped_at_start,
         "flows_active": flows_active,
         "flows_ended": now.flows_ended,
         "flows_evicted": flows_evicted,

@@ -117,6 +117,7 @@ fn stats_on_a_file_run_are_per_interval_and_readable() {
             "kernel_dropped",
             "if_dropped",
             "queue_drops",
+            "skipped_at_start",
             "flows_active",
             "flows_ended",
             "flows_evicted",
