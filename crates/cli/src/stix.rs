@@ -183,7 +183,12 @@ pub fn unshareable(ip: IpAddr) -> Option<&'static str> {
             let o = a.octets();
             if a.is_loopback() {
                 Some("loopback")
-            } else if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || o[0] == 0 {
+            } else if a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || o[0] == 0
+                || o[0] >= 240
+            {
                 Some("not a unicast source")
             } else if a.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
                 Some("private")
@@ -408,17 +413,55 @@ pub fn confidence(seen: &Seen) -> u8 {
     c as u8
 }
 
-/// The STIX pattern on the scan's source, in the shape MISP exports for
-/// (and imports as) an `ip-src` attribute.
-pub fn source_pattern(scanner: IpAddr) -> String {
+/// The STIX name of a detection's protocol (IANA service-name registry,
+/// as STIX asks for `network-traffic:protocols`); `None` for the other IP
+/// protocols (detection proto `ip`).
+fn stix_protocol(proto: &str) -> Option<&'static str> {
+    match proto {
+        "tcp" => Some("tcp"),
+        "udp" => Some("udp"),
+        "icmp" => Some("icmp"),
+        "icmp6" => Some("ipv6-icmp"),
+        "sctp" => Some("sctp"),
+        _ => None,
+    }
+}
+
+/// The STIX pattern on the scan's source: the source address and the
+/// protocols it probed with, e.g.
+/// `[network-traffic:src_ref.type = 'ipv4-addr' AND
+/// network-traffic:src_ref.value = '203.0.113.5' AND
+/// (network-traffic:protocols[*] = 'tcp' OR network-traffic:protocols[*] = 'udp')]`.
+/// MISP's STIX 2 import (misp-stix) turns this into a network-traffic
+/// object whose `src_ip` is an `ip-src` attribute; without the protocol
+/// clause it takes the single-attribute path, which fails in misp-stix
+/// 2026.10 (attribute without a type). When a probe used another IP
+/// protocol, the pattern is on the source alone (it must match all of the
+/// scanner's traffic).
+pub fn source_pattern<'a>(scanner: IpAddr, protos: impl IntoIterator<Item = &'a str>) -> String {
     let t = if scanner.is_ipv4() {
         "ipv4-addr"
     } else {
         "ipv6-addr"
     };
-    format!(
-        "[network-traffic:src_ref.type = '{t}' AND network-traffic:src_ref.value = '{scanner}']"
-    )
+    let src = format!(
+        "network-traffic:src_ref.type = '{t}' AND network-traffic:src_ref.value = '{scanner}'"
+    );
+    let named: Option<BTreeSet<&str>> = protos.into_iter().map(stix_protocol).collect();
+    match named {
+        Some(p) if !p.is_empty() => {
+            let any: Vec<String> = p
+                .iter()
+                .map(|x| format!("network-traffic:protocols[*] = '{x}'"))
+                .collect();
+            if any.len() == 1 {
+                format!("[{src} AND {}]", any[0])
+            } else {
+                format!("[{src} AND ({})]", any.join(" OR "))
+            }
+        }
+        _ => format!("[{src}]"),
+    }
 }
 
 /// One indicator per scanner, from its detections by all sensors: created
@@ -442,7 +485,7 @@ pub fn indicator(scanner: IpAddr, seen: &Seen, o: &StixOptions) -> Value {
                 stix_time(first), stix_time(last), sensors
             ),
             "indicator_types": ["malicious-activity"],
-            "pattern": source_pattern(scanner), "pattern_type": "stix", "pattern_version": "2.1",
+            "pattern": source_pattern(scanner, seen.rows.iter().map(|r| r.proto.as_str())), "pattern_type": "stix", "pattern_version": "2.1",
             "valid_from": stix_time(first), "valid_until": stix_time(until),
             "confidence": confidence(seen),
             "kill_chain_phases": [{
@@ -581,6 +624,24 @@ mod tests {
     }
 
     #[test]
+    fn patterns_name_the_source_and_its_protocols() {
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        let src = "network-traffic:src_ref.type = 'ipv4-addr' AND network-traffic:src_ref.value = '203.0.113.5'";
+        assert_eq!(
+            source_pattern(ip, ["udp", "tcp", "tcp"]),
+            format!("[{src} AND (network-traffic:protocols[*] = 'tcp' OR network-traffic:protocols[*] = 'udp')]")
+        );
+        assert_eq!(
+            source_pattern(ip, ["icmp"]),
+            format!("[{src} AND network-traffic:protocols[*] = 'icmp']")
+        );
+        assert_eq!(source_pattern(ip, ["tcp", "ip"]), format!("[{src}]"));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(source_pattern(v6, ["icmp6"]).contains("'ipv6-addr'"));
+        assert!(source_pattern(v6, ["icmp6"]).contains("'ipv6-icmp'"));
+    }
+
+    #[test]
     fn addresses_no_partner_sees_are_never_indicators() {
         for a in [
             "127.0.0.1",
@@ -636,7 +697,7 @@ mod tests {
         assert_eq!(v["valid_until"], stix_time(d.last + 2 * day));
         assert_eq!(
             v["pattern"],
-            "[network-traffic:src_ref.type = 'ipv6-addr' AND network-traffic:src_ref.value = '2001:db8::5']"
+            "[network-traffic:src_ref.type = 'ipv6-addr' AND network-traffic:src_ref.value = '2001:db8::5' AND network-traffic:protocols[*] = 'tcp']"
         );
         assert_eq!(v["object_marking_refs"], json!([Tlp::Red.marking_id()]));
         // A sighting that grows keeps its id and gets a newer `modified`.
