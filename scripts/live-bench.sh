@@ -241,7 +241,7 @@ if [ -n "$IFACE" ]; then
     dir=$(mktemp -d "$WORK/run.XXXXXX"); chmod 777 "$dir"
     start "$tool" "$dir" || { echo "$tool did not start" >&2; continue; }
     sleep "$LISTEN_SECS"
-    read -r r d < <(stop "$tool" "$dir")
+    read -r r d _ < <(stop "$tool" "$dir")
     printf '%-12s %12s %12s %12s\n' "$tool" "$r" "$d" $((r / LISTEN_SECS))
   done
   exit 0

@@ -9,20 +9,28 @@
 //! still fire their timers. Batch vectors come back from the workers for
 //! reuse: nothing is allocated per packet.
 //!
-//! Reading a file, a full worker queue makes the reader wait; on a live
-//! interface the batch is dropped and counted instead
-//! ([`Counts::queue_drops`]), so that the kernel ring never stalls.
+//! Reading a file, a full worker queue makes the reader wait. On a live
+//! interface the reader waits at most [`LIVE_QUEUE_WAIT`] (20 ms) per batch,
+//! while the kernel ring, far larger than the queue, holds what arrives;
+//! then the batch is dropped and counted ([`Counts::queue_drops`]), so that
+//! a worker that stays behind costs its own batches, not the whole ring.
+//! (Dropping at once lost batches to scheduling hiccups with the ring
+//! nearly empty: `scripts/live-bench.sh` on a busy 2-core machine.)
 
 use crate::clock::{ClockConfig, Decided, InputClock, Outlier, OutlierKind, Pos};
 use crate::counters::{Counters, Counts};
 use crate::worker::PacketBatch;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use scanwatch_capture::{InputProblem, LiveStats, Next, PacketSource};
 use scanwatch_decode::{decode_into, DecodeError};
 use scanwatch_model::{bucket, IcmpNotice, Item, Micros};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How long a live capture thread waits for room in a full worker queue
+/// before it drops the batch: the kernel ring holds what arrives meanwhile.
+const LIVE_QUEUE_WAIT: Duration = Duration::from_millis(20);
 
 /// What a capture thread works with besides its input.
 pub(crate) struct CaptureCtx<'a> {
@@ -69,11 +77,18 @@ impl Dispatch<'_> {
             match self.ctx.workers[w].try_send(b) {
                 Ok(()) => {}
                 Err(TrySendError::Full(b)) => {
-                    self.ctx.counters.add(&Counts {
-                        queue_drops: 1,
-                        queue_drop_packets: b.items.len() as u64,
-                        ..Counts::default()
-                    });
+                    // A worker that is late by a scheduling hiccup: wait a
+                    // little (the kernel ring, far larger than this queue,
+                    // keeps filling meanwhile), then drop and count.
+                    if let Err(SendTimeoutError::Timeout(b)) =
+                        self.ctx.workers[w].send_timeout(b, LIVE_QUEUE_WAIT)
+                    {
+                        self.ctx.counters.add(&Counts {
+                            queue_drops: 1,
+                            queue_drop_packets: b.items.len() as u64,
+                            ..Counts::default()
+                        });
+                    }
                 }
                 Err(TrySendError::Disconnected(_)) => {}
             }

@@ -20,8 +20,9 @@
 //!   then content. The detectors therefore see the same sequence whatever
 //!   the thread count or reading speed, and report the same scans.
 //! * Channels are bounded. Reading a file, a full queue makes the reader
-//!   wait; on a live interface the batch is dropped and counted
-//!   ([`Counts::queue_drops`]) rather than stalling the kernel ring.
+//!   wait; on a live interface it waits at most 20 ms (the kernel ring
+//!   holds what arrives), then the batch is dropped and counted
+//!   ([`Counts::queue_drops`]).
 //! * Shutdown (Ctrl-C, SIGTERM, end of input) stops the readers; each stage
 //!   drains what it holds and closes its senders, so every flow and scan is
 //!   written and every file finished.
