@@ -184,8 +184,9 @@ def rows_of(con, text):
 
 
 def walk_text(name, w):
+    busy = f", {w.in_progress} parts being written or hidden left out" if w.in_progress else ""
     return (f"{name}: {w.files_kept} of {w.files_seen} files read "
-            f"({w.partitions_kept} of {w.partitions_seen} hour partitions)")
+            f"({w.partitions_kept} of {w.partitions_seen} hour partitions{busy})")
 
 
 def main():
