@@ -13,6 +13,8 @@ mod eval;
 mod gen;
 mod run;
 mod share;
+mod taxii;
+mod taxii_live;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

@@ -52,6 +52,18 @@ pub struct ShareArgs {
     /// Name of the organisation that shares (the STIX identity).
     #[arg(long, default_value = "scanwatch sensor operator")]
     pub identity: String,
+    /// Push the bundle to a TAXII 2.1 collection (then the bundle is written
+    /// only if `-o` asks for it).
+    #[command(flatten)]
+    pub taxii: crate::taxii::TaxiiArgs,
+    /// The TAXII user (the same as --taxii-user).
+    #[arg(
+        long = "user",
+        value_name = "USER",
+        requires = "url",
+        conflicts_with = "user"
+    )]
+    pub taxii_user_short: Option<String>,
 }
 
 /// One detection row, as read back from the table.
@@ -166,7 +178,7 @@ fn read_rows(dirs: &[PathBuf]) -> Result<Vec<Row>> {
 
 /// STIX's millisecond UTC time; outside chrono's range, the nearest instant
 /// it can represent (`civil_clamped`).
-fn stix_time(us: i64) -> String {
+pub(crate) fn stix_time(us: i64) -> String {
     let c = scanwatch_model::civil_clamped(us);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
@@ -285,7 +297,15 @@ fn target_list(a: &ShareArgs, seen: &Seen) -> Result<Option<Vec<String>>> {
 
 const MAX_PORTS_LISTED: usize = 1000;
 
-pub fn main(a: ShareArgs) -> Result<ExitCode> {
+pub fn main(mut a: ShareArgs) -> Result<ExitCode> {
+    if let Some(u) = a.taxii_user_short.take() {
+        a.taxii.user = Some(u);
+    }
+    if a.taxii.url.is_some() {
+        anyhow::ensure!(a.format == "stix", "--taxii pushes STIX: use --format stix");
+        // Settings (and the password file) checked before any work.
+        crate::taxii::Client::new(&a.taxii)?;
+    }
     let mut rows = read_rows(&a.dirs)?;
     let before = rows.len();
     if !a.own_scanners {
@@ -419,7 +439,8 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
         serde_json::to_string_pretty(&bundle)? + "\n"
     };
     match &a.out {
-        Some(p) => fs::write(p, text).with_context(|| format!("{}", p.display()))?,
+        Some(p) => fs::write(p, &text).with_context(|| format!("{}", p.display()))?,
+        None if a.taxii.url.is_some() => {}
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     eprintln!(
@@ -434,6 +455,12 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
             ""
         }
     );
+    if a.taxii.url.is_some() {
+        let bundle: Value = serde_json::from_str(&text).context("the bundle just built")?;
+        if !crate::taxii::share_push(&a.taxii, &bundle)? {
+            return Ok(ExitCode::from(1));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
