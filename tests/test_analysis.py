@@ -144,18 +144,32 @@ def all_targets(tree):
     return {x for lst in t.column("targets").to_pylist() for x in lst}
 
 
+def strict_stix(path):
+    """stix2-validator --strict and stix2.parse without custom content."""
+    v = subprocess.run([os.path.join(ROOT, "target", "pyenv", "bin", "stix2_validator"), "--strict", path],
+                       capture_output=True, text=True, timeout=300)
+    assert v.returncode == 0 and "STIX JSON: Valid" in v.stdout, v.stdout + v.stderr
+    text = open(path).read()
+    return stix2.parse(text, allow_custom=False), text
+
+
+def sighting_targets(text):
+    objs = json.loads(text)["objects"]
+    ext = [o["id"] for o in objs if o["type"] == "extension-definition"][0]
+    return {t for o in objs if o["type"] == "sighting" for t in o["extensions"][ext].get("targets", [])}
+
+
 def test_stix_bundle_validates_and_keeps_the_scanned_side_out(trees):
     targets = all_targets(trees["parquet"])
     assert len(targets) > 20
     out = os.path.join(trees["dir"], "share.json")
     run(BIN, "share", trees["parquet"], "-o", out)
-    text = open(out).read()
-    bundle = stix2.parse(text, allow_custom=True)
+    bundle, text = strict_stix(out)
     objs = bundle.objects
     inds = [o for o in objs if o.type == "indicator"]
     sights = [o for o in objs if o.type == "sighting"]
     scanners = scanners_in_truth(set(SENSORS["east"]) | set(SENSORS["west"]))
-    assert {o.pattern.split("'")[1] for o in inds} == scanners
+    assert {o.pattern.split("src_ref.value = '")[1].split("'")[0] for o in inds} == scanners
     assert {(o.sighting_of_ref, len(o.where_sighted_refs)) for o in sights}
     assert all(o.count >= 1 and o.first_seen <= o.last_seen for o in sights)
     det = ds.dataset(os.path.join(trees["parquet"], "detections"), format="parquet",
@@ -164,21 +178,22 @@ def test_stix_bundle_validates_and_keeps_the_scanned_side_out(trees):
     assert len(sights) == len(pairs)             # one per scanner and sensor that saw it
     assert not any(t in text for t in targets), "a scanned address leaked"
 
-    # Pseudonyms: no clear target, but the same number of distinct ones,
-    # prefix-preserving and stable for a key.
-    run(BIN, "share", trees["parquet"], "-o", out, "--targets", "pseudonym", "--key", "k1")
-    text = open(out).read()
-    stix2.parse(text, allow_custom=True)
+    # Pseudonyms (Crypto-PAn, key from a file): no clear target, but the
+    # same number of distinct ones, prefix-preserving and stable for a key.
+    key = os.path.join(trees["dir"], "cryptopan.key")
+    with open(key, "w") as f:
+        f.write("ab" * 32 + "\n")
+    os.chmod(key, 0o600)
+    run(BIN, "share", trees["parquet"], "-o", out, "--targets", "pseudonym", "--key-file", key)
+    _, text = strict_stix(out)
     assert not any(t in text for t in targets)
-    pseud = {t for o in json.loads(text)["objects"] if o["type"] == "sighting"
-             for t in o.get("x_scanwatch_targets", [])}
+    pseud = sighting_targets(text)
     assert len(pseud) == len(targets)
     # Our targets share 198.19.x.0/16 (all of them): so must the pseudonyms.
     assert len({p.rsplit(".", 2)[0] for p in pseud}) == len({t.rsplit(".", 2)[0] for t in targets})
-    run(BIN, "share", trees["parquet"], "-o", out + "2", "--targets", "pseudonym", "--key", "k1")
-    again = {t for o in json.load(open(out + "2"))["objects"] if o["type"] == "sighting"
-             for t in o.get("x_scanwatch_targets", [])}
-    assert again == pseud
+    run(BIN, "share", trees["parquet"], "-o", out + ".2.json", "--targets", "pseudonym", "--key-file", key)
+    _, text2 = strict_stix(out + ".2.json")
+    assert sighting_targets(text2) == pseud and text2 == text
 
     # CSV for the simplest consumers.
     p = run(BIN, "share", trees["parquet"], "--format", "csv")

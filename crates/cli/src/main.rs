@@ -9,10 +9,12 @@ mod bench;
 mod compact;
 mod config;
 mod convert;
+mod cryptopan;
 mod eval;
 mod gen;
 mod run;
 mod share;
+mod stix;
 mod taxii;
 mod taxii_live;
 

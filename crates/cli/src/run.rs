@@ -170,6 +170,9 @@ pub struct RunArgs {
     /// --taxii.
     #[arg(long, value_name = "NAME", default_value = "scanwatch sensor operator")]
     pub taxii_identity: String,
+    /// TLP 2.0 marking of the objects pushed with --taxii.
+    #[arg(long, value_enum, default_value = "amber")]
+    pub taxii_tlp: crate::stix::Tlp,
     /// BPF filter expression (as tcpdump's trailing arguments).
     #[arg(trailing_var_arg = true, value_name = "EXPRESSION")]
     pub filter: Vec<String>,
@@ -478,7 +481,11 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
                 .clone()
                 .unwrap_or_else(|| a.out.join("taxii-spool"));
             let origin = crate::taxii_live::Origin {
-                identity: a.taxii_identity.clone(),
+                stix: crate::stix::StixOptions {
+                    identity: a.taxii_identity.clone(),
+                    tlp: a.taxii_tlp,
+                    ..Default::default()
+                },
                 sensor: a
                     .sensor
                     .clone()

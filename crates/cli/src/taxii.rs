@@ -306,12 +306,15 @@ impl Client {
         Ok(out)
     }
 
-    /// The collection holds this id at this version.
+    /// The collection holds this id at this version: asked of its manifest
+    /// (`match[id]`, `match[version]`), which lists versions as such (an
+    /// object's own properties may include one named `version`).
     pub fn holds(&self, id: &str, version: &str) -> Result<bool, PushError> {
-        let mut url = format!("{}objects/{id}/", self.describe());
+        let enc = |s: &str| s.replace(':', "%3A").replace('+', "%2B");
+        let mut url = format!("{}manifest/?match%5Bid%5D={}", self.describe(), enc(id));
         if !version.is_empty() {
-            url.push_str("?match%5Bversion%5D=");
-            url.push_str(&version.replace(':', "%3A"));
+            url.push_str("&match%5Bversion%5D=");
+            url.push_str(&enc(version));
         }
         let (code, body) = self.get(&url)?;
         if code == 404 {
@@ -320,9 +323,9 @@ impl Client {
         check_code(&url, code, &body)?;
         let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         Ok(v["objects"].as_array().is_some_and(|a| {
-            a.iter().any(|o| {
-                let (i, ver) = id_version(o);
-                i == id && (version.is_empty() || ver == version)
+            a.iter().any(|m| {
+                m["id"].as_str() == Some(id)
+                    && (version.is_empty() || m["version"].as_str() == Some(version))
             })
         }))
     }
@@ -624,7 +627,8 @@ impl Spool {
             f.sync_data().ok();
         }
         self.append(&lines)?;
-        if self.lines > 4 * self.pending.len() as u64 + 1024 {
+        // Nothing left: an empty journal; else keep it short.
+        if self.pending.is_empty() || self.lines > 4 * self.pending.len() as u64 + 1024 {
             self.rewrite()?;
         }
         Ok(())

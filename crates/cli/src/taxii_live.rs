@@ -13,13 +13,14 @@
 //! later `modified`), at most every [`UPDATE_EVERY`] per scanner and at its
 //! end; a start is sent at once.
 
+use crate::stix::{self, Detected, Seen, StixOptions};
 use crate::taxii::{Client, PushError, Spool, TaxiiArgs, Verdict};
 use anyhow::Result;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use scanwatch_detect::{Phase, ScanEvent};
-use scanwatch_model::{Direction, ScanKind};
+use scanwatch_model::ScanKind;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -40,7 +41,6 @@ const BATCH: usize = 500;
 /// longest ago is forgotten (counted): a later scan by it starts counting
 /// afresh in a new version of the same sighting.
 const MAX_SCANNERS: usize = 100_000;
-const MAX_PORTS_LISTED: usize = 1000;
 
 /// What the push thread did, for stats.jsonl and the end of the run.
 #[derive(Default)]
@@ -78,10 +78,11 @@ pub struct Pusher {
     url: String,
 }
 
-/// Where the objects come from: the organisation and this sensor.
+/// Where the objects come from: the organisation (and the marking) and
+/// this sensor.
 #[derive(Clone)]
 pub struct Origin {
-    pub identity: String,
+    pub stix: StixOptions,
     pub sensor: String,
 }
 
@@ -175,12 +176,13 @@ impl Pusher {
 
 /// What is known of one scanner: each of its scan records as last told.
 struct Scanner {
-    created_us: i64,
-    scans: BTreeMap<String, scanwatch_model::Detection>,
-    /// Latest packet time told, for `modified`.
+    scanner: std::net::IpAddr,
+    scans: BTreeMap<String, Detected>,
+    /// Latest packet time told (for forgetting the oldest).
     latest_us: i64,
-    /// Last version's `modified` (ms), to keep versions strictly rising.
-    last_ms: i64,
+    /// The versions last queued: (modified in µs, the object) of the
+    /// indicator and of the sighting.
+    sent: [Option<(i64, Value)>; 2],
     last_sent: Option<Instant>,
     dirty: bool,
 }
@@ -196,17 +198,6 @@ struct Worker {
     next_try: Instant,
     /// When we last said the server is away (said again once a minute).
     told_down: Option<Instant>,
-}
-
-fn proto_name(p: u8) -> String {
-    match p {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        58 => "ipv6-icmp".into(),
-        132 => "sctp".into(),
-        n => n.to_string(),
-    }
 }
 
 impl Worker {
@@ -256,9 +247,12 @@ impl Worker {
 
     fn event(&mut self, e: ScanEvent) {
         let d = &e.detection;
-        // Scans by our own hosts are ours to handle, not to share; a
+        let det = Detected::from_detection(d, &self.origin.sensor);
+        // Scans by our own hosts are ours to handle, not to share; nor are
+        // addresses no partner can see (private, loopback, …); a
         // distributed record is about a target, not a scanner.
-        if matches!(d.direction, Direction::Outbound | Direction::Internal)
+        if det.own_scanner()
+            || stix::unshareable(det.scanner).is_some()
             || d.kind == ScanKind::Distributed
         {
             return;
@@ -277,14 +271,14 @@ impl Worker {
             }
         }
         let s = self.scanners.entry(key).or_insert_with(|| Scanner {
-            created_us: d.ts_detected.min(e.time),
+            scanner: det.scanner,
             scans: BTreeMap::new(),
             latest_us: e.time,
-            last_ms: i64::MIN,
+            sent: [None, None],
             last_sent: None,
             dirty: false,
         });
-        s.scans.insert(d.detection_id.clone(), d.clone());
+        s.scans.insert(d.detection_id.clone(), det);
         s.latest_us = s.latest_us.max(e.time).max(d.ts_last);
         s.dirty = true;
         if matches!(e.phase, Phase::Start | Phase::End) {
@@ -337,96 +331,47 @@ impl Worker {
         }
     }
 
-    fn org_id(&self) -> String {
-        scanwatch_model::ids::stix_id("identity", &self.origin.identity)
-    }
-
-    fn sensor_id(&self) -> String {
-        scanwatch_model::ids::stix_id(
-            "identity",
-            &format!("{}/{}", self.origin.identity, self.origin.sensor),
-        )
-    }
-
-    /// The organisation and the sensor: same content every run, so a
-    /// fixed version.
+    /// The marking, the organisation, the extension definition and this
+    /// sensor: fixed versions, the same every run.
     fn identities(&self) -> Vec<Value> {
-        let t = "2016-01-01T00:00:00.000Z";
-        vec![
-            json!({
-                "type": "identity", "spec_version": "2.1", "id": self.org_id(),
-                "created": t, "modified": t,
-                "name": self.origin.identity, "identity_class": "organization",
-            }),
-            json!({
-                "type": "identity", "spec_version": "2.1", "id": self.sensor_id(),
-                "created": t, "modified": t, "created_by_ref": self.org_id(),
-                "name": format!("sensor {}", self.origin.sensor), "identity_class": "system",
-            }),
-        ]
+        let mut v = stix::common_objects(&self.origin.stix);
+        v.push(stix::sensor_identity(
+            &self.origin.stix,
+            &self.origin.sensor,
+        ));
+        v
     }
 
     /// The scanner's indicator and this sensor's sighting of it, as they
-    /// stand now (a new version).
+    /// stand now: the versions that differ from the ones last queued, each
+    /// with a `modified` later than the last (the last probe's packet
+    /// time, or 1 ms after the previous version when that is not later).
     fn objects_of(&mut self, key: &str) -> Option<Vec<Value>> {
-        let org = self.org_id();
-        let sensor = self.sensor_id();
-        let sensor_name = self.origin.sensor.clone();
+        let o = &self.origin.stix;
+        let sensor = self.origin.sensor.as_str();
         let s = self.scanners.get_mut(key)?;
-        // Versions: packet time, strictly rising per scanner.
-        let ms = (s.latest_us / 1000).max(s.last_ms.saturating_add(1));
-        s.last_ms = ms;
-        let created = crate::share::stix_time(s.created_us);
-        let modified = crate::share::stix_time(ms.saturating_mul(1000).max(s.created_us));
-        let first = s.scans.values().map(|d| d.ts_first).min().unwrap_or(0);
-        let last = s.scans.values().map(|d| d.ts_last).max().unwrap_or(0);
-        let probes: u64 = s.scans.values().map(|d| d.probes).sum();
-        let answered: u64 = s.scans.values().map(|d| d.answered).sum();
-        let kinds: BTreeSet<String> = s
-            .scans
-            .values()
-            .map(|d| format!("{} {}", d.kind.name(), proto_name(d.proto)))
-            .collect();
-        let kinds: Vec<String> = kinds.into_iter().collect();
-        let ports: BTreeSet<u16> = s
-            .scans
-            .values()
-            .flat_map(|d| d.ports.iter().copied())
-            .collect();
-        let ports: Vec<u16> = ports.into_iter().take(MAX_PORTS_LISTED).collect();
-        let pattern = if key.contains(':') {
-            format!("[network-traffic:src_ref.type = 'ipv6-addr' AND network-traffic:src_ref.value = '{key}']")
-        } else {
-            format!("[network-traffic:src_ref.type = 'ipv4-addr' AND network-traffic:src_ref.value = '{key}']")
-        };
-        let ind = scanwatch_model::ids::stix_id("indicator", key);
-        let indicator = json!({
-            "type": "indicator", "spec_version": "2.1", "id": ind,
-            "created": created, "modified": modified, "created_by_ref": org,
-            "name": format!("Port scanner {key}"),
-            "description": format!(
-                "{key} scanned: {} ({probes} probes, {answered} answered) between {} and {}.",
-                kinds.join(", "), crate::share::stix_time(first), crate::share::stix_time(last)
-            ),
-            "indicator_types": ["anomalous-activity"],
-            "pattern": pattern, "pattern_type": "stix",
-            "valid_from": crate::share::stix_time(first),
-            "x_scanwatch_scan_kinds": kinds,
-            "x_scanwatch_ports": ports,
-        });
-        let sighting = json!({
-            "type": "sighting", "spec_version": "2.1",
-            "id": scanwatch_model::ids::stix_id("sighting", &format!("{key}@{sensor_name}")),
-            "created": created, "modified": modified, "created_by_ref": org,
-            "sighting_of_ref": ind,
-            "where_sighted_refs": [sensor],
-            "first_seen": crate::share::stix_time(first),
-            "last_seen": crate::share::stix_time(last.max(first)),
-            "count": s.scans.len(),
-            "x_scanwatch_probes": probes,
-            "x_scanwatch_answered": answered,
-        });
-        Some(vec![indicator, sighting])
+        let seen = Seen::new(s.scans.values().collect());
+        let built = [
+            stix::indicator(s.scanner, &seen, o),
+            stix::sighting(s.scanner, sensor, &seen, o),
+        ];
+        let last = seen.last();
+        let mut out = Vec::new();
+        for (slot, mut obj) in s.sent.iter_mut().zip(built) {
+            let mut modified = last;
+            if let Some((prev_us, prev)) = slot.as_ref() {
+                if *prev == obj {
+                    continue;
+                }
+                if modified <= *prev_us {
+                    modified = prev_us.saturating_add(1000);
+                    obj["modified"] = json!(stix::stix_time(modified));
+                }
+            }
+            *slot = Some((modified, obj.clone()));
+            out.push(obj);
+        }
+        Some(out)
     }
 
     /// One send of the oldest queued objects; true if the server answered.
