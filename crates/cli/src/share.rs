@@ -76,7 +76,7 @@ pub struct ShareArgs {
         long = "user",
         value_name = "USER",
         requires = "url",
-        conflicts_with = "user"
+        conflicts_with = "taxii_user"
     )]
     pub taxii_user_short: Option<String>,
 }

@@ -35,7 +35,12 @@ pub struct TaxiiArgs {
     pub collection: Option<String>,
     /// TAXII user (HTTP Basic auth, with --taxii). `share` also takes it
     /// as `--user`; in `run`, `--user` is the user to drop privileges to.
-    #[arg(long = "taxii-user", value_name = "USER", requires = "url")]
+    #[arg(
+        id = "taxii_user",
+        long = "taxii-user",
+        value_name = "USER",
+        requires = "url"
+    )]
     pub user: Option<String>,
     /// File holding the TAXII password (its first line); never given on the
     /// command line.
