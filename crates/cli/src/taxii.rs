@@ -202,7 +202,7 @@ impl Client {
         while start < objects.len() {
             let mut end = start;
             let mut size = frame;
-            while end < objects.len() && size + texts[end].len() + 1 <= max {
+            while end < objects.len() && size + texts[end].len() < max {
                 size += texts[end].len() + 1;
                 end += 1;
             }

@@ -408,7 +408,7 @@ impl Worker {
                     );
                 }
                 self.backoff = BACKOFF_MIN;
-                self.next_try = if verdicts.iter().any(|v| *v == Verdict::Pending) {
+                self.next_try = if verdicts.contains(&Verdict::Pending) {
                     // The server is still working on some: ask again later.
                     Instant::now() + BACKOFF_MIN
                 } else {
