@@ -441,6 +441,13 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
     let a = resolve(a, m)?;
     check_sensor(&a)?;
     let mut cfg = pipeline_config(&a)?;
+    // The TAXII settings and password file are read before privileges are
+    // dropped (the file may be root's only); the spool is opened after, so
+    // that the user we become owns what it creates.
+    let taxii_client = match &a.taxii.url {
+        Some(_) => Some(crate::taxii::Client::new(&a.taxii)?),
+        None => None,
+    };
     let sources = open_sources(&a)?;
     if let Some(user) = &a.user {
         drop_privileges(user)?;
@@ -472,10 +479,9 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
             .unwrap_or_else(|| a.out.join("alerts.jsonl")),
     );
     cfg.collect = !a.quiet;
-    // The TAXII push (before dropping privileges: the password file may be
-    // root's only).
-    let pusher = match &a.taxii.url {
-        Some(_) => {
+    // The TAXII push.
+    let pusher = match taxii_client {
+        Some(client) => {
             let spool = a
                 .taxii_spool
                 .clone()
@@ -492,7 +498,7 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
                     .or_else(host_name)
                     .unwrap_or_else(|| "default".into()),
             };
-            let (tx, p) = crate::taxii_live::start(&a.taxii, &spool, origin)?;
+            let (tx, p) = crate::taxii_live::start(client, &spool, origin)?;
             cfg.event_tap = Some(tx);
             Some(p)
         }

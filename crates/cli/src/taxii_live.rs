@@ -14,7 +14,7 @@
 //! end; a start is sent at once.
 
 use crate::stix::{self, Detected, Seen, StixOptions};
-use crate::taxii::{Client, PushError, Spool, TaxiiArgs, Verdict};
+use crate::taxii::{Client, PushError, Spool, Verdict};
 use anyhow::Result;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use scanwatch_detect::{Phase, ScanEvent};
@@ -88,11 +88,10 @@ pub struct Origin {
 
 /// Opens the spool (failing early if it is unusable) and starts the thread.
 pub fn start(
-    args: &TaxiiArgs,
+    client: Client,
     spool_dir: &Path,
     origin: Origin,
 ) -> Result<(Sender<ScanEvent>, Pusher)> {
-    let client = Client::new(args)?;
     let spool = Spool::open(spool_dir)?;
     let stats = Arc::new(TaxiiStats::default());
     stats.queued.store(spool.len() as u64, Relaxed);
