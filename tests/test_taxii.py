@@ -133,15 +133,15 @@ if mode == "all":  # the newest version of every object
         for env in as_pages(col.get_objects, per_request=50, type=t):
             out.extend(env.get("objects", []))
     print(json.dumps(out))
-elif mode == "manifest":  # one record per (id, version) the server holds
+elif mode == "manifest":  # one record per (id, version) the server holds, all versions
     out = []
-    for env in as_pages(col.get_manifest, per_request=50):
+    for env in as_pages(col.get_manifest, per_request=50, version="all"):
         out.extend(env.get("objects", []))
     print(json.dumps(out))
-else:  # poll: print (time, id) the first time each id is seen, until the deadline
+else:  # poll: print (time, id) of the first indicator seen, or give up at the deadline
     deadline = time.time() + float(mode)
     seen = set()
-    while time.time() < deadline:
+    while time.time() < deadline and not seen:
         try:
             env = col.get_objects(type="indicator")
             for o in env.get("objects", []):
@@ -372,7 +372,7 @@ def test_live_indicator_on_the_server_within_5_s_of_the_start_alert(lab):
     try:
         sensor = start_sensor(lab, server)
         poll = poller(lab, server, 25)
-        nmap(lab, "-p", "1-300", TARGETS[0])
+        nmap(lab, "-p", "1-100", TARGETS[0])
         a = start_alert(lab["out"], SCANNER, time.time() + 15)
         t_seen, o = first_seen(poll, is_indicator_of(SCANNER), 40)
         assert t_seen is not None, "the scanner's indicator never reached the server"
@@ -381,6 +381,10 @@ def test_live_indicator_on_the_server_within_5_s_of_the_start_alert(lab):
         with open(os.path.join(ROOT, "target", "taxii-latency.json"), "w") as f:
             json.dump({"latency_s": latency}, f)
         assert latency < 5.0, f"indicator on the server {latency:.2f} s after the alert"
+        # The same scanner goes on (the same scan record): at the end of the
+        # run its sighting and indicator get a new version.
+        nmap(lab, "-p", "101-400", TARGETS[0])
+        time.sleep(1)
         rc, _, err = stop(sensor)
         assert rc == 0, err
         assert "still queued" not in err or " 0 still queued" in err, err
@@ -390,6 +394,24 @@ def test_live_indicator_on_the_server_within_5_s_of_the_start_alert(lab):
         sig = [o for o in objs if o["type"] == "sighting" and o["sighting_of_ref"] == ind[0]["id"]]
         assert sig, "the sighting was pushed too"
         assert all(r in ids for r in sig[0]["where_sighted_refs"]), "its sensor identity too"
+        # The scan grew after its start: the sighting has a start version and
+        # later ones, each with a later `modified`; the newest is served.
+        versions = sorted(m["version"] for m in read_all(server, "manifest")
+                          if m["id"] == sig[0]["id"])
+        phases = [json.loads(l)["alert"]["context"]["scan"]["phase"]
+                  for l in open(os.path.join(lab["out"], "alerts.jsonl"))]
+        assert len(versions) >= 2, (versions, phases, err)
+        assert len(set(versions)) == len(versions)
+        assert sig[0]["modified"] == versions[-1] and sig[0]["created"] <= versions[0]
+        ext = next(iter(v for k, v in sig[0]["extensions"].items()))
+        assert ext["port_count"] >= 400, ext
+        # What went to the server is strict STIX 2.1.
+        bundle = os.path.join(lab["work"], "pushed.json")
+        with open(bundle, "w") as f:
+            json.dump({"type": "bundle", "id": "bundle--6f6c1d2a-1e44-4a3e-9b7a-0d6f4b3c2a10",
+                       "objects": objs}, f)
+        v = run(os.path.join(os.path.dirname(PY), "stix2_validator"), "--strict", bundle, ok=False)
+        assert v.returncode == 0, v.stdout + v.stderr
         stats = [json.loads(l) for l in open(os.path.join(lab["out"], "stats.jsonl"))]
         last = stats[-1]["taxii"]
         assert last["pushed"] >= 4 and last["queued"] == 0 and last["failed"] == 0, last
