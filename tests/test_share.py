@@ -269,6 +269,9 @@ def test_the_key_comes_from_a_file_only(trees):
     assert p.returncode != 0 and "--key-file" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = run(BIN, "share", trees["east"], "--targets", "pseudonym", ok=False)
     assert p.returncode != 0 and "--key-file" in p.stderr
+    # A key without --targets pseudonym would do nothing: said, not ignored.
+    p = run(BIN, "share", trees["east"], "--key-file", trees["key"], ok=False)
+    assert p.returncode != 0 and "--targets pseudonym" in p.stderr
     bad = os.path.join(trees["dir"], "bad.key")
     for content in (KEY_HEX[:32] + "\n", KEY_HEX + "\n\n", "secret\n"):
         with open(bad, "w") as f:

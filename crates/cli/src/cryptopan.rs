@@ -262,15 +262,31 @@ mod tests {
         }
     }
 
+    /// IPv6 pairs under the reference key, computed by an independent
+    /// implementation (yacryptopan 1.0.2, `CryptoPAn(key).anonymize(a)`),
+    /// so partners using it get our pseudonyms.
     #[test]
-    fn ipv6_in_ipv6_out_and_moved() {
+    fn ipv6_matches_yacryptopan() {
         let cp = reference();
-        let a: IpAddr = "2001:db8::1".parse().unwrap();
-        let p = cp.anonymize(a);
-        assert!(p.is_ipv6());
-        assert_ne!(p, a);
-        // IPv4 and its IPv4-mapped IPv6 form are anonymized independently.
-        let m: IpAddr = "::ffff:128.11.68.132".parse().unwrap();
-        assert!(cp.anonymize(m).is_ipv6());
+        for (a, want) in [
+            ("2001:db8::1", "4401:2bc:603f:d91d:27f:ff8e:e6f1:dc1e"),
+            ("2001:db8::2", "4401:2bc:603f:d91d:27f:ff8e:e6f1:dc1c"),
+            ("2001:db8:1::10", "4401:2bc:603e:23c0:0:6fff:f0f8:c3f3"),
+            ("fe80::1", "cf7f:c0e:1fc3:da1c:70:b18e:f7f3:2101"),
+            ("::1", "78ff:f001:9fc0:20df:8380:b1f1:704:ed"),
+            (
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                "ce78:61ff:387e:8078:38c4:407:c3bf:f781",
+            ),
+            ("::", "78ff:f001:9fc0:20df:8380:b1f1:704:ec"),
+            // IPv4-mapped: anonymized as 128 bits, not as IPv4.
+            (
+                "::ffff:128.11.68.132",
+                "78ff:f001:9fc0:20df:8380:7db:8efb:4564",
+            ),
+        ] {
+            let want: IpAddr = want.parse().unwrap();
+            assert_eq!(cp.anonymize(a.parse().unwrap()), want, "{a}");
+        }
     }
 }

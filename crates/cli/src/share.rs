@@ -87,6 +87,9 @@ impl ShareArgs {
         if self.key.is_some() {
             bail!("--key is gone (a key on the command line can be read by any user in /proc): put 32 bytes or 64 hex digits in a file readable only by you and give --key-file FILE");
         }
+        if self.key_file.is_some() && self.targets != "pseudonym" {
+            bail!("--key-file is only used with --targets pseudonym (the targets are left out or in clear otherwise)");
+        }
         let targets = match self.targets.as_str() {
             "clear" => Targets::Clear,
             "pseudonym" => {

@@ -182,7 +182,12 @@ pub fn unshareable(ip: IpAddr) -> Option<&'static str> {
             let o = a.octets();
             if a.is_loopback() {
                 Some("loopback")
-            } else if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || o[0] == 0 {
+            } else if a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || o[0] == 0
+                || o[0] >= 240
+            {
                 Some("not a unicast source")
             } else if a.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64) {
                 Some("private")
