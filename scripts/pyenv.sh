@@ -9,5 +9,5 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # stix2-validator, misp-stix (MISP's STIX 2 import) and yacryptopan (an
 # independent Crypto-PAn) check what `scanwatch share` writes (tests/test_share.py).
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check pyarrow dpkt pytest polars duckdb matplotlib stix2 stix2-validator misp-stix yacryptopan pyspark jsonschema pandas >&2
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check pyarrow dpkt pytest polars duckdb matplotlib stix2 stix2-validator misp-stix yacryptopan pyspark jsonschema pandas medallion taxii2-client >&2
 echo "$VENV/bin/python"

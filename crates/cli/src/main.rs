@@ -16,6 +16,8 @@ mod gen;
 mod run;
 mod share;
 mod stix;
+mod taxii;
+mod taxii_live;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};

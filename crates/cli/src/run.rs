@@ -162,6 +162,23 @@ pub struct RunArgs {
     /// writable by that user.
     #[arg(short = 'Z', long = "user", value_name = "NAME")]
     pub user: Option<String>,
+    /// Push each new scanner's STIX indicator and sighting to a TAXII 2.1
+    /// collection within seconds of its start alert (and new versions as
+    /// it grows); queued in --taxii-spool and retried while the server is
+    /// away.
+    #[command(flatten)]
+    pub taxii: crate::taxii::TaxiiArgs,
+    /// Where objects wait for the TAXII server (fsync'd; sent first by the
+    /// next run). Default: DIR/taxii-spool.
+    #[arg(long, value_name = "DIR", requires = "url")]
+    pub taxii_spool: Option<PathBuf>,
+    /// Name of the organisation that shares (the STIX identity), with
+    /// --taxii.
+    #[arg(long, value_name = "NAME", default_value = "scanwatch sensor operator")]
+    pub taxii_identity: String,
+    /// TLP 2.0 marking of the objects pushed with --taxii.
+    #[arg(long, value_enum, default_value = "amber")]
+    pub taxii_tlp: crate::stix::Tlp,
     /// BPF filter expression (as tcpdump's trailing arguments).
     #[arg(trailing_var_arg = true, value_name = "EXPRESSION")]
     pub filter: Vec<String>,
@@ -445,6 +462,13 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
     let a = resolve(a, m)?;
     check_sensor(&a)?;
     let mut cfg = pipeline_config(&a)?;
+    // The TAXII settings and password file are read before privileges are
+    // dropped (the file may be root's only); the spool is opened after, so
+    // that the user we become owns what it creates.
+    let taxii_client = match &a.taxii.url {
+        Some(_) => Some(crate::taxii::Client::new(&a.taxii)?),
+        None => None,
+    };
     let sources = open_sources(&a)?;
     if let Some(user) = &a.user {
         drop_privileges(user)?;
@@ -476,6 +500,31 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
             .unwrap_or_else(|| a.out.join("alerts.jsonl")),
     );
     cfg.collect = !a.quiet;
+    // The TAXII push.
+    let pusher = match taxii_client {
+        Some(client) => {
+            let spool = a
+                .taxii_spool
+                .clone()
+                .unwrap_or_else(|| a.out.join("taxii-spool"));
+            let origin = crate::taxii_live::Origin {
+                stix: crate::stix::StixOptions {
+                    identity: a.taxii_identity.clone(),
+                    tlp: a.taxii_tlp,
+                    ..Default::default()
+                },
+                sensor: a
+                    .sensor
+                    .clone()
+                    .or_else(host_name)
+                    .unwrap_or_else(|| "default".into()),
+            };
+            let (tx, p) = crate::taxii_live::start(client, &spool, origin)?;
+            cfg.event_tap = Some(tx);
+            Some(p)
+        }
+        None => None,
+    };
     signals(&cfg)?;
     let counters = Arc::new(Counters::default());
     let done = Arc::new(AtomicBool::new(false));
@@ -489,10 +538,14 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
             quiet: a.quiet,
             live,
             last: Mark::now(&counters),
+            taxii: pusher.as_ref().map(|p| p.stats.clone()),
         });
         std::thread::spawn(move || report_loop(&counters, &done, show_bar, stats))
     };
     let result = scanwatch_pipeline::run(sources, cfg, counters.clone());
+    // The pipeline is done and its event channel closed: the push thread
+    // tries for a bounded time to empty its spool, then says what is left.
+    let taxii_left = pusher.map(|p| p.finish(a.quiet));
     done.store(true, Relaxed);
     reporter.thread().unpark();
     let _ = reporter.join();
@@ -543,6 +596,10 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if !summary.damaged.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    if taxii_left.is_some_and(|t| t.failed.load(Relaxed) > 0) {
+        // Objects the server refused: said above, kept in refused.jsonl.
         return Ok(ExitCode::from(1));
     }
     if summary.alerts_closed {
@@ -691,6 +748,7 @@ struct Stats {
     /// Live capture: the line names the kernel's counters too.
     live: bool,
     last: Mark,
+    taxii: Option<Arc<crate::taxii_live::TaxiiStats>>,
 }
 
 /// The counters a rate is taken over, and when they were read.
@@ -725,7 +783,10 @@ fn report_loop(c: &Counters, done: &AtomicBool, bar: bool, mut stats: Option<Sta
         }
         if let Some(st) = stats.as_mut() {
             if st.last.at.elapsed() >= st.every {
-                let (record, line) = stats_record(c, &mut st.last, "periodic", st.live);
+                let (mut record, line) = stats_record(c, &mut st.last, "periodic", st.live);
+                if let Some(t) = &st.taxii {
+                    record["taxii"] = t.json();
+                }
                 if !st.quiet {
                     if drew {
                         // The stats line replaces the bar, drawn again below.
@@ -766,7 +827,10 @@ fn report_loop(c: &Counters, done: &AtomicBool, bar: bool, mut stats: Option<Sta
     // The last record: the run's final counters (the interval since the
     // previous record), to the file only: the summary says the same.
     if let Some(st) = stats.as_mut() {
-        let (record, _) = stats_record(c, &mut st.last, "exit", st.live);
+        let (mut record, _) = stats_record(c, &mut st.last, "exit", st.live);
+        if let Some(t) = &st.taxii {
+            record["taxii"] = t.json();
+        }
         append_stats(&st.path, &record);
     }
 }

@@ -67,6 +67,18 @@ pub struct ShareArgs {
     #[arg(long, value_name = "N", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub valid_days: u32,
+    /// Push the bundle to a TAXII 2.1 collection (then the bundle is written
+    /// only if `-o` asks for it).
+    #[command(flatten)]
+    pub taxii: crate::taxii::TaxiiArgs,
+    /// The TAXII user (the same as --taxii-user).
+    #[arg(
+        long = "user",
+        value_name = "USER",
+        requires = "url",
+        conflicts_with = "taxii_user"
+    )]
+    pub taxii_user_short: Option<String>,
 }
 
 impl ShareArgs {
@@ -229,7 +241,15 @@ fn read_rows(dirs: &[PathBuf], notes: &mut ReadNotes) -> Result<Vec<Detected>> {
     Ok(rows)
 }
 
-pub fn main(a: ShareArgs) -> Result<ExitCode> {
+pub fn main(mut a: ShareArgs) -> Result<ExitCode> {
+    if let Some(u) = a.taxii_user_short.take() {
+        a.taxii.user = Some(u);
+    }
+    if a.taxii.url.is_some() {
+        anyhow::ensure!(a.format == "stix", "--taxii pushes STIX: use --format stix");
+        // Settings (and the password file) checked before any work.
+        crate::taxii::Client::new(&a.taxii)?;
+    }
     let opts = a.stix_options()?;
     let mut notes = ReadNotes::default();
     let mut rows = read_rows(&a.dirs, &mut notes)?;
@@ -316,7 +336,8 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
         serde_json::to_string_pretty(&stix::bundle(objects))? + "\n"
     };
     match &a.out {
-        Some(p) => fs::write(p, text).with_context(|| format!("{}", p.display()))?,
+        Some(p) => fs::write(p, &text).with_context(|| format!("{}", p.display()))?,
+        None if a.taxii.url.is_some() => {}
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     let mut extra = String::new();
@@ -347,5 +368,12 @@ pub fn main(a: ShareArgs) -> Result<ExitCode> {
             ""
         }
     );
+    if a.taxii.url.is_some() {
+        let bundle: serde_json::Value =
+            serde_json::from_str(&text).context("the bundle just built")?;
+        if !crate::taxii::share_push(&a.taxii, &bundle)? {
+            return Ok(ExitCode::from(1));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

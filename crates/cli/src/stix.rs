@@ -150,7 +150,6 @@ pub struct Detected {
 
 impl Detected {
     /// The sharing view of a live detection seen by `sensor`.
-    #[allow(dead_code)] // for `scanwatch run --taxii` (issue 17)
     pub fn from_detection(d: &scanwatch_model::Detection, sensor: &str) -> Detected {
         Detected {
             sensor: sensor.to_string(),

@@ -48,6 +48,9 @@ pub struct PipelineConfig {
     pub collect: bool,
     pub shutdown: Arc<AtomicBool>,
     pub rotate: Arc<AtomicBool>,
+    /// Every scan event is also sent here (an unbounded channel, so the
+    /// output thread never waits on it), e.g. to push it to a TAXII server.
+    pub event_tap: Option<crossbeam_channel::Sender<scanwatch_detect::ScanEvent>>,
 }
 
 impl Default for PipelineConfig {
@@ -75,6 +78,7 @@ impl Default for PipelineConfig {
             collect: false,
             shutdown: Arc::new(AtomicBool::new(false)),
             rotate: Arc::new(AtomicBool::new(false)),
+            event_tap: None,
         }
     }
 }

@@ -158,6 +158,7 @@ pub fn run(
                 retention: (cfg.retention.is_set())
                     .then(|| cfg.out_dir.clone().map(|d| (d, cfg.retention)))
                     .flatten(),
+                event_tap: cfg.event_tap.clone(),
             };
             move || output_loop(ctx)
         });

@@ -57,6 +57,8 @@ pub(crate) struct OutputCtx<'a> {
     pub out_dir: Option<PathBuf>,
     /// The output folder and what of it to keep (see `retention`).
     pub retention: Option<(PathBuf, Retention)>,
+    /// Every scan event is copied here (unbounded: never waits).
+    pub event_tap: Option<crossbeam_channel::Sender<ScanEvent>>,
 }
 
 /// Rows and alerts lost to a full disk so far, and when it was last said.
@@ -445,6 +447,13 @@ fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<
             res.alerts += 1;
         }
         alerts_failed(ctx, res, written)?;
+    }
+    if let Some(tap) = &ctx.event_tap {
+        // Unbounded: a send only fails when the receiver is gone (it
+        // stopped), and then there is nobody to tell but the receiver.
+        if tap.send(e.clone()).is_err() {
+            ctx.event_tap = None;
+        }
     }
     if e.phase == Phase::End {
         res.detection_count += 1;
