@@ -354,6 +354,10 @@ impl Source {
     }
 }
 
+/// Capacity of a contact table kept for reuse ([`Detector`]'s
+/// `spare_contacts`): the smallest a table with entries has.
+const SPARE_TABLE_CAPACITY: usize = 3;
+
 /// Most protocols sketched per source (the first ones seen failing).
 pub const SKETCH_PROTOS: usize = 2;
 
@@ -525,6 +529,13 @@ pub struct Detector {
     home_net: Vec<Cidr>,
     allow_services: Vec<Service>,
     sources: HashMap<Addr, Source, RandomState>,
+    /// Contact tables of evicted sources, emptied, for new sources to take
+    /// instead of allocating: under a flood of spoofed sources each new
+    /// source's table was an allocation, freed again by the next eviction.
+    /// Only tables of the smallest allocation, at most a quarter of
+    /// `max_sources` (what one eviction frees): live and spare tables
+    /// together never outnumber the sources the cap allows.
+    spare_contacts: Vec<HashMap<Contact, ContactInfo, RandomState>>,
     /// Contacts held by all sources (kept in step with every insert and
     /// removal; recounted at each sweep).
     contacts_total: usize,
@@ -557,6 +568,7 @@ impl Detector {
             allow_services,
             home_net,
             sources: HashMap::default(),
+            spare_contacts: Vec::new(),
             contacts_total: 0,
             sketch_sources: 0,
             max_sketch_sources: (cfg.max_contacts_total / SKETCH_CONTACTS).max(1),
@@ -624,9 +636,13 @@ impl Detector {
             self.evict_sources();
         }
         let cfg = &self.cfg;
+        let spare = &mut self.spare_contacts;
         let src = self.sources.entry(a.src).or_insert_with(|| {
             self.stats.sources += 1;
-            Source::default()
+            Source {
+                contacts: spare.pop().unwrap_or_default(),
+                ..Source::default()
+            }
         });
         src.last = src.last.max(a.time);
         let key = Contact {
@@ -1067,6 +1083,13 @@ impl Detector {
             if let Some(s) = self.sources.remove(a) {
                 self.contacts_total -= s.contacts.len();
                 self.sketch_sources -= usize::from(s.sketch.is_some());
+                let mut c = s.contacts;
+                if c.capacity() <= SPARE_TABLE_CAPACITY
+                    && self.spare_contacts.len() < self.cfg.max_sources / 4
+                {
+                    c.clear();
+                    self.spare_contacts.push(c);
+                }
             }
         }
         self.stats.sources_evicted += k as u64;
