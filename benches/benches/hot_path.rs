@@ -149,8 +149,51 @@ fn bench_arrow(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_one_probe_flow(c: &mut Criterion) {
+    // The whole cost of a one-probe flow, as a spoofed SYN flood or a wide
+    // scan makes them: the packet creates a flow, its timer ends it, the
+    // record becomes an Arrow row (uid, Community ID, address text) and the
+    // unanswered probe an attempt the detector counts for a new source.
+    let syns = syn_flows(200_000);
+    let mut g = c.benchmark_group("one_probe_flow");
+    g.throughput(Throughput::Elements(syns.len() as u64));
+    g.sample_size(10);
+    g.bench_function("packet_to_row_and_attempt", |b| {
+        b.iter_batched(
+            || {
+                (
+                    FlowTable::new(FlowConfig::default()),
+                    Output::default(),
+                    Detector::new(DetectConfig::default()).expect("default config is valid"),
+                )
+            },
+            |(mut t, mut o, mut d)| {
+                for m in &syns {
+                    t.process(m, &mut o);
+                }
+                t.advance(i64::MAX / 2, &mut o);
+                let mut builder = FlowBatchBuilder::with_capacity(o.flows.len());
+                for r in &o.flows {
+                    builder.append(r);
+                }
+                let rows = builder.finish().map(|b| b.num_rows()).unwrap_or(0);
+                o.attempts.sort();
+                let mut ev = Vec::new();
+                for a in &o.attempts {
+                    d.on_attempt(a, &mut ev);
+                }
+                d.finish(&mut ev);
+                black_box((rows, ev.len()))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    bench_one_probe_flow,
     bench_decode,
     bench_flow_table,
     bench_detector,

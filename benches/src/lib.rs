@@ -140,7 +140,7 @@ pub fn scan_attempts(n: u32, wide: bool) -> Vec<Attempt> {
                 sport: 61_000,
                 probe_ts: t,
                 probe: ProbeKind::Syn,
-                outcome: if (r >> 40) % 50 == 0 {
+                outcome: if (r >> 40).is_multiple_of(50) {
                     Outcome::Rejected
                 } else {
                     Outcome::Unanswered

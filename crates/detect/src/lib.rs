@@ -287,7 +287,13 @@ struct Source {
     last: Micros,
     contacts: HashMap<Contact, ContactInfo, RandomState>,
     /// Contacts per target, to tell a first contact (TRW) from a repeat.
+    /// Made at the source's second count: until then `one_dst` holds the
+    /// only target, counted once (most sources of a flood or a wide scan
+    /// seen from its targets' side have one contact, and the table's first
+    /// allocation was a quarter of such a source's cost).
     per_dst: HashMap<Addr, u32, RandomState>,
+    /// The one target counted while `per_dst` is not made yet.
+    one_dst: Option<Addr>,
     /// Targets in `per_dst` with at least `block_ports` contacts: an upper
     /// bound on a block's hosts, so `evaluate` skips the block count (a
     /// sort of every contact) while it is below `block_hosts`, as it stays
@@ -310,16 +316,36 @@ struct Source {
 impl Source {
     /// Counts one more contact to `dst`.
     fn count_dst(&mut self, dst: Addr, block_ports: u32) {
-        let n = self.per_dst.entry(dst).or_insert(0);
-        *n += 1;
-        if *n == block_ports {
+        let n = if self.one_dst.is_none() && self.per_dst.is_empty() {
+            self.one_dst = Some(dst);
+            1
+        } else {
+            let n = self.dsts_mut().entry(dst).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if n == block_ports {
             self.many_port_dsts += 1;
         }
+    }
+
+    /// Whether `dst` has been counted.
+    fn has_dst(&self, dst: Addr) -> bool {
+        self.one_dst == Some(dst) || self.per_dst.contains_key(&dst)
+    }
+
+    /// The counts per target as a table (made from `one_dst` if need be).
+    fn dsts_mut(&mut self) -> &mut HashMap<Addr, u32, RandomState> {
+        if let Some(d) = self.one_dst.take() {
+            self.per_dst.insert(d, 1);
+        }
+        &mut self.per_dst
     }
 
     /// Counts the contacts per target again, from the contacts held.
     fn recount_dsts(&mut self, block_ports: u32) {
         self.per_dst.clear();
+        self.one_dst = None;
         self.many_port_dsts = 0;
         let dsts: Vec<Addr> = self.contacts.keys().map(|c| c.dst).collect();
         for d in dsts {
@@ -327,6 +353,10 @@ impl Source {
         }
     }
 }
+
+/// Capacity of a contact table kept for reuse ([`Detector`]'s
+/// `spare_contacts`): the smallest a table with entries has.
+const SPARE_TABLE_CAPACITY: usize = 3;
 
 /// Most protocols sketched per source (the first ones seen failing).
 pub const SKETCH_PROTOS: usize = 2;
@@ -499,6 +529,13 @@ pub struct Detector {
     home_net: Vec<Cidr>,
     allow_services: Vec<Service>,
     sources: HashMap<Addr, Source, RandomState>,
+    /// Contact tables of evicted sources, emptied, for new sources to take
+    /// instead of allocating: under a flood of spoofed sources each new
+    /// source's table was an allocation, freed again by the next eviction.
+    /// Only tables of the smallest allocation, at most a quarter of
+    /// `max_sources` (what one eviction frees): live and spare tables
+    /// together never outnumber the sources the cap allows.
+    spare_contacts: Vec<HashMap<Contact, ContactInfo, RandomState>>,
     /// Contacts held by all sources (kept in step with every insert and
     /// removal; recounted at each sweep).
     contacts_total: usize,
@@ -531,6 +568,7 @@ impl Detector {
             allow_services,
             home_net,
             sources: HashMap::default(),
+            spare_contacts: Vec::new(),
             contacts_total: 0,
             sketch_sources: 0,
             max_sketch_sources: (cfg.max_contacts_total / SKETCH_CONTACTS).max(1),
@@ -598,9 +636,13 @@ impl Detector {
             self.evict_sources();
         }
         let cfg = &self.cfg;
+        let spare = &mut self.spare_contacts;
         let src = self.sources.entry(a.src).or_insert_with(|| {
             self.stats.sources += 1;
-            Source::default()
+            Source {
+                contacts: spare.pop().unwrap_or_default(),
+                ..Source::default()
+            }
         });
         src.last = src.last.max(a.time);
         let key = Contact {
@@ -609,7 +651,7 @@ impl Detector {
             tech,
             port: a.dport,
         };
-        let first_to_dst = !src.per_dst.contains_key(&a.dst);
+        let first_to_dst = !src.has_dst(a.dst);
         if !src.contacts.contains_key(&key) && src.contacts.len() >= cfg.max_contacts {
             let dropped =
                 trim_contacts(src, cfg.max_contacts, cfg.answered_weight, cfg.block_ports);
@@ -919,11 +961,12 @@ impl Detector {
                 self.contacts_total -= 1;
             }
             src.score -= info.weight(self.cfg.answered_weight);
-            if let Some(n) = src.per_dst.get_mut(&c.dst) {
-                if *n == self.cfg.block_ports {
+            if let Some(n) = src.dsts_mut().get_mut(&c.dst) {
+                let was = *n;
+                *n = n.saturating_sub(1);
+                if was == self.cfg.block_ports {
                     src.many_port_dsts -= 1;
                 }
-                *n = n.saturating_sub(1);
             }
         }
         // The record takes over this protocol: its sketches go.
@@ -1040,6 +1083,13 @@ impl Detector {
             if let Some(s) = self.sources.remove(a) {
                 self.contacts_total -= s.contacts.len();
                 self.sketch_sources -= usize::from(s.sketch.is_some());
+                let mut c = s.contacts;
+                if c.capacity() <= SPARE_TABLE_CAPACITY
+                    && self.spare_contacts.len() < self.cfg.max_sources / 4
+                {
+                    c.clear();
+                    self.spare_contacts.push(c);
+                }
             }
         }
         self.stats.sources_evicted += k as u64;

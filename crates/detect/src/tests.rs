@@ -389,6 +389,57 @@ fn source_cap_keeps_the_scanner_among_a_spoofed_flood() {
 }
 
 #[test]
+fn sources_made_after_evictions_start_with_no_contacts() {
+    // Evicted sources' contact tables are emptied and reused by new
+    // sources: a scanner that arrives after many evictions counts its own
+    // contacts only (a leftover spoofed contact would add port 80).
+    let cfg = DetectConfig {
+        max_sources: 1000,
+        ..DetectConfig::default()
+    };
+    let victim = addr("198.19.1.80");
+    let scanners = [
+        addr("203.0.113.9"),
+        addr("203.0.113.10"),
+        addr("203.0.113.11"),
+    ];
+    let mut atts = Vec::new();
+    let mut t = 0i64;
+    for i in 0..8_000u32 {
+        let spoofed = Addr::from_v4([100, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        t += 100;
+        atts.push(att(t, spoofed, victim, 80, Outcome::Unanswered, false));
+        // The scanners start once evictions have left spare tables.
+        if i >= 4_000 && i % 100 == 0 {
+            let p = 1 + ((i - 4_000) / 100) as u16;
+            for (k, &s) in scanners.iter().enumerate() {
+                atts.push(att(
+                    t + 1 + k as i64,
+                    s,
+                    victim,
+                    p,
+                    Outcome::Rejected,
+                    false,
+                ));
+            }
+        }
+    }
+    let (ev, d) = run(cfg, atts);
+    assert!(
+        d.stats.sources_evicted >= 4_000,
+        "{}",
+        d.stats.sources_evicted
+    );
+    for s in scanners {
+        let found: Vec<_> = ends(&ev).into_iter().filter(|d| d.scanner == s).collect();
+        assert_eq!(found.len(), 1, "{s}");
+        assert_eq!(found[0].probes, 40, "{s}");
+        assert_eq!(found[0].port_count, 40, "{s}");
+        assert!(!found[0].ports.contains(&80), "{s}");
+    }
+}
+
+#[test]
 fn contact_cap_bounds_many_sources_with_many_contacts_and_keeps_the_scanner() {
     // 400 sources, each making 100 answered contacts (busy clients), and
     // one scanner whose probes fail: 40k contacts against a cap of 5000.

@@ -579,17 +579,67 @@ pub struct Detection {
 }
 
 /// Formats `addr:port` the way DESIGN §5 writes the `open` column.
+///
+/// Built from [`Addr::write_text`] and the port's digits, with no
+/// formatter: detections carry every open door and target as this text,
+/// rebuilt at each of a scan's events.
 pub fn endpoint_text(addr: Addr, port: Option<u16>) -> String {
-    match (port, addr.is_v4()) {
-        (None, _) => addr.to_string(),
-        (Some(p), true) => format!("{addr}:{p}"),
-        (Some(p), false) => format!("[{addr}]:{p}"),
+    let mut buf = [0u8; 46];
+    let text = addr.write_text(&mut buf);
+    let Some(p) = port else {
+        return text.to_string();
+    };
+    let v6 = !addr.is_v4();
+    let mut s = String::with_capacity(text.len() + 8);
+    if v6 {
+        s.push('[');
     }
+    s.push_str(text);
+    if v6 {
+        s.push(']');
+    }
+    s.push(':');
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = p;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.push_str(ascii_str(&digits[i..]));
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_text_matches_the_formatter() {
+        let addrs = [
+            Addr::from_v4([0, 0, 0, 0]),
+            Addr::from_v4([10, 0, 0, 9]),
+            Addr::from_v4([255, 255, 255, 255]),
+            "2001:db8::1".parse::<Addr>().expect("v6 literal"),
+            "::ffff:1.2.3.4".parse::<Addr>().expect("v6 literal"),
+            "::".parse::<Addr>().expect("v6 literal"),
+        ];
+        for a in addrs {
+            assert_eq!(endpoint_text(a, None), a.to_string());
+            for p in [0u16, 7, 10, 99, 100, 8080, 9999, 10000, 65535] {
+                let want = if a.is_v4() {
+                    format!("{a}:{p}")
+                } else {
+                    format!("[{a}]:{p}")
+                };
+                assert_eq!(endpoint_text(a, Some(p)), want, "{a} {p}");
+            }
+        }
+    }
 
     #[test]
     fn a_packet_record_fits_one_cache_line() {

@@ -129,6 +129,34 @@ struct AttemptRouter<'a> {
     per_target: Vec<Vec<Attempt>>,
     /// The watermark last sent to the shards.
     sent: Micros,
+    /// Scratch of [`sorted_into`]: (time, index) sort keys.
+    keys: Vec<(Micros, u32)>,
+}
+
+/// Moves `v`'s attempts into `out` (cleared first) in `Attempt`'s order,
+/// leaving `v` empty with its capacity. Sorts 16-byte (time, index) keys,
+/// ties broken by the attempts' content, and moves each 80-byte attempt
+/// once, where sorting the attempts themselves moves each several times (a
+/// flood's timed-out probes come out of the timer wheel far from sorted).
+/// Attempts that compare equal are identical in every field, so the
+/// result is exactly that of a stable sort.
+fn sorted_into(v: &mut Vec<Attempt>, keys: &mut Vec<(Micros, u32)>, out: &mut Vec<Attempt>) {
+    out.clear();
+    if v.is_sorted() || u32::try_from(v.len()).is_err() {
+        v.sort();
+        std::mem::swap(v, out);
+        return;
+    }
+    keys.clear();
+    keys.extend(v.iter().zip(0u32..).map(|(a, i)| (a.time, i)));
+    // Stable: the keys come in a few sorted runs (timer slots, packets),
+    // which the sort merges rather than re-sorts.
+    keys.sort_by(|x, y| {
+        x.0.cmp(&y.0)
+            .then_with(|| v[x.1 as usize].cmp(&v[y.1 as usize]))
+    });
+    out.extend(keys.iter().map(|&(_, i)| v[i as usize]));
+    v.clear();
 }
 
 impl AttemptRouter<'_> {
@@ -154,11 +182,8 @@ impl AttemptRouter<'_> {
             .enumerate()
         {
             // Sorted here, in parallel across workers; the shard only merges.
-            // Stable sort: the batch's attempts are a few sorted runs
-            // (timer slots, packets), which it merges rather than re-sorts;
-            // equal attempts are identical, so the order is the same.
-            v.sort();
-            t.sort();
+            // Each run is sorted into a spare vector (a recycled one), and
+            // the router keeps its own for the next batch.
             let spare = || match self.ctx.attempt_recycle.try_recv() {
                 Ok(mut r) => {
                     r.clear();
@@ -166,12 +191,15 @@ impl AttemptRouter<'_> {
                 }
                 Err(_) => Vec::new(),
             };
-            let attempts = std::mem::replace(v, spare());
+            let mut attempts = spare();
+            sorted_into(v, &mut self.keys, &mut attempts);
             // Most batches have no failed attempt: no vector taken then.
             let by_target = if t.is_empty() {
                 Vec::new()
             } else {
-                std::mem::replace(t, spare())
+                let mut by_target = spare();
+                sorted_into(t, &mut self.keys, &mut by_target);
+                by_target
             };
             let _ = self.ctx.shards[s].send(ShardMsg {
                 worker: self.ctx.id,
@@ -195,6 +223,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         per_shard: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
         per_target: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
         sent: Micros::MIN,
+        keys: Vec::new(),
     };
     let mut batches_out = FlowBatches {
         builders: Vec::new(),
@@ -347,4 +376,60 @@ fn shard_of(a: Addr, seed: u64) -> u64 {
         proto: 0,
     }
     .shard_hash(seed ^ 0xd1b5_4a32_d192_ed03)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sorted_into;
+    use scanwatch_model::{Addr, Attempt, Outcome, ProbeKind, ProbePrint};
+
+    #[test]
+    fn sorted_into_orders_as_a_sort_does() {
+        // Timer-slot-like runs with many equal times (ties broken by
+        // content) and exact duplicates, against `sort()`.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut keys, mut out) = (Vec::new(), Vec::new());
+        for round in 0..200 {
+            let n = (next() % 300) as usize;
+            let mut v: Vec<Attempt> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    Attempt {
+                        time: (r % 50) as i64,
+                        src: Addr::from_v4([10, 0, (r >> 8) as u8 % 3, (r >> 16) as u8 % 4]),
+                        dst: Addr::from_v4([192, 0, 2, (r >> 24) as u8 % 5]),
+                        proto: 6,
+                        dport: (r >> 32) as u16 % 7,
+                        sport: 40000,
+                        probe_ts: (r % 50) as i64 - 3,
+                        probe: ProbeKind::Syn,
+                        outcome: if r >> 40 & 1 == 0 {
+                            Outcome::Unanswered
+                        } else {
+                            Outcome::Rejected
+                        },
+                        data: false,
+                        flow_id: (r >> 44) % 3,
+                        print: ProbePrint::default(),
+                        handshake: false,
+                        abortive: false,
+                    }
+                })
+                .collect();
+            if round % 4 == 0 {
+                v.sort(); // the already-sorted path
+            }
+            let mut want = v.clone();
+            want.sort();
+            sorted_into(&mut v, &mut keys, &mut out);
+            assert!(v.is_empty());
+            assert_eq!(out, want);
+        }
+    }
 }
