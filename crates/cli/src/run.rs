@@ -994,13 +994,21 @@ pub fn detection_line(d: &Detection) -> String {
     )
 }
 
-/// This process's peak resident memory so far (the kernel's high-water
-/// mark, `getrusage`), MiB.
+/// This process's peak resident memory so far, MiB: the kernel's
+/// high-water mark of its memory since it started (`VmHWM`). Not
+/// `getrusage`'s `ru_maxrss`, which keeps the peak of the process that
+/// forked it (a big parent's RSS before the exec).
 fn peak_rss_mib() -> Option<f64> {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    (rc == 0).then(|| u.ru_maxrss as f64 / 1024.0)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
 }
 
 fn print_summary(s: &Summary, live: bool, budget_mib: u64) {

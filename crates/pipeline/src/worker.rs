@@ -333,11 +333,13 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         batches_out.flush_if_old(&ctx.out);
         // A burst of expiries (a flood's flows timing out together) must not
         // leave its peak allocation behind.
-        if o.flows.capacity() > 65_536 {
-            o.flows.shrink_to(4096);
+        // Kept small: it is per worker, so a larger keep would make the
+        // memory outside the caps grow with the worker count.
+        if o.flows.capacity() > 8192 {
+            o.flows.shrink_to(2048);
         }
-        if o.attempts.capacity() > 65_536 {
-            o.attempts.shrink_to(4096);
+        if o.attempts.capacity() > 8192 {
+            o.attempts.shrink_to(2048);
         }
         if batches.is_multiple_of(64) {
             peak_mem = peak_mem.max(table.memory_bytes() as u64);
