@@ -141,8 +141,10 @@ pub const BASE_BYTES: usize = 40 * MIB;
 /// doubling, two batches at an hour's turn) and their places in the
 /// writer's queue. Each worker's share shrinks as workers are added, so
 /// this, and so the caps, are the same at any thread count up to
-/// [`WORKERS_SHARED`].
-pub const WORKER_BYTES: usize = 24 * MIB;
+/// [`WORKERS_SHARED`]. Measured under floods on a loaded 2-core machine:
+/// peak RSS 30 to 45 MiB higher at 4 workers than at 1 with the same caps
+/// (queues fill while threads wait for the CPU).
+pub const WORKER_BYTES: usize = 40 * MIB;
 
 /// Workers that share [`WORKER_BYTES`]; each one beyond costs
 /// [`WORKER_EXTRA_BYTES`] more (its smallest queue and batches), which
@@ -159,7 +161,7 @@ pub const SHARD_BYTES: usize = 8 * MIB;
 /// allocator: memory freed by tables that grew (a hash table's old buckets
 /// while it doubles, per-source tables that shrank) is not all given back
 /// to the system at once.
-pub const SLACK_PERCENT: usize = 20;
+pub const SLACK_PERCENT: usize = 25;
 
 /// Bytes per tracked flow besides its slab entry (which holds its timer
 /// links) and index bucket: its record and attempt on their way out.
@@ -264,8 +266,11 @@ mod tests {
                     total <= budget,
                     "{mib} MiB {shards}x{workers}: {total} > {budget}"
                 );
+                // What is left is the allocator's slack and rounding.
+                let slack =
+                    (budget - MemoryCaps::fixed_bytes(shards, workers)) / 100 * SLACK_PERCENT;
                 assert!(
-                    total >= budget / 100 * 80,
+                    total + slack >= budget / 100 * 95,
                     "{mib} MiB {shards}x{workers}: only {total} used"
                 );
             }
