@@ -52,7 +52,11 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 2000.0)]
     pub rate: f64,
     /// `mixed` (benign plus scans), `benign`, `flood` (spoofed SYN flood
-    /// with a scan hidden in it), `wide` (benign plus a masscan-style
+    /// with a scan hidden in it), the other flood shapes for memory tests
+    /// (`flood6`: spoofed IPv6 SYN sources; `udp-flood`: spoofed sources,
+    /// UDP to random ports; `frag-flood`: first fragments only;
+    /// `long-lived`: `--flood-sources` flows active every 20 s for a minute;
+    /// `fanout`: one source to random address:port), `wide` (benign plus a masscan-style
     /// random scan of a /16 on all ports), `distributed` (benign, clients
     /// of a server with closed ports, and a port range of one target split
     /// between several sources), `campaign` (benign plus one slow SYN sweep
@@ -71,7 +75,8 @@ pub struct GenArgs {
     /// traffic (`--hidden-scan false` for the host alone).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub hidden_scan: bool,
-    /// Spoofed sources in the flood profile.
+    /// Spoofed sources (packets, or flows for `long-lived`) in the flood
+    /// profiles.
     #[arg(long, default_value_t = 2_000_000)]
     pub flood_sources: u64,
     /// SYNs sent by the wide profile's scanner.
@@ -201,15 +206,43 @@ enum Pkt {
         /// protocol (17 or 6).
         quote: Option<Quote>,
     },
+    /// TCP over IPv6 (no extension headers).
+    Tcp6 {
+        src: [u8; 16],
+        dst: [u8; 16],
+        sp: u16,
+        dp: u16,
+        flags: TcpFlags,
+    },
+    /// The first fragment (offset 0, more fragments) of a UDP datagram of
+    /// 1,480 bytes; the rest never comes.
+    UdpFrag {
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        dp: u16,
+        id: u16,
+    },
 }
 
 impl Pkt {
-    /// Source and destination.
+    /// Source and destination, for `--split`'s choice of sensor (an IPv6
+    /// address is folded to 4 bytes by XOR of its four words: only the
+    /// hash of the pair needs it).
     fn addrs(&self) -> ([u8; 4], [u8; 4]) {
-        match *self {
-            Pkt::Tcp { src, dst, .. } | Pkt::Udp { src, dst, .. } | Pkt::Icmp { src, dst, .. } => {
-                (src, dst)
+        fn fold(a: [u8; 16]) -> [u8; 4] {
+            let mut o = [0u8; 4];
+            for (i, b) in a.iter().enumerate() {
+                o[i % 4] ^= b;
             }
+            o
+        }
+        match *self {
+            Pkt::Tcp { src, dst, .. }
+            | Pkt::Udp { src, dst, .. }
+            | Pkt::Icmp { src, dst, .. }
+            | Pkt::UdpFrag { src, dst, .. } => (src, dst),
+            Pkt::Tcp6 { src, dst, .. } => (fold(src), fold(dst)),
         }
     }
 }
@@ -347,6 +380,57 @@ impl PcapOut {
                     None => b.resize(b.len() + 32, 0x63),
                 }
                 wire = self.buf.len();
+            }
+            Pkt::Tcp6 {
+                src,
+                dst,
+                sp,
+                dp,
+                flags,
+            } => {
+                let b = &mut self.buf;
+                b.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd]);
+                b.extend_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
+                b.extend_from_slice(&src);
+                b.extend_from_slice(&dst);
+                b.extend_from_slice(&sp.to_be_bytes());
+                b.extend_from_slice(&dp.to_be_bytes());
+                b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, if flags.ack() { 1 } else { 0 }]);
+                b.extend_from_slice(&[0x50, flags.bits(), 0xff, 0xff, 0, 0, 0, 0]);
+                wire = self.buf.len();
+            }
+            Pkt::UdpFrag {
+                src,
+                dst,
+                sp,
+                dp,
+                id,
+            } => {
+                // 1,480 bytes of UDP in all; this fragment carries the first
+                // 1,024 (its header and 1,016 of data; 64 stored).
+                self.ipv4(src, dst, 17, 1024);
+                let b = &mut self.buf;
+                let ip = 14;
+                b[ip + 4..ip + 6].copy_from_slice(&id.to_be_bytes());
+                // More fragments, offset 0 (and no don't-fragment bit).
+                b[ip + 6] = 0x20;
+                b[ip + 7] = 0;
+                b[ip + 10] = 0;
+                b[ip + 11] = 0;
+                let mut sum = 0u32;
+                for c in b[ip..ip + 20].chunks(2) {
+                    sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+                }
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                b[ip + 10..ip + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+                b.extend_from_slice(&sp.to_be_bytes());
+                b.extend_from_slice(&dp.to_be_bytes());
+                b.extend_from_slice(&1480u16.to_be_bytes());
+                b.extend_from_slice(&[0, 0]);
+                wire = 14 + 20 + 1024;
+                b.resize(b.len() + 64, 0x66);
             }
         }
         let cap = self.buf.len() as u32;
@@ -746,6 +830,161 @@ impl Stream for Flood {
                 payload: 0,
             },
         ))
+    }
+}
+
+/// The flood shapes besides the spoofed IPv4 SYN flood (`flood`), for the
+/// memory tests: every one makes a new flow (and most a new detector source
+/// or target contact) per packet or two, `total` of them over the span.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// Spoofed IPv6 sources SYN a victim, which answers SYN-ACK.
+    Syn6,
+    /// Spoofed IPv4 sources send UDP to random ports of a victim; nothing
+    /// answers.
+    Udp,
+    /// Spoofed IPv4 sources send the first fragment of a UDP datagram to
+    /// random ports of a victim; the rest never comes.
+    Frag,
+    /// `total` client flows to servers, each answered, every flow active
+    /// again every `LONG_PERIOD` for `LONG_ROUNDS` rounds: none idles out.
+    Long,
+    /// One source SYNs random (address, port) pairs of a /8; nothing
+    /// answers.
+    Fanout,
+}
+
+/// The profiles of [`Shape`], by name.
+const SHAPES: [(&str, Shape); 5] = [
+    ("flood6", Shape::Syn6),
+    ("udp-flood", Shape::Udp),
+    ("frag-flood", Shape::Frag),
+    ("long-lived", Shape::Long),
+    ("fanout", Shape::Fanout),
+];
+
+const LONG_ROUNDS: u64 = 3;
+const LONG_PERIOD: i64 = 20_000_000;
+const FANOUT_SCANNER: [u8; 4] = [198, 51, 100, 7];
+
+struct Flood2 {
+    shape: Shape,
+    rng: Rng,
+    start: i64,
+    t: i64,
+    n: u64,
+    total: u64,
+    gap: f64,
+    pending: Option<(i64, Pkt)>,
+}
+
+impl Stream for Flood2 {
+    fn next(&mut self) -> Option<(i64, Pkt)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
+        }
+        let packets = if self.shape == Shape::Long {
+            self.total * LONG_ROUNDS
+        } else {
+            self.total
+        };
+        if self.n >= packets {
+            return None;
+        }
+        let k = self.n;
+        self.n += 1;
+        let x = self.rng.next();
+        let v4 = [
+            100 + (x % 100) as u8,
+            (x >> 8) as u8,
+            (x >> 16) as u8,
+            (x >> 24) as u8,
+        ];
+        let port = (x >> 32) as u16 | 1024;
+        let victim = [172, 20, 9, 80];
+        if self.shape == Shape::Long {
+            // Round r, flow i: the same (client, port) every round.
+            let (r, i) = (k / self.total.max(1), k % self.total.max(1));
+            self.t = self.start
+                + r as i64 * LONG_PERIOD
+                + (i as f64 * LONG_PERIOD as f64 / self.total.max(1) as f64) as i64;
+            let src = [10, 64 + (i >> 16) as u8 % 64, (i >> 8) as u8, i as u8];
+            let dst = [172, 16 + (i % 16) as u8, 0, 1];
+            let sp = 1024 + (i >> 20) as u16;
+            self.pending = Some((
+                self.t + 1,
+                Pkt::Udp {
+                    src: dst,
+                    dst: src,
+                    sp: 443,
+                    dp: sp,
+                    payload: 200,
+                },
+            ));
+            return Some((
+                self.t,
+                Pkt::Udp {
+                    src,
+                    dst,
+                    sp,
+                    dp: 443,
+                    payload: 100,
+                },
+            ));
+        }
+        self.t += self.rng.exp(self.gap).max(1);
+        let t = self.t;
+        let p = match self.shape {
+            Shape::Syn6 => {
+                let mut src = [0u8; 16];
+                src[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                src[4..12].copy_from_slice(&x.to_be_bytes());
+                src[15] = 1;
+                let mut dst = [0u8; 16];
+                dst[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+                dst[15] = 0x80;
+                self.pending = Some((
+                    t + 1,
+                    Pkt::Tcp6 {
+                        src: dst,
+                        dst: src,
+                        sp: 80,
+                        dp: port,
+                        flags: TcpFlags::SYN | TcpFlags::ACK,
+                    },
+                ));
+                Pkt::Tcp6 {
+                    src,
+                    dst,
+                    sp: port,
+                    dp: 80,
+                    flags: TcpFlags::SYN,
+                }
+            }
+            Shape::Udp => Pkt::Udp {
+                src: v4,
+                dst: victim,
+                sp: port,
+                dp: (x >> 48) as u16 | 1,
+                payload: 32,
+            },
+            Shape::Frag => Pkt::UdpFrag {
+                src: v4,
+                dst: victim,
+                sp: port,
+                dp: (x >> 48) as u16 | 1,
+                id: (x >> 40) as u16,
+            },
+            Shape::Fanout | Shape::Long => Pkt::Tcp {
+                src: FANOUT_SCANNER,
+                dst: [10, (x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8],
+                sp: 40000 + (x % 1000) as u16,
+                dp: (x >> 48) as u16 | 1,
+                flags: TcpFlags::SYN,
+                payload: 0,
+            },
+        };
+        Some((t, p))
     }
 }
 
@@ -1184,6 +1423,32 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
             });
             (&[], span)
         }
+        p if SHAPES.iter().any(|(n, _)| *n == p) => {
+            let shape = SHAPES
+                .iter()
+                .find(|(n, _)| *n == p)
+                .map_or(Shape::Udp, |x| x.1);
+            let flood_span = span.max(10_000_000);
+            planned.push(Planned {
+                stream: Box::new(Flood2 {
+                    shape,
+                    rng: Rng::new(s ^ 0xf100d2),
+                    start,
+                    t: start,
+                    n: 0,
+                    total: a.flood_sources,
+                    gap: flood_span as f64 / a.flood_sources.max(1) as f64,
+                    pending: None,
+                }),
+                truth: (shape == Shape::Fanout).then(|| {
+                    format!(
+                        "{}.{}.{}.{},block,tcp,10.0.0.0/8,1-65535,gen,one source to random address:port",
+                        FANOUT_SCANNER[0], FANOUT_SCANNER[1], FANOUT_SCANNER[2], FANOUT_SCANNER[3]
+                    )
+                }),
+            });
+            (&[], flood_span)
+        }
         p => match busy_host {
             Some((host, pkts, busy_span)) => {
                 benign_row = format!(
@@ -1204,7 +1469,7 @@ pub fn main(a: GenArgs) -> Result<ExitCode> {
                 (hidden, busy_span)
             }
             None => anyhow::bail!(
-                "--profile {p:?}: expected mixed, benign, flood, wide, distributed, campaign or one of {}",
+                "--profile {p:?}: expected mixed, benign, flood, flood6, udp-flood, frag-flood, long-lived, fanout, wide, distributed, campaign or one of {}",
                 BUSY_PROFILES.join(", ")
             ),
         },

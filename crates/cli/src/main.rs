@@ -109,6 +109,7 @@ enum ConfigCmd {
 }
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     // The matches tell `run` which flags were given (a flag wins over the
     // config file even when it repeats a default).
     let matches = Cli::command().get_matches();
@@ -190,4 +191,21 @@ fn generate(what: Generate) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// glibc gives each thread that allocates its own heap (arena), up to 8 per
+/// core, and keeps what is freed in each for reuse there: with a flow
+/// worker, a detector shard and the writer each holding freed buffers apart,
+/// that slack grows with the thread count and is outside any cap. Two
+/// arenas keep it bounded (the threads allocate in batches, so sharing an
+/// arena's lock costs little); `MALLOC_ARENA_MAX` in the environment still
+/// wins.
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called first
+        // thing in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
 }

@@ -315,6 +315,15 @@ pub fn effective(a: &RunArgs) -> Result<(PipelineConfig, config::FlowSettings)> 
         a.max_memory >= 256,
         "--max-memory must be at least 256 MiB (below that, fixed buffers dominate)"
     );
+    let least = scanwatch_pipeline::MemoryCaps::min_budget_mib(cfg.shards, cfg.threads);
+    anyhow::ensure!(
+        a.max_memory >= least,
+        "--max-memory {} is too small for {} flow workers and {} detector shards: their buffers and queues alone take {} MiB; give at least {least} MiB, or fewer --threads",
+        a.max_memory,
+        cfg.threads,
+        cfg.shards,
+        scanwatch_pipeline::MemoryCaps::fixed_bytes(cfg.shards, cfg.threads) >> 20
+    );
     // A cap given by a flag wins over the file's; caps given by neither
     // come from the memory budget.
     cfg.apply_caps(
@@ -566,7 +575,7 @@ pub fn main(a: RunArgs, m: Option<&clap::ArgMatches>) -> Result<ExitCode> {
             }
         }
         drop(lines);
-        print_summary(&summary, live);
+        print_summary(&summary, live, a.max_memory);
         if a.capture_threads.is_some_and(|n| n > 1) {
             // How the kernel spread the packets over the capture threads.
             if let Ok(v) = counters.live_inputs.lock() {
@@ -1087,7 +1096,24 @@ pub fn detection_line(d: &Detection) -> String {
     )
 }
 
-fn print_summary(s: &Summary, live: bool) {
+/// This process's peak resident memory so far, MiB: the kernel's
+/// high-water mark of its memory since it started (`VmHWM`). Not
+/// `getrusage`'s `ru_maxrss`, which keeps the peak of the process that
+/// forked it (a big parent's RSS before the exec).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn print_summary(s: &Summary, live: bool, budget_mib: u64) {
     let c = &s.counts;
     let rate = c.packets as f64 / s.seconds.max(1e-9);
     eprintln!(
@@ -1103,10 +1129,25 @@ fn print_summary(s: &Summary, live: bool) {
         s.detection_count,
         s.alerts,
     );
-    if s.flow_stats.evicted > 0 || s.detect_stats.sources_evicted > 0 {
+    let d = &s.detect_stats;
+    if s.flow_stats.evicted > 0
+        || d.sources_evicted > 0
+        || d.contacts_evicted > 0
+        || d.targets_evicted > 0
+        || d.target_contacts_evicted > 0
+    {
         eprintln!(
-            "scanwatch: caps reached: {} flows and {} sources evicted (raise --max-memory, or --max-flows / --max-sources)",
-            s.flow_stats.evicted, s.detect_stats.sources_evicted
+            "scanwatch: caps reached: {} flows and {} sources evicted, {} contacts dropped, {} targets and {} target contacts evicted (raise --max-memory, or --max-flows / --max-sources)",
+            s.flow_stats.evicted,
+            d.sources_evicted,
+            d.contacts_evicted,
+            d.targets_evicted,
+            d.target_contacts_evicted
+        );
+    }
+    if let Some(peak) = peak_rss_mib() {
+        eprintln!(
+            "scanwatch: peak memory {peak:.0} MiB of the {budget_mib} MiB budget (--max-memory)"
         );
     }
     let lost = c.flow_rows_dropped + c.detections_dropped + c.alerts_dropped + c.zeek_rows_dropped;

@@ -37,7 +37,9 @@
 //! per shard (when full, the quarter with the fewest failed contacts and the
 //! oldest activity is evicted), at most [`MAX_TARGET_CONTACTS`] contacts per
 //! target (oldest quarter first out) and [`MAX_CONTACTS_TOTAL`] per shard
-//! (targets evicted until under it), and a record tracks at most
+//! (targets evicted until under it); both shard caps are lowered to the
+//! shard's `max_sources` and `max_contacts_total` when those are smaller (a
+//! small memory budget), and a record tracks at most
 //! [`MAX_RECORD_SOURCES`] sources and [`MAX_RECORD_PAIRS`] (source, port)
 //! pairs. Evictions are counted in [`DetectStats`].
 
@@ -483,6 +485,13 @@ impl Distributed {
             .fold(f64::MAX, f64::min)
             .ceil()
             .clamp(1.0, f64::from(u32::MAX)) as u32;
+        let (max_targets, max_contacts_total) = (
+            // Within the shard's budget as the per-source view is: no more
+            // contacts than its `max_contacts_total`, no more targets than
+            // its `max_sources` (the memory budget sizes both).
+            MAX_TARGETS.min(cfg.max_sources).max(1),
+            MAX_CONTACTS_TOTAL.min(cfg.max_contacts_total).max(16),
+        );
         Ok(Distributed {
             min_ports,
             cfg,
@@ -493,8 +502,8 @@ impl Distributed {
             records: HashMap::default(),
             now: Micros::MIN,
             last_sweep: Micros::MIN,
-            max_targets: MAX_TARGETS,
-            max_contacts_total: MAX_CONTACTS_TOTAL,
+            max_targets,
+            max_contacts_total,
             stats: DetectStats::default(),
         })
     }

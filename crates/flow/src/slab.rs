@@ -12,8 +12,9 @@
 use crate::record::Flow;
 use crate::wheel::Links;
 
-const CHUNK_SHIFT: u32 = 12;
-/// Entries per chunk (one allocation of 4096 × 120 bytes).
+const CHUNK_SHIFT: u32 = 10;
+/// Entries per chunk (one allocation of 1024 × 120 bytes: a worker holds
+/// up to 64 tables, one per virtual shard, each with a part-filled chunk).
 pub const CHUNK: usize = 1 << CHUNK_SHIFT;
 const CHUNK_MASK: u32 = CHUNK as u32 - 1;
 const NONE: u32 = u32::MAX;

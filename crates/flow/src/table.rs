@@ -43,7 +43,9 @@ impl FlowTable {
             // than half full, and at the cap every new flow follows an
             // eviction, so a cap above 7/16 of the buckets would double the
             // index under churn. At or below it, hashbrown rehashes in place.
-            index: HashTable::with_capacity(cfg.max_flows.min(1 << 16)),
+            // Small at first: a worker holds up to 64 of these (one per
+            // virtual shard), most of them far from full on light traffic.
+            index: HashTable::with_capacity(cfg.max_flows.min(1 << 10)),
             flows: Slab::default(),
             hasher: RandomState::default(),
             cfg,
@@ -125,19 +127,28 @@ impl FlowTable {
         }
     }
 
-    /// The table's clock moves to `ts` (never back).
+    /// The table's clock moves to `ts` (never back), and every timer due by
+    /// then fires first. Timers thus fire at the same place among this
+    /// table's packets whether the watermark moved them on between batches
+    /// or this packet does: each slot fires just before the first packet at
+    /// or after its end. So what is in the table when it is full (and so
+    /// what it evicts), and the order of flows within a slot, depend on
+    /// packet time alone, never on batch boundaries or the worker count.
     #[inline]
-    fn tick(&mut self, ts: Micros) {
+    fn tick(&mut self, ts: Micros, out: &mut Output) {
         if ts > self.now {
             self.now = ts;
         }
         self.wheel.start_at(ts);
+        if ts >= self.wheel.next_boundary() {
+            self.advance(ts, out);
+        }
     }
 
     /// Handles one packet, by the key the decoder made. `m.ts` must not go
     /// backwards (the capture stage guarantees it).
     pub fn process(&mut self, m: &PacketMeta, out: &mut Output) {
-        self.tick(m.ts);
+        self.tick(m.ts, out);
         self.stats.packets += 1;
         let (key, from_a) = (m.key, m.from_a);
         let hash = self.hasher.hash_one(key);
@@ -209,7 +220,7 @@ impl FlowTable {
     /// track: a pending probe of that flow is rejected. The error packet
     /// itself is counted in its own ICMP flow. `n.ts` must not go backwards.
     pub fn on_icmp_notice(&mut self, n: &IcmpNotice, out: &mut Output) {
-        self.tick(n.ts);
+        self.tick(n.ts, out);
         let Some(i) = self.find(self.hasher.hash_one(n.key), &n.key) else {
             return;
         };

@@ -72,6 +72,13 @@ impl Wheel {
         self.cursor << SLOT_SHIFT
     }
 
+    /// The end of the slot under the cursor: no timer fires before a time
+    /// reaches it (nothing is left in the firing list between calls).
+    #[inline]
+    pub fn next_boundary(&self) -> Micros {
+        (self.cursor + 1) << SLOT_SHIFT
+    }
+
     /// Starts the clock at the first packet's time.
     pub fn start_at(&mut self, t: Micros) {
         if !self.started {

@@ -105,6 +105,28 @@ pub fn bucket(hash: u64, n: usize) -> usize {
     ((u128::from(hash) * n as u128) >> 64) as usize
 }
 
+/// Flow tables are split into this many virtual shards, whatever the number
+/// of workers: a flow's shard is [`vshard`] of its key's hash, each shard
+/// has its own table with a fixed cap, and a worker owns whole shards
+/// ([`worker_of`]). What a full shard evicts then depends only on the
+/// packets of that shard's flows, never on how many workers there are.
+pub const VSHARDS: usize = 64;
+
+/// A flow's virtual shard, from its [`FlowKey::shard_hash`].
+#[inline]
+pub fn vshard(hash: u64) -> usize {
+    bucket(hash, VSHARDS)
+}
+
+/// The worker (of `workers`) that owns virtual shard `v`: shards are dealt
+/// out in contiguous runs, so with a power-of-two worker count this is
+/// `bucket(hash, workers)`. With more than [`VSHARDS`] workers, some have
+/// none.
+#[inline]
+pub fn worker_of(v: usize, workers: usize) -> usize {
+    v * workers.max(1) / VSHARDS
+}
+
 /// Zeek's `conn_state` codes, with Zeek's meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ConnState {

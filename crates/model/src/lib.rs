@@ -37,7 +37,7 @@ pub fn ascii_str(b: &[u8]) -> &str {
     }
 }
 pub use community::{community_id, community_id_bytes};
-pub use flow::{bucket, ConnState, FlowKey, FlowRecord, History};
+pub use flow::{bucket, vshard, worker_of, ConnState, FlowKey, FlowRecord, History, VSHARDS};
 pub use tcp::TcpFlags;
 pub use time::{civil, civil_clamped, eve_timestamp, Civil, CIVIL_MAX, CIVIL_MIN};
 pub use watermark::Watermark;

@@ -23,7 +23,7 @@ use crate::worker::PacketBatch;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use scanwatch_capture::{InputProblem, LiveStats, Next, PacketSource};
 use scanwatch_decode::{decode_into, DecodeError};
-use scanwatch_model::{bucket, IcmpNotice, Item, Micros};
+use scanwatch_model::{vshard, worker_of, IcmpNotice, Item, Micros};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -118,7 +118,7 @@ impl Dispatch<'_> {
             // any worker, are no older. (An ICMP error's notice follows it,
             // keyed by the quoted flow.) The key is the decoder's.
             let wm = item.ts();
-            let w = bucket(item.key().shard_hash(self.ctx.seed), n);
+            let w = worker_of(vshard(item.key().shard_hash(self.ctx.seed)), n);
             self.bufs[w].push(item);
             if self.bufs[w].len() >= self.ctx.batch {
                 let next = self.fresh();

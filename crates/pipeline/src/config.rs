@@ -4,6 +4,7 @@
 use crate::clock::ClockConfig;
 use scanwatch_detect::DetectConfig;
 use scanwatch_flow::FlowConfig;
+use scanwatch_model::VSHARDS;
 use scanwatch_sink::{Retention, SensorInfo, SinkOptions};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -111,9 +112,14 @@ pub struct GivenCaps {
     pub max_contacts_per_shard: Option<usize>,
 }
 
-/// Table caps that fit a memory budget, from each table's worst-case bytes
-/// per entry (a hash table just grown is at 7/16 load: 16/7 of the entry
-/// size per entry, plus its control byte).
+/// Table caps that fit a memory budget. The budget is the whole process's
+/// peak RSS: first the fixed costs come off it ([`BASE_BYTES`], and
+/// [`WORKER_BYTES`] per worker and [`SHARD_BYTES`] per detector shard:
+/// buffers, queues and output builders), then [`SLACK_PERCENT`] of what is
+/// left for the allocator (freed memory it keeps, tables' neighbours
+/// fragmenting it); the rest is shared by the tables, each at its
+/// worst-case bytes per entry (a hash table just grown is at 7/16 load:
+/// 16/7 of the entry size per entry, plus its control byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryCaps {
     pub max_flows: usize,
@@ -121,36 +127,99 @@ pub struct MemoryCaps {
     pub max_contacts_per_shard: usize,
 }
 
+const MIB: usize = 1 << 20;
+
+/// What a run holds whatever its traffic and thread count (measured with
+/// every table at its smallest cap under a flood: 52 MiB of heap at one
+/// worker, of which the packets held for reordering are 16 MiB, the
+/// binary and its libraries ~10 MiB of RSS): the reader's buffers and
+/// reorder window (65,536 packets in a ring that doubles: 8 MiB, twice
+/// while it grows), the output writers, the alerts.
+pub const BASE_BYTES: usize = 40 * MIB;
+
+/// All flow workers together, up to [`WORKERS_SHARED`] of them: their
+/// packet queues (64 batches of 256 64-byte packets, 1 MiB, each up to 2
+/// workers; fewer batches with more workers: 16 from 8 on), attempt vectors
+/// (~2 MiB under a flood), the flow batches they build (16,384 rows of ~230
+/// bytes in all, split between the workers; string columns grown by
+/// doubling, two batches at an hour's turn) and their places in the
+/// writer's queue. Each worker's share shrinks as workers are added, so
+/// this, and so the caps, are the same at any thread count up to
+/// [`WORKERS_SHARED`]. Measured under floods on a loaded 2-core machine:
+/// peak RSS 30 to 45 MiB higher at 4 workers than at 1 with the same caps
+/// (queues fill while threads wait for the CPU).
+pub const WORKER_BYTES: usize = 40 * MIB;
+
+/// Workers that share [`WORKER_BYTES`]; each one beyond costs
+/// [`WORKER_EXTRA_BYTES`] more (its smallest queue and batches), which
+/// lowers the caps.
+pub const WORKERS_SHARED: usize = 16;
+/// See [`WORKERS_SHARED`].
+pub const WORKER_EXTRA_BYTES: usize = 2 * MIB;
+
+/// Per detector shard: its merge queues (attempts waiting for the lowest
+/// watermark), open scan records, its two places in the writer's queue.
+pub const SHARD_BYTES: usize = 8 * MIB;
+
+/// Of what is left after the fixed costs, the share kept for the
+/// allocator: memory freed by tables that grew (a hash table's old buckets
+/// while it doubles, per-source tables that shrank) is not all given back
+/// to the system at once.
+pub const SLACK_PERCENT: usize = 25;
+
 /// Bytes per tracked flow besides its slab entry (which holds its timer
 /// links) and index bucket: its record and attempt on their way out.
 pub const FLOW_EXTRA_BYTES: usize = 64;
 /// A detector source with its first contact: its entry in the source table
 /// and the smallest allocations of its two per-source tables (measured:
-/// ~890 B per source on the flood).
-pub const SOURCE_WORST_BYTES: usize = 960;
+/// ~890 B per source on the flood); plus a target of the distributed-scan
+/// view (its entry and smallest contact table, 512 B), which has at most as
+/// many targets as a shard has sources.
+pub const SOURCE_WORST_BYTES: usize = 960 + 512;
 /// Each further contact: its entry (72 bytes since issue 16: the first
 /// probe's header facts and source port ride with it, for tool attribution)
 /// and its per-target count, at 7/16 load (211 bytes), plus its share of the sketches of sources that outgrow their
 /// exact set (a shard has at most one such source per
 /// `scanwatch_detect::SKETCH_CONTACTS` contacts of its cap, each with
-/// `SKETCH_SOURCE_BYTES` of sketches: 7 bytes a contact).
-pub const CONTACT_WORST_BYTES: usize = 211 + scanwatch_detect::SKETCH_BYTES_PER_CONTACT;
+/// `SKETCH_SOURCE_BYTES` of sketches: 7 bytes a contact); plus the same
+/// contact in the distributed-scan view (a 40-byte entry at 7/16 load: 96
+/// bytes), which holds at most as many contacts as the source view.
+pub const CONTACT_WORST_BYTES: usize = 211 + scanwatch_detect::SKETCH_BYTES_PER_CONTACT + 96;
 
 impl MemoryCaps {
-    /// 45% of the budget goes to flows, 25% to detector sources, 15% to
-    /// their contacts; the rest is left for buffers and output.
+    /// The fixed costs of a run with `workers` flow workers and `shards`
+    /// detector shards, before any table.
+    pub fn fixed_bytes(shards: usize, workers: usize) -> usize {
+        BASE_BYTES
+            + WORKER_BYTES
+            + workers.saturating_sub(WORKERS_SHARED) * WORKER_EXTRA_BYTES
+            + shards.max(1) * SHARD_BYTES
+    }
+
+    /// The smallest budget, in MiB, that leaves the tables at least a
+    /// quarter of it after the fixed costs of `workers` and `shards`.
+    pub fn min_budget_mib(shards: usize, workers: usize) -> u64 {
+        (Self::fixed_bytes(shards, workers) * 4 / 3).div_ceil(MIB) as u64
+    }
+
+    /// Of the tables' part (the budget less the fixed costs and the
+    /// allocator's slack), 50% goes to flows, 25% to detector sources, 25%
+    /// to their contacts. The flow cap is the same for every worker count:
+    /// it is [`scanwatch_model::VSHARDS`] times the cap of one virtual
+    /// shard's table.
     pub fn for_budget(mib: u64, shards: usize, workers: usize) -> MemoryCaps {
-        let bytes = mib.saturating_mul(1 << 20) as usize;
+        let bytes = (mib.saturating_mul(1 << 20)) as usize;
         let shards = shards.max(1);
-        let workers = workers.max(1);
-        // Per worker: its slab and index plus the extras of each flow in it,
-        // within its share of 45% of the budget.
-        let per_worker = bytes / 100 * 45 / workers;
-        let cap = scanwatch_flow::FlowTable::cap_for_bytes(per_worker, FLOW_EXTRA_BYTES);
+        let tables =
+            bytes.saturating_sub(Self::fixed_bytes(shards, workers)) / 100 * (100 - SLACK_PERCENT);
+        // Per virtual shard (whatever the worker count): its slab and index
+        // plus the extras of each flow in it, within its share.
+        let per_shard = tables / 2 / VSHARDS;
+        let cap = scanwatch_flow::FlowTable::cap_for_bytes(per_shard, FLOW_EXTRA_BYTES);
         MemoryCaps {
-            max_flows: (cap * workers).max(1024),
-            max_sources_per_shard: (bytes / 4 / SOURCE_WORST_BYTES / shards).max(1024),
-            max_contacts_per_shard: (bytes / 100 * 15 / CONTACT_WORST_BYTES / shards).max(4096),
+            max_flows: (cap * VSHARDS).max(1024),
+            max_sources_per_shard: (tables / 4 / SOURCE_WORST_BYTES / shards).max(1024),
+            max_contacts_per_shard: (tables / 4 / CONTACT_WORST_BYTES / shards).max(4096),
         }
     }
 }
@@ -164,18 +233,64 @@ mod tests {
         for mib in [256u64, 512, 1024, 2048] {
             for workers in [1usize, 2, 4] {
                 let caps = MemoryCaps::for_budget(mib, 1, workers);
-                let per_worker = caps.max_flows / workers;
-                let share = (mib << 20) as usize / 100 * 45 / workers;
-                let used = scanwatch_flow::FlowTable::table_bytes(per_worker)
-                    + per_worker * FLOW_EXTRA_BYTES;
+                let per_shard = caps.max_flows / VSHARDS;
+                assert_eq!(crate::per_vshard_flows(caps.max_flows), per_shard);
+                let tables = ((mib << 20) as usize - MemoryCaps::fixed_bytes(1, workers)) / 100
+                    * (100 - SLACK_PERCENT);
+                let share = tables / 2 / VSHARDS;
+                let used = scanwatch_flow::FlowTable::table_bytes(per_shard)
+                    + per_shard * FLOW_EXTRA_BYTES;
                 assert!(used <= share, "{mib} MiB x{workers}: {used} > {share}");
-                // 120-byte entries, ~11 bytes of index, 64 in flight: most
-                // of the share holds flows.
+                // 120-byte entries, 11 to 22 bytes of index (its buckets
+                // are a power of two), 64 in flight: most of the share
+                // holds flows.
                 assert!(
-                    per_worker as f64 * 196.0 >= share as f64 * 0.9,
-                    "{mib} MiB x{workers}: only {per_worker} flows per worker"
+                    per_shard as f64 * 206.0 >= share as f64 * 0.8,
+                    "{mib} MiB x{workers}: only {per_shard} flows per virtual shard"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn every_part_of_the_budget_adds_up_to_no_more_than_it() {
+        for mib in [256u64, 512, 1024, 2048] {
+            for (shards, workers) in [(1usize, 1usize), (1, 2), (1, 4), (2, 8)] {
+                let c = MemoryCaps::for_budget(mib, shards, workers);
+                let per_shard = c.max_flows / VSHARDS;
+                let flows = VSHARDS
+                    * (scanwatch_flow::FlowTable::table_bytes(per_shard)
+                        + per_shard * FLOW_EXTRA_BYTES);
+                let detect = shards
+                    * (c.max_sources_per_shard * SOURCE_WORST_BYTES
+                        + c.max_contacts_per_shard * CONTACT_WORST_BYTES);
+                let total = MemoryCaps::fixed_bytes(shards, workers) + flows + detect;
+                let budget = (mib << 20) as usize;
+                assert!(
+                    total <= budget,
+                    "{mib} MiB {shards}x{workers}: {total} > {budget}"
+                );
+                // What is left is the allocator's slack and rounding.
+                let slack =
+                    (budget - MemoryCaps::fixed_bytes(shards, workers)) / 100 * SLACK_PERCENT;
+                assert!(
+                    total + slack >= budget / 100 * 95,
+                    "{mib} MiB {shards}x{workers}: only {total} used"
+                );
+            }
+        }
+        assert!(MemoryCaps::min_budget_mib(1, 4) <= 256);
+        assert!(MemoryCaps::min_budget_mib(16, 64) > 256);
+    }
+
+    #[test]
+    fn the_caps_do_not_depend_on_the_worker_count_up_to_16() {
+        for mib in [256u64, 1024] {
+            let one = MemoryCaps::for_budget(mib, 1, 1);
+            for workers in 2..=WORKERS_SHARED {
+                assert_eq!(MemoryCaps::for_budget(mib, 1, workers), one);
+            }
+            assert_ne!(MemoryCaps::for_budget(mib, 1, 64), one);
         }
     }
 

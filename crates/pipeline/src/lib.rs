@@ -37,8 +37,9 @@ mod worker;
 
 pub use clock::{ClockConfig, Outlier, OutlierKind, Pos};
 pub use config::{
-    GivenCaps, MemoryCaps, PipelineConfig, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
-    SOURCE_WORST_BYTES,
+    GivenCaps, MemoryCaps, PipelineConfig, BASE_BYTES, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
+    SHARD_BYTES, SLACK_PERCENT, SOURCE_WORST_BYTES, WORKERS_SHARED, WORKER_BYTES,
+    WORKER_EXTRA_BYTES,
 };
 pub use counters::{ActiveScan, Counters, Counts, Summary, OUTLIERS_KEPT};
 /// The flow tables' settings, part of [`PipelineConfig`].
@@ -119,23 +120,25 @@ pub fn run(
 
     let inputs = sources.len().max(1);
     let live = sources.iter().any(|s| s.is_live());
-    let seed = random_seed();
+    let seed = partition_seed();
     let counters = &*counters;
 
     // Flow batches are large (16k rows, a few MB each): a short queue keeps
     // what waits for the writer to a few of them per worker.
     let (out_tx, out_rx) = bounded::<OutMsg>(2 * (n + m));
-    let (worker_tx, worker_rx): (Vec<_>, Vec<_>) = (0..n)
-        .map(|_| bounded::<PacketBatch>(cfg.queue_depth))
-        .unzip();
-    let (recycle_tx, recycle_rx) = bounded::<Vec<Item>>(cfg.queue_depth * n + 16);
+    // Packet queues shrink as workers are added (64 batches each up to 2
+    // workers, 16 from 8 on), so that all of them together stay within the
+    // memory budget's WORKERS_BYTES up to 16 workers whatever their number.
+    let depth = cfg.queue_depth.min((128 / n).max(16)).max(1);
+    let (worker_tx, worker_rx): (Vec<_>, Vec<_>) =
+        (0..n).map(|_| bounded::<PacketBatch>(depth)).unzip();
+    let (recycle_tx, recycle_rx) = bounded::<Vec<Item>>(depth * n + 16);
     // Attempt vectors go back from the shards to the workers, so a batch's
     // attempts do not cost a fresh allocation (and its regrowth) each time.
     // At most 4nm + 16 of them wait, each of at most 4096 attempts.
     let (att_recycle_tx, att_recycle_rx) = bounded::<Vec<Attempt>>(4 * n * m + 16);
-    let (shard_tx, shard_rx): (Vec<_>, Vec<_>) = (0..m)
-        .map(|_| bounded::<ShardMsg>(cfg.queue_depth * n))
-        .unzip();
+    let (shard_tx, shard_rx): (Vec<_>, Vec<_>) =
+        (0..m).map(|_| bounded::<ShardMsg>(depth * n)).unzip();
 
     let capture_error: Mutex<Option<(String, bool)>> = Mutex::new(None);
     let live_stats: Mutex<Option<LiveStats>> = Mutex::new(None);
@@ -186,7 +189,7 @@ pub fn run(
                     id: w,
                     rx,
                     flow: FlowConfig {
-                        max_flows: (cfg.flow.max_flows / n).max(1024),
+                        max_flows: per_vshard_flows(cfg.flow.max_flows),
                         ..cfg.flow.clone()
                     },
                     shards: shard_tx.clone(),
@@ -194,6 +197,7 @@ pub fn run(
                     recycle: recycle_tx.clone(),
                     attempt_recycle: att_recycle_rx.clone(),
                     inputs,
+                    workers: n,
                     seed,
                     write_flows,
                     counters,
@@ -308,11 +312,48 @@ where
     }
 }
 
-/// A per-run seed for the hashes that pick workers and shards, so that a
-/// sender cannot aim its packets at one thread.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x5ca7_7a7c);
-    h.finish()
+/// The flow cap of one virtual shard's table: the cap shared equally by the
+/// [`scanwatch_model::VSHARDS`] tables (the total never exceeds the cap
+/// given; at least 16 each).
+pub fn per_vshard_flows(max_flows: usize) -> usize {
+    (max_flows / scanwatch_model::VSHARDS).max(16)
+}
+
+/// The seed of the hashes that pick a flow's virtual shard (and so its
+/// worker) and an attempt's detector shard. Which flows share a shard
+/// decides what a full shard evicts, so the seed must be the same from run
+/// to run for the outputs under the caps to be; and it must not be known
+/// outside, or a sender could aim all its packets at one shard. So it is
+/// derived from this machine's `/etc/machine-id` (systemd's random id, made
+/// at install, readable only locally), or a fixed value where there is none.
+fn partition_seed() -> u64 {
+    let id = std::fs::read("/etc/machine-id").unwrap_or_default();
+    seed_from(id.trim_ascii())
+}
+
+/// FNV-1a over `bytes`, then a 64-bit finalizer (splitmix64's): a fixed
+/// function, unlike std's `RandomState`.
+fn seed_from(bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ 0x5ca7_7a7c;
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_seed_is_the_same_every_run_and_differs_by_machine() {
+        assert_eq!(partition_seed(), partition_seed());
+        assert_eq!(seed_from(b"abc"), seed_from(b"abc"));
+        assert_ne!(
+            seed_from(b"0123456789abcdef"),
+            seed_from(b"0123456789abcdeg")
+        );
+    }
 }

@@ -12,7 +12,9 @@ use crate::output::OutMsg;
 use crate::shard::ShardMsg;
 use crossbeam_channel::{Receiver, Sender};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
-use scanwatch_model::{bucket, Addr, Attempt, FlowKey, FlowRecord, Item, Micros, Watermark};
+use scanwatch_model::{
+    bucket, vshard, Addr, Attempt, FlowKey, FlowRecord, Item, Micros, Watermark, VSHARDS,
+};
 use scanwatch_sink::{FlowBatchBuilder, SinkError, TableBuilder};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -34,7 +36,8 @@ pub(crate) struct PacketBatch {
 pub(crate) struct WorkerCtx<'a> {
     pub id: usize,
     pub rx: Receiver<PacketBatch>,
-    /// The table's settings, with this worker's share of the flow cap.
+    /// The tables' settings, with one virtual shard's cap
+    /// ([`scanwatch_model::VSHARDS`] tables share the flow cap).
     pub flow: FlowConfig,
     /// One queue per detector shard.
     pub shards: Vec<Sender<ShardMsg>>,
@@ -45,21 +48,37 @@ pub(crate) struct WorkerCtx<'a> {
     pub attempt_recycle: Receiver<Vec<Attempt>>,
     /// Number of inputs (capture threads) whose watermarks are merged.
     pub inputs: usize,
-    /// Seed of the source hash that picks an attempt's shard.
+    /// Number of flow workers (this one's share of the output buffers).
+    pub workers: usize,
+    /// Seed of the flow hash that picks a flow's virtual shard and of the
+    /// source hash that picks an attempt's shard.
     pub seed: u64,
     /// Build flow records into batches for the output (else only count them).
     pub write_flows: bool,
     pub counters: &'a Counters,
 }
 
-/// Rows per flow batch handed to the output thread.
-const FLOW_BATCH_ROWS: usize = 16_384;
+/// Rows per flow batch handed to the output thread, all workers together:
+/// each worker's batches are this divided by the worker count (at most
+/// [`FLOW_BATCH_ROWS_MAX`], at least [`FLOW_BATCH_ROWS_MIN`]), so the
+/// memory of the batches being built and queued is the same whatever the
+/// worker count, and the memory budget's caps need not depend on it.
+pub(crate) const FLOW_BATCH_ROWS_ALL: usize = 16_384;
+const FLOW_BATCH_ROWS_MAX: usize = 16_384;
+const FLOW_BATCH_ROWS_MIN: usize = 1024;
+
+/// One worker's flow batch rows (see [`FLOW_BATCH_ROWS_ALL`]).
+pub(crate) fn flow_batch_rows(workers: usize) -> usize {
+    (FLOW_BATCH_ROWS_ALL / workers.max(1)).clamp(FLOW_BATCH_ROWS_MIN, FLOW_BATCH_ROWS_MAX)
+}
 /// Longest a finished flow waits on its worker before it goes to the writer.
 const FLOW_BATCH_MAX_WAIT: Duration = Duration::from_secs(1);
 
 /// Per-hour flow batch builders of one worker.
 struct FlowBatches {
     builders: Vec<(i64, FlowBatchBuilder)>,
+    /// Rows per batch ([`flow_batch_rows`]).
+    rows: usize,
     /// Wall time of the oldest row not yet handed to the output thread: on a
     /// quiet live link rows must not wait for a full batch (a SIGHUP rotation
     /// or a crash would otherwise find them still in memory).
@@ -85,13 +104,13 @@ impl FlowBatches {
             Some(i) => i,
             None => {
                 self.builders
-                    .push((hour, FlowBatchBuilder::with_capacity(FLOW_BATCH_ROWS)));
+                    .push((hour, FlowBatchBuilder::with_capacity(self.rows)));
                 self.builders.len() - 1
             }
         };
         let b = &mut self.builders[i].1;
         b.append(r);
-        if b.len() >= FLOW_BATCH_ROWS {
+        if b.len() >= self.rows {
             send_batch(out, hour, b);
             self.builders.swap_remove(i);
         }
@@ -213,10 +232,65 @@ impl AttemptRouter<'_> {
     }
 }
 
-/// Runs one flow worker until its queue closes; returns its table's
+/// The flow tables of the virtual shards a worker owns, each made at its
+/// shard's first packet. A shard's table sees the packets of its flows in
+/// time order whatever the worker count, and evicts by its own cap, so its
+/// output is the same with 1 worker or 64.
+struct Tables {
+    cfg: FlowConfig,
+    seed: u64,
+    shards: Vec<Option<FlowTable>>,
+}
+
+impl Tables {
+    fn new(cfg: FlowConfig, seed: u64) -> Tables {
+        Tables {
+            cfg,
+            seed,
+            shards: (0..VSHARDS).map(|_| None).collect(),
+        }
+    }
+
+    #[inline]
+    fn handle(&mut self, item: &Item, out: &mut Output) {
+        let v = vshard(item.key().shard_hash(self.seed));
+        let cfg = &self.cfg;
+        self.shards[v]
+            .get_or_insert_with(|| FlowTable::new(cfg.clone()))
+            .handle(item, out);
+    }
+
+    fn live(&mut self) -> impl Iterator<Item = &mut FlowTable> {
+        self.shards.iter_mut().flatten()
+    }
+
+    /// Every table's timers up to `low`; the lowest of their watermarks
+    /// (`low` when there is no table yet).
+    fn advance(&mut self, low: Micros, out: &mut Output) -> Micros {
+        self.live().fold(low, |wm, t| wm.min(t.advance(low, out)))
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().flatten().map(|t| t.len()).sum()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.shards.iter().flatten().map(|t| t.memory_bytes()).sum()
+    }
+
+    fn stats(&self) -> FlowStats {
+        let mut s = FlowStats::default();
+        for t in self.shards.iter().flatten() {
+            s += t.stats;
+        }
+        s
+    }
+}
+
+/// Runs one flow worker until its queue closes; returns its tables'
 /// counters and peak memory.
 pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
-    let mut table = FlowTable::new(ctx.flow.clone());
+    let mut table = Tables::new(ctx.flow.clone(), ctx.seed);
     let mut o = Output::default();
     let mut router = AttemptRouter {
         ctx: &ctx,
@@ -225,8 +299,10 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         sent: Micros::MIN,
         keys: Vec::new(),
     };
+    let rows = flow_batch_rows(ctx.workers);
     let mut batches_out = FlowBatches {
         builders: Vec::new(),
+        rows,
         oldest: None,
     };
     let mut flow_packets = 0u64;
@@ -286,20 +362,22 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         batches_out.flush_if_old(&ctx.out);
         // A burst of expiries (a flood's flows timing out together) must not
         // leave its peak allocation behind.
-        if o.flows.capacity() > 65_536 {
-            o.flows.shrink_to(4096);
+        // Kept small: it is per worker, so a larger keep would make the
+        // memory outside the caps grow with the worker count.
+        if o.flows.capacity() > 8192 {
+            o.flows.shrink_to(2048);
         }
-        if o.attempts.capacity() > 65_536 {
-            o.attempts.shrink_to(4096);
+        if o.attempts.capacity() > 8192 {
+            o.attempts.shrink_to(2048);
         }
         if batches.is_multiple_of(64) {
             peak_mem = peak_mem.max(table.memory_bytes() as u64);
             // Evictions show in live stats as they happen.
             ctx.counters.add(&Counts {
-                flows_evicted: table.stats.evicted - published_evictions,
+                flows_evicted: table.stats().evicted - published_evictions,
                 ..Counts::default()
             });
-            published_evictions = table.stats.evicted;
+            published_evictions = table.stats().evicted;
         }
     }
     merge.release(Micros::MAX, |item| table.handle(item, &mut o));
@@ -307,21 +385,24 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
     // What is left ends now, a chunk at a time: records go out as they are
     // made; attempts wait (in key order) for the final watermark.
     let mut left_attempts: Vec<Attempt> = Vec::new();
-    table.drain_with(&mut o, FLOW_BATCH_ROWS, |o| {
-        left_attempts.append(&mut o.attempts);
-        take_flows(o, &mut batches_out);
-    });
+    for t in table.live() {
+        t.drain_with(&mut o, rows, |o| {
+            left_attempts.append(&mut o.attempts);
+            take_flows(o, &mut batches_out);
+        });
+    }
     o.attempts = left_attempts;
     publish_active(&mut published_active, 0);
     router.flush(&mut o, Micros::MAX, None, true);
     batches_out.flush(&ctx.out);
+    let stats = table.stats();
     ctx.counters.add(&Counts {
         flow_packets,
-        flows_evicted: table.stats.evicted - published_evictions,
-        attempts: table.stats.attempts,
+        flows_evicted: stats.evicted - published_evictions,
+        attempts: stats.attempts,
         ..Counts::default()
     });
-    (table.stats, peak_mem)
+    (stats, peak_mem)
 }
 
 /// The packets of several inputs (live interfaces), each in time order,
