@@ -147,8 +147,10 @@ pub const BASE_BYTES: usize = 40 * MIB;
 /// this, and so the caps, are the same at any thread count up to
 /// [`WORKERS_SHARED`]. Measured under floods on a loaded 2-core machine:
 /// peak RSS 30 to 45 MiB higher at 4 workers than at 1 with the same caps
-/// (queues fill while threads wait for the CPU).
-pub const WORKER_BYTES: usize = 40 * MIB;
+/// (queues fill while threads wait for the CPU); a quiet CI run later
+/// peaked at 261 MiB of 256 with `frag-flood` at 4 workers when this was 40
+/// MiB, so it is 64 MiB (the same run then peaked at 218 MiB).
+pub const WORKER_BYTES: usize = 64 * MIB;
 
 /// Workers that share [`WORKER_BYTES`]; each one beyond costs
 /// [`WORKER_EXTRA_BYTES`] more (its smallest queue and batches), which
