@@ -109,7 +109,6 @@ enum ConfigCmd {
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     // The matches tell `run` which flags were given (a flag wins over the
     // config file even when it repeats a default).
     let matches = Cli::command().get_matches();
@@ -193,19 +192,24 @@ fn generate(what: Generate) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// glibc gives each thread that allocates its own heap (arena), up to 8 per
-/// core, and keeps what is freed in each for reuse there: with a flow
-/// worker, a detector shard and the writer each holding freed buffers apart,
-/// that slack grows with the thread count and is outside any cap. Two
-/// arenas keep it bounded (the threads allocate in batches, so sharing an
-/// arena's lock costs little); `MALLOC_ARENA_MAX` in the environment still
-/// wins.
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; called first
-        // thing in main, before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
+/// The allocator: jemalloc. Per packet nothing is allocated, but per flow,
+/// per attempt and per scan event there are small allocations made on one
+/// thread and freed on another (a flow row's batch, an event's lists);
+/// glibc's malloc spent a quarter of the scan-heavy reference's CPU there
+/// (its `malloc_consolidate` and arena locks), jemalloc's thread caches do
+/// the same work for 25% less CPU in all (alternating runs in the README).
+/// Its peak RSS under the flood shapes is 5-10% above glibc's, inside the
+/// budget's allocator slack ([`scanwatch_pipeline::SLACK_PERCENT`]).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read when it starts: two arenas, so freed memory is
+/// shared by all threads rather than kept per core (the bound glibc had
+/// with `M_ARENA_MAX 2`: the threads allocate in batches, so sharing costs
+/// little); freed pages are returned to the kernel (`MADV_DONTNEED`) once
+/// unused for 10 s, not kept lazily freed. Returning them after 1 s cost 3%
+/// more CPU for no lower peak under the flood shapes. `_RJEM_MALLOC_CONF` in
+/// the environment still wins.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"narenas:2,dirty_decay_ms:10000,muzzy_decay_ms:0\0";
