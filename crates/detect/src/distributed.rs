@@ -387,6 +387,7 @@ impl Record {
             new_open: Vec::new(),
             previous_kind: None,
             trigger: Some(trigger),
+            direction_set: false,
         }
     }
 

@@ -177,6 +177,9 @@ pub struct ScanEvent {
     pub previous_kind: Option<ScanKind>,
     /// The attempt behind the event.
     pub trigger: Option<Trigger>,
+    /// The detection's direction is already set (a scan record keeps its
+    /// own as targets are added): [`Detector::set_directions`] leaves it.
+    pub direction_set: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -526,7 +529,7 @@ pub struct Detector {
     cfg: DetectConfig,
     allow_scanners: Vec<Cidr>,
     /// Our own networks: a scan's direction.
-    home_net: Vec<Cidr>,
+    home_net: std::sync::Arc<[Cidr]>,
     allow_services: Vec<Service>,
     sources: HashMap<Addr, Source, RandomState>,
     /// Contact tables of evicted sources, emptied, for new sources to take
@@ -566,7 +569,7 @@ impl Detector {
         Ok(Detector {
             allow_scanners,
             allow_services,
-            home_net,
+            home_net: home_net.into(),
             sources: HashMap::default(),
             spare_contacts: Vec::new(),
             contacts_total: 0,
@@ -629,7 +632,8 @@ impl Detector {
             // Quiet long enough: that scan ended before this attempt.
             self.end_scan(key, idle, out);
         }
-        if !self.sources.contains_key(&a.src) && self.sources.len() >= self.cfg.max_sources {
+        // Lengths first: the lookup is paid only when full.
+        if self.sources.len() >= self.cfg.max_sources && !self.sources.contains_key(&a.src) {
             self.evict_sources();
         }
         while self.contacts_total >= self.cfg.max_contacts_total && !self.sources.is_empty() {
@@ -652,27 +656,33 @@ impl Detector {
             port: a.dport,
         };
         let first_to_dst = !src.has_dst(a.dst);
-        if !src.contacts.contains_key(&key) && src.contacts.len() >= cfg.max_contacts {
+        if src.contacts.len() >= cfg.max_contacts && !src.contacts.contains_key(&key) {
             let dropped =
                 trim_contacts(src, cfg.max_contacts, cfg.answered_weight, cfg.block_ports);
             self.stats.contacts_evicted += dropped;
             self.contacts_total -= dropped as usize;
         }
-        let is_new = !src.contacts.contains_key(&key);
+        // One lookup of the contact, new or not.
+        let (info, is_new) = match src.contacts.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(e) => (e.into_mut(), false),
+            hashbrown::hash_map::Entry::Vacant(v) => (
+                v.insert(ContactInfo {
+                    first: a.probe_ts,
+                    last: a.time,
+                    probes: 0,
+                    answered: 0,
+                    rejected: 0,
+                    unanswered: 0,
+                    success: false,
+                    handshake: false,
+                    abortive: false,
+                    print: a.print,
+                    sport: a.sport,
+                }),
+                true,
+            ),
+        };
         self.contacts_total += usize::from(is_new);
-        let info = src.contacts.entry(key).or_insert(ContactInfo {
-            first: a.probe_ts,
-            last: a.time,
-            probes: 0,
-            answered: 0,
-            rejected: 0,
-            unanswered: 0,
-            success: false,
-            handshake: false,
-            abortive: false,
-            print: a.print,
-            sport: a.sport,
-        });
         let w_before = if is_new {
             0.0
         } else {
@@ -758,7 +768,7 @@ impl Detector {
             }
             src.eval_skip = 0;
         }
-        if let Some((kind, detectors)) = self.evaluate(a) {
+        if let Some((kind, detectors)) = Self::evaluate(cfg, self.now, src, a) {
             self.start_scan(a, kind, detectors, false, out);
         } else if let Some((kind, detectors)) = wide {
             self.start_scan(a, kind, detectors, true, out);
@@ -774,7 +784,7 @@ impl Detector {
     /// and whether any of its (sampled) targets is ours. A scanner of ours
     /// that also probes outside is internal: the more urgent reading.
     pub fn set_directions(&self, events: &mut [ScanEvent]) {
-        for e in events {
+        for e in events.iter_mut().filter(|e| !e.direction_set) {
             let d = &mut e.detection;
             let ours = d.targets.iter().any(|t| self.is_home(*t));
             d.direction = Direction::of(self.is_home(d.scanner), ours);
@@ -782,9 +792,7 @@ impl Detector {
     }
 
     /// Checks the windows and TRW for the source and protocol of `a`.
-    fn evaluate(&self, a: &Attempt) -> Option<(ScanKind, u8)> {
-        let src = self.sources.get(&a.src)?;
-        let cfg = &self.cfg;
+    fn evaluate(cfg: &DetectConfig, now: Micros, src: &Source, a: &Attempt) -> Option<(ScanKind, u8)> {
         let min_needed = cfg
             .windows
             .iter()
@@ -840,7 +848,7 @@ impl Detector {
                 // a service polled and failing (a health check, an NTP
                 // server, a monitored device that is down) is known for what
                 // it is (above) before it can count.
-                if info.first <= self.now - TRW_SETTLE {
+                if info.first <= now - TRW_SETTLE {
                     trw_dsts += u32::from(same_port);
                     trw_ports += u32::from(same_dst);
                 }
@@ -853,7 +861,7 @@ impl Detector {
                 trw_ports_ex += ex;
             }
             for (i, win) in cfg.windows.iter().enumerate() {
-                if info.last < self.now - win.seconds as i64 * 1_000_000 {
+                if info.last < now - win.seconds as i64 * 1_000_000 {
                     continue;
                 }
                 if same_port {
@@ -943,7 +951,7 @@ impl Detector {
             kind,
             detectors,
             Trigger::of(a),
-            &self.cfg,
+            self.home_net.clone(),
         );
         scan.wide = sketched && kind == ScanKind::Block;
         // The record starts with everything the source did on this protocol

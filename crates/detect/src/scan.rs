@@ -17,11 +17,14 @@
 
 use crate::sketch::{hash_addr, Hll};
 use crate::tool::Tally;
+use crate::Cidr;
 use crate::{
     detector_names, portless, ContactInfo, DetectConfig, Phase, ScanEvent, Trigger,
     OPEN_DOOR_EVERY, UPDATE_EVERY,
 };
 use foldhash::fast::RandomState;
+use std::cell::RefCell;
+use std::sync::Arc;
 use hashbrown::{HashMap, HashSet};
 use scanwatch_model::ids::detection_id;
 use scanwatch_model::{
@@ -92,6 +95,30 @@ pub(crate) struct Scan {
     /// When the next deferred event may fall due ([`Scan::next_due`], or
     /// `Micros::MAX`): the one comparison each attempt pays for them.
     due: Micros,
+    /// Our networks (the detector's `home_net`), and whether the scanner
+    /// and any of the sampled `targets` are in them: the direction, kept as
+    /// targets are added rather than checked again at every event.
+    home: Arc<[Cidr]>,
+    scanner_home: bool,
+    targets_home: bool,
+    /// What every event repeats, made once and extended as the record
+    /// grows (see [`EventCache`]).
+    cache: RefCell<EventCache>,
+}
+
+/// Parts of a record's events that only grow: its open doors as text, in
+/// (address, port) order, and its campaign id for the inputs it was made
+/// from. An event between two others used to format every door and hash
+/// every target again.
+#[derive(Default)]
+struct EventCache {
+    /// Doors of `open[..doors]`, sorted, with their text.
+    doors: usize,
+    open: Vec<((Addr, u16), String)>,
+    /// The campaign id and what it was made from: (targets sampled, ports,
+    /// tool, technique). Targets and ports only grow, so equal counts mean
+    /// equal lists.
+    campaign: Option<((usize, u32, &'static str, Technique), String)>,
 }
 
 impl Scan {
@@ -102,9 +129,10 @@ impl Scan {
         kind: ScanKind,
         detectors: u8,
         trigger: Trigger,
-        _cfg: &DetectConfig,
+        home: Arc<[Cidr]>,
     ) -> Scan {
         let at = trigger.time;
+        let scanner_home = home.iter().any(|c| c.contains(scanner));
         Scan {
             scanner,
             proto,
@@ -139,6 +167,18 @@ impl Scan {
             update_at: at,
             grown_at: None,
             due: Micros::MAX,
+            home,
+            scanner_home,
+            targets_home: false,
+            cache: RefCell::new(EventCache::default()),
+        }
+    }
+
+    /// Adds a target to the sample (the caller checked there is room).
+    fn sample_target(&mut self, dst: Addr) {
+        self.targets.push(dst);
+        if !self.targets_home && self.home.iter().any(|c| c.contains(dst)) {
+            self.targets_home = true;
         }
     }
 
@@ -171,7 +211,7 @@ impl Scan {
                 self.dst_est = sketch.estimate().round() as u64;
             }
             if self.targets.len() < TARGET_SAMPLE && !self.targets.contains(&dst) {
-                self.targets.push(dst);
+                self.sample_target(dst);
             }
             // A wide record stays block: no shape to re-check.
             return false;
@@ -209,6 +249,9 @@ impl Scan {
                 }
                 if self.targets.len() < TARGET_SAMPLE {
                     self.targets.push(dst);
+                    if !self.targets_home && self.home.iter().any(|c| c.contains(dst)) {
+                        self.targets_home = true;
+                    }
                 }
                 let t = n as u32;
                 let new_pair = room && self.pairs.insert(pair(t));
@@ -460,6 +503,7 @@ impl Scan {
             new_open: Vec::new(),
             previous_kind: None,
             trigger: Some(trigger),
+            direction_set: true,
         }
     }
 
@@ -472,18 +516,56 @@ impl Scan {
         ports_of(&self.ports, self.port_count)
     }
 
+    /// The open doors as text, sorted by (address, port): the doors added
+    /// since the last call are formatted and merged into the cache.
+    fn open_texts(&self) -> Vec<String> {
+        let mut c = self.cache.borrow_mut();
+        if c.doors < self.open.len() {
+            let mut new: Vec<((Addr, u16), String)> = self.open[c.doors..]
+                .iter()
+                .map(|&(a, p)| ((a, p), self.door_text(a, p)))
+                .collect();
+            new.sort_unstable_by_key(|(k, _)| *k);
+            let old = std::mem::take(&mut c.open);
+            let mut merged = Vec::with_capacity(old.len() + new.len());
+            let (mut i, mut j) = (old.into_iter().peekable(), new.into_iter().peekable());
+            while let (Some(x), Some(y)) = (i.peek(), j.peek()) {
+                if x.0 <= y.0 {
+                    merged.extend(i.next());
+                } else {
+                    merged.extend(j.next());
+                }
+            }
+            merged.extend(i);
+            merged.extend(j);
+            c.open = merged;
+            c.doors = self.open.len();
+        }
+        c.open.iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    /// The campaign id (see [`campaign_id`]), made again only when its
+    /// inputs changed.
+    fn campaign(&self, v: &crate::tool::Verdict, ports: &[u16]) -> String {
+        let key = (self.targets.len(), self.port_count, v.tool, v.technique);
+        let mut c = self.cache.borrow_mut();
+        match &c.campaign {
+            Some((k, id)) if *k == key => id.clone(),
+            _ => {
+                let id = campaign_id(self.proto, v, &self.targets, ports);
+                c.campaign = Some((key, id.clone()));
+                id
+            }
+        }
+    }
+
     pub fn detection(&self, cfg: &DetectConfig) -> Detection {
-        let mut open = self.open.clone();
-        open.sort_unstable();
-        let open = open
-            .into_iter()
-            .map(|(a, p)| self.door_text(a, p))
-            .collect();
+        let open = self.open_texts();
         let ports = self.ports_list();
         let v = self.tally.verdict(self.tech, self.proto, &ports);
-        let campaign_id = campaign_id(self.proto, &v, &self.targets, &ports);
+        let campaign_id = self.campaign(&v, &ports);
         Detection {
-            direction: Default::default(),
+            direction: scanwatch_model::Direction::of(self.scanner_home, self.targets_home),
             detection_id: if self.id.is_empty() {
                 detection_id(self.scanner, self.proto, self.tech, self.first)
             } else {
