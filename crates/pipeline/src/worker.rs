@@ -186,14 +186,17 @@ impl AttemptRouter<'_> {
             return;
         }
         let m = self.per_shard.len();
-        for a in o.attempts.drain(..) {
+        // Read where they lie, then cleared (moving each out first is a
+        // stall per attempt: see the capture's dispatch).
+        for a in &o.attempts {
             if a.is_probe_like() {
                 let t = bucket(shard_of(a.dst, self.ctx.seed), m);
-                self.per_target[t].push(a);
+                self.per_target[t].push(*a);
             }
             let s = bucket(shard_of(a.src, self.ctx.seed), m);
-            self.per_shard[s].push(a);
+            self.per_shard[s].push(*a);
         }
+        o.attempts.clear();
         for (s, (v, t)) in self
             .per_shard
             .iter_mut()
@@ -332,12 +335,13 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
             flows: o.flows.len() as u64,
             ..Counts::default()
         });
-        for r in o.flows.drain(..) {
+        for r in &o.flows {
             flow_packets += r.orig_pkts + r.resp_pkts;
             if ctx.write_flows {
-                batches_out.add(&r, &ctx.out);
+                batches_out.add(r, &ctx.out);
             }
         }
+        o.flows.clear();
     };
 
     for b in ctx.rx.iter() {
