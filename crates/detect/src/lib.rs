@@ -85,6 +85,7 @@ mod config;
 /// target's shard too).
 mod distributed;
 mod nmap_top;
+mod contacts;
 mod scan;
 mod sketch;
 mod tool;
@@ -99,6 +100,7 @@ pub use distributed::{
 };
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
+use contacts::{ContactSet, ContactTable};
 use scan::Scan;
 use scanwatch_model::{
     proto, Addr, Attempt, Detection, Direction, Micros, Outcome, ProbePrint, ScanKind, Technique,
@@ -288,7 +290,8 @@ impl ContactInfo {
 #[derive(Default)]
 struct Source {
     last: Micros,
-    contacts: HashMap<Contact, ContactInfo, RandomState>,
+    /// Its contacts: the first inline, a table from the second on.
+    contacts: ContactSet,
     /// Contacts per target, to tell a first contact (TRW) from a repeat.
     /// Made at the source's second count: until then `one_dst` holds the
     /// only target, counted once (most sources of a flood or a wide scan
@@ -538,7 +541,7 @@ pub struct Detector {
     /// Only tables of the smallest allocation, at most a quarter of
     /// `max_sources` (what one eviction frees): live and spare tables
     /// together never outnumber the sources the cap allows.
-    spare_contacts: Vec<HashMap<Contact, ContactInfo, RandomState>>,
+    spare_contacts: Vec<ContactTable>,
     /// Contacts held by all sources (kept in step with every insert and
     /// removal; recounted at each sweep).
     contacts_total: usize,
@@ -640,13 +643,9 @@ impl Detector {
             self.evict_sources();
         }
         let cfg = &self.cfg;
-        let spare = &mut self.spare_contacts;
         let src = self.sources.entry(a.src).or_insert_with(|| {
             self.stats.sources += 1;
-            Source {
-                contacts: spare.pop().unwrap_or_default(),
-                ..Source::default()
-            }
+            Source::default()
         });
         src.last = src.last.max(a.time);
         let key = Contact {
@@ -663,10 +662,9 @@ impl Detector {
             self.contacts_total -= dropped as usize;
         }
         // One lookup of the contact, new or not.
-        let (info, is_new) = match src.contacts.entry(key) {
-            hashbrown::hash_map::Entry::Occupied(e) => (e.into_mut(), false),
-            hashbrown::hash_map::Entry::Vacant(v) => (
-                v.insert(ContactInfo {
+        let (info, is_new) =
+            src.contacts
+                .get_or_insert_with(key, &mut self.spare_contacts, || ContactInfo {
                     first: a.probe_ts,
                     last: a.time,
                     probes: 0,
@@ -678,10 +676,7 @@ impl Detector {
                     abortive: false,
                     print: a.print,
                     sport: a.sport,
-                }),
-                true,
-            ),
-        };
+                });
         self.contacts_total += usize::from(is_new);
         let w_before = if is_new {
             0.0
@@ -821,7 +816,7 @@ impl Detector {
         let mut block_pairs: Vec<Vec<Addr>> = vec![Vec::new(); nw];
         let block_possible = cfg.block_ports == 0 || src.many_port_dsts >= cfg.block_hosts;
         let tech = Technique::of_probe(a.probe, a.proto);
-        for (c, info) in &src.contacts {
+        for (c, info) in src.contacts.iter() {
             if c.proto != a.proto || c.tech != tech {
                 continue;
             }
@@ -1091,12 +1086,10 @@ impl Detector {
             if let Some(s) = self.sources.remove(a) {
                 self.contacts_total -= s.contacts.len();
                 self.sketch_sources -= usize::from(s.sketch.is_some());
-                let mut c = s.contacts;
-                if c.capacity() <= SPARE_TABLE_CAPACITY
-                    && self.spare_contacts.len() < self.cfg.max_sources / 4
-                {
-                    c.clear();
-                    self.spare_contacts.push(c);
+                if self.spare_contacts.len() < self.cfg.max_sources / 4 {
+                    if let Some(t) = s.contacts.into_spare(SPARE_TABLE_CAPACITY) {
+                        self.spare_contacts.push(t);
+                    }
                 }
             }
         }
