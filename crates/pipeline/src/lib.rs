@@ -126,10 +126,11 @@ pub fn run(
     // Flow batches are large (16k rows, a few MB each): a short queue keeps
     // what waits for the writer to a few of them per worker.
     let (out_tx, out_rx) = bounded::<OutMsg>(2 * (n + m));
-    // Packet queues shrink as workers are added (64 batches each up to 2
-    // workers, 16 from 8 on), so that all of them together stay within the
-    // memory budget's WORKERS_BYTES up to 16 workers whatever their number.
-    let depth = cfg.queue_depth.min((128 / n).max(16)).max(1);
+    // Packet queues shrink as workers are added (16 batches of 1024 packets
+    // each up to 2 workers, 4 from 8 on), so that all of them together stay
+    // within the memory budget's WORKERS_BYTES up to 16 workers whatever
+    // their number.
+    let depth = cfg.queue_depth.min((32 / n).max(4)).max(1);
     let (worker_tx, worker_rx): (Vec<_>, Vec<_>) =
         (0..n).map(|_| bounded::<PacketBatch>(depth)).unzip();
     let (recycle_tx, recycle_rx) = bounded::<Vec<Item>>(depth * n + 16);
