@@ -22,7 +22,7 @@ use crate::counters::{Counters, Counts};
 use crate::worker::PacketBatch;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use scanwatch_capture::{InputProblem, LiveStats, Next, PacketSource};
-use scanwatch_decode::{decode_into, DecodeError};
+use scanwatch_decode::{decode_in_place, DecodeError};
 use scanwatch_model::{vshard, worker_of, IcmpNotice, Item, Micros};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -180,8 +180,9 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                     d.born = Instant::now();
                 }
                 let meta = clock.slot();
-                match decode_into(p.link_type, p.data, p.ts, meta) {
-                    Ok(quoted) => {
+                let mut quoted = None;
+                match decode_in_place(p.link_type, p.data, p.ts, meta, &mut quoted) {
+                    Ok(()) => {
                         tally.ip_packets += 1;
                         // To the quoted flow's worker, uncounted.
                         let notice = quoted.map(|q| IcmpNotice::new(meta, &q));

@@ -156,6 +156,8 @@ pub(crate) struct InputClock {
     suspect: Option<Suspect>,
     /// Released packets, in time order, for the capture thread to send.
     pub out: Vec<Item>,
+    /// An empty packet record, the slots' first content.
+    blank: Item,
     /// Packets released before their window was over because more than
     /// `max_held` waited.
     pub overflow: u64,
@@ -174,6 +176,7 @@ impl InputClock {
             seq: 0,
             suspect: None,
             out: Vec::with_capacity(4096),
+            blank: Item::Packet(PacketMeta::default()),
             overflow: 0,
             reordered: 0,
         }
@@ -195,7 +198,9 @@ impl InputClock {
     /// [`InputClock::discard`].
     #[inline]
     pub fn slot(&mut self) -> &mut PacketMeta {
-        self.run.push_back(Item::Packet(PacketMeta::default()));
+        // A copy of a blank record kept in memory: a default built here
+        // was stored field by field and copied at once, a stall per packet.
+        self.run.push_back(self.blank);
         match self.run.back_mut() {
             Some(Item::Packet(m)) => m,
             // Just pushed as a packet.
