@@ -69,6 +69,22 @@ pub(crate) struct Tally {
     last_probe: Micros,
     /// (probe time, target, port, source port) of the first probes.
     sample: Vec<(Micros, Addr, u16, u16)>,
+    /// What the verdict reads from the sample in probe order, for the
+    /// sample's length it was made at (the sample only grows, and stops
+    /// at [`ORDER_SAMPLE`]): a record's events no longer sort it again
+    /// each time.
+    facts: std::cell::RefCell<Option<SampleFacts>>,
+}
+
+/// The sample's facts ([`Tally::sample_facts`]).
+#[derive(Clone, Copy, Debug)]
+struct SampleFacts {
+    len: usize,
+    same_sport: f64,
+    sport_up: f64,
+    order: &'static str,
+    /// The first probe (in probe order) went to an IPv4 target.
+    first_v4: bool,
 }
 
 /// What [`Tally::verdict`] says.
@@ -195,6 +211,28 @@ impl Tally {
         s
     }
 
+    /// The facts of the sample in probe order, made again only when it
+    /// has grown.
+    fn sample_facts(&self) -> SampleFacts {
+        let mut c = self.facts.borrow_mut();
+        if let Some(f) = *c {
+            if f.len == self.sample.len() {
+                return f;
+            }
+        }
+        let s = self.ordered();
+        let (same_sport, sport_up) = Self::sport_pattern(&s);
+        let f = SampleFacts {
+            len: s.len(),
+            same_sport,
+            sport_up,
+            order: Self::order(&s),
+            first_v4: s.first().is_none_or(|x| x.1.is_v4()),
+        };
+        *c = Some(f);
+        f
+    }
+
     /// Source-port facts over the sample in probe order: the share of
     /// probes from the commonest source port, and the share of steps where
     /// it went up a little (1 to 16).
@@ -250,8 +288,8 @@ impl Tally {
     /// The record's verdict: `family` is the technique its probes share
     /// (a SYN family may turn out to be `connect`), `ports` its ports.
     pub(crate) fn verdict(&self, family: Technique, ip_proto: u8, ports: &[u16]) -> Verdict {
-        let s = self.ordered();
-        let (same_sport, sport_up) = Self::sport_pattern(&s);
+        let f = self.sample_facts();
+        let (same_sport, sport_up) = (f.same_sport, f.sport_up);
         let mut ev: Vec<String> = Vec::new();
         // Connect: the originator acknowledged most SYN-ACKs, or (nothing
         // answered) its SYNs carry the operating system's option layout.
@@ -284,7 +322,7 @@ impl Tally {
             ev.push("seq=target address".into());
             "mirai-like"
         } else if sport_up >= 0.7
-            && s.len() >= 8
+            && f.len >= 8
             && ((tcp
                 && raw
                 && self.share(self.no_opts) >= 0.9
@@ -319,7 +357,7 @@ impl Tally {
                 ev.push("fixed sport".into());
             }
             "nmap"
-        } else if !tcp && (ttl_random || self.ttl_min == 255 && !s.is_empty() && !s[0].1.is_v4()) {
+        } else if !tcp && (ttl_random || self.ttl_min == 255 && f.len > 0 && !f.first_v4) {
             ev.push(format!("ttl random {}-{}", self.ttl_min, self.ttl_max));
             if matches!(family, Technique::IcmpEcho | Technique::Icmpv6Echo)
                 && self.share(self.empty) >= 0.9
@@ -363,10 +401,35 @@ impl Tally {
             tool,
             evidence: ev,
             rate_pps,
-            order: Self::order(&s),
+            order: f.order,
             port_set: port_set(ip_proto, ports),
         }
     }
+}
+
+/// The sizes of nmap's top-port lists that name a port set.
+const TOP_SIZES: [usize; 8] = [10, 20, 50, 100, 200, 300, 500, 1000];
+
+static TCP_TOPS: std::sync::OnceLock<Vec<Vec<u16>>> = std::sync::OnceLock::new();
+static UDP_TOPS: std::sync::OnceLock<Vec<Vec<u16>>> = std::sync::OnceLock::new();
+
+/// nmap's N most open ports for each of [`TOP_SIZES`], sorted, made once:
+/// sorting a thousand ports again at every event of a thousand-port scan
+/// was a quarter of its verdict.
+fn sorted_tops(
+    cell: &'static std::sync::OnceLock<Vec<Vec<u16>>>,
+    top: &[u16],
+) -> &'static [Vec<u16>] {
+    cell.get_or_init(|| {
+        TOP_SIZES
+            .iter()
+            .map(|&n| {
+                let mut v = top[..n.min(top.len())].to_vec();
+                v.sort_unstable();
+                v
+            })
+            .collect()
+    })
 }
 
 /// `all` (60,000 ports or more), `nmap-top-N` (at least 95% of the ports
@@ -376,17 +439,15 @@ pub(crate) fn port_set(ip_proto: u8, ports: &[u16]) -> String {
     if ports.len() >= 60_000 {
         return "all".into();
     }
-    let top: &[u16] = match ip_proto {
-        proto::TCP => &nmap_top::TCP,
-        proto::UDP => &nmap_top::UDP,
+    let tops: &[Vec<u16>] = match ip_proto {
+        proto::TCP => sorted_tops(&TCP_TOPS, &nmap_top::TCP),
+        proto::UDP => sorted_tops(&UDP_TOPS, &nmap_top::UDP),
         _ => return "custom".into(),
     };
-    for n in [10usize, 20, 50, 100, 200, 300, 500, 1000] {
+    for (n, set) in TOP_SIZES.into_iter().zip(tops) {
         if ports.len() * 5 < n * 4 || ports.len() > n + n / 20 {
             continue;
         }
-        let mut set: Vec<u16> = top[..n].to_vec();
-        set.sort_unstable();
         let inside = ports
             .iter()
             .filter(|p| set.binary_search(p).is_ok())
