@@ -152,8 +152,20 @@ mod tests {
         // Insert, repeat, remove and retain through both forms, against a
         // plain map.
         let ops: [(u8, u16); 14] = [
-            (0, 1), (0, 1), (1, 1), (0, 2), (0, 3), (0, 2), (1, 2),
-            (1, 9), (2, 0), (0, 4), (1, 3), (1, 4), (0, 5), (0, 5),
+            (0, 1),
+            (0, 1),
+            (1, 1),
+            (0, 2),
+            (0, 3),
+            (0, 2),
+            (1, 2),
+            (1, 9),
+            (2, 0),
+            (0, 4),
+            (1, 3),
+            (1, 4),
+            (0, 5),
+            (0, 5),
         ];
         for (n, (op, port)) in ops.into_iter().enumerate() {
             let k = contact(port);
@@ -194,7 +206,10 @@ mod tests {
 
     #[test]
     fn a_second_contact_takes_a_spare_table() {
-        let mut spare = vec![ContactTable::with_capacity_and_hasher(3, RandomState::default())];
+        let mut spare = vec![ContactTable::with_capacity_and_hasher(
+            3,
+            RandomState::default(),
+        )];
         let cap = spare[0].capacity();
         let mut s = ContactSet::default();
         s.get_or_insert_with(contact(1), &mut spare, || info(1));

@@ -79,13 +79,13 @@
 //! contacts of the shard's cap holds sketches, [`SKETCH_SOURCE_BYTES`] each.
 
 mod config;
+mod contacts;
 /// A scan spread over many sources toward one target
 /// ([`ScanKind::Distributed`]) is the [`Distributed`] tracker's: it sees the
 /// same attempts from their target's side (the pipeline routes them to the
 /// target's shard too).
 mod distributed;
 mod nmap_top;
-mod contacts;
 mod scan;
 mod sketch;
 mod tool;
@@ -94,13 +94,13 @@ pub use config::{
     Cidr, CidrProblem, ConfigError, DetectConfig, Lists, Service, ServiceProblem, Window,
     DEFAULT_HOME_NET,
 };
+use contacts::{ContactSet, ContactTable};
 pub use distributed::{
     Distributed, MAX_CONTACTS_TOTAL, MAX_RECORD_PAIRS, MAX_RECORD_SOURCES, MAX_TARGETS,
     MAX_TARGET_CONTACTS, MIN_SOURCES, MIN_SOURCE_PORTS, SOURCES_LISTED,
 };
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
-use contacts::{ContactSet, ContactTable};
 use scan::Scan;
 use scanwatch_model::{
     proto, Addr, Attempt, Detection, Direction, Micros, Outcome, ProbePrint, ScanKind, Technique,
@@ -662,21 +662,21 @@ impl Detector {
             self.contacts_total -= dropped as usize;
         }
         // One lookup of the contact, new or not.
-        let (info, is_new) =
-            src.contacts
-                .get_or_insert_with(key, &mut self.spare_contacts, || ContactInfo {
-                    first: a.probe_ts,
-                    last: a.time,
-                    probes: 0,
-                    answered: 0,
-                    rejected: 0,
-                    unanswered: 0,
-                    success: false,
-                    handshake: false,
-                    abortive: false,
-                    print: a.print,
-                    sport: a.sport,
-                });
+        let (info, is_new) = src
+            .contacts
+            .get_or_insert_with(key, &mut self.spare_contacts, || ContactInfo {
+                first: a.probe_ts,
+                last: a.time,
+                probes: 0,
+                answered: 0,
+                rejected: 0,
+                unanswered: 0,
+                success: false,
+                handshake: false,
+                abortive: false,
+                print: a.print,
+                sport: a.sport,
+            });
         self.contacts_total += usize::from(is_new);
         let w_before = if is_new {
             0.0
@@ -787,7 +787,12 @@ impl Detector {
     }
 
     /// Checks the windows and TRW for the source and protocol of `a`.
-    fn evaluate(cfg: &DetectConfig, now: Micros, src: &Source, a: &Attempt) -> Option<(ScanKind, u8)> {
+    fn evaluate(
+        cfg: &DetectConfig,
+        now: Micros,
+        src: &Source,
+        a: &Attempt,
+    ) -> Option<(ScanKind, u8)> {
         let min_needed = cfg
             .windows
             .iter()

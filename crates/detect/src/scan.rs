@@ -23,13 +23,13 @@ use crate::{
     OPEN_DOOR_EVERY, UPDATE_EVERY,
 };
 use foldhash::fast::RandomState;
-use std::cell::RefCell;
-use std::sync::Arc;
 use hashbrown::{HashMap, HashSet};
 use scanwatch_model::ids::detection_id;
 use scanwatch_model::{
     endpoint_text, Addr, Attempt, Detection, Micros, Outcome, ScanKind, Technique,
 };
+use std::cell::RefCell;
+use std::sync::Arc;
 
 /// Targets listed in a record's `targets` column.
 const TARGET_SAMPLE: usize = 256;
@@ -118,8 +118,12 @@ struct EventCache {
     /// The campaign id and what it was made from: (targets sampled, ports,
     /// tool, technique). Targets and ports only grow, so equal counts mean
     /// equal lists.
-    campaign: Option<((usize, u32, &'static str, Technique), String)>,
+    campaign: Option<(CampaignInputs, String)>,
 }
+
+/// What a campaign id is made from, as counts: (targets sampled, ports,
+/// tool, technique).
+type CampaignInputs = (usize, u32, &'static str, Technique);
 
 impl Scan {
     pub fn new(
