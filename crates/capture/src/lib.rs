@@ -72,6 +72,12 @@ pub trait PacketSource: Send {
     fn is_live(&self) -> bool {
         false
     }
+    /// Whether packets may trickle in: a pipe or stdin rather than a file
+    /// read at disk speed. The capture stage then hands packets on in
+    /// smaller groups, so a slow writer's packets are not held back.
+    fn is_stream(&self) -> bool {
+        false
+    }
     /// Where the packet last returned came from: the index of its input
     /// (see [`PacketSource::input_name`]) and its 1-based number there.
     /// `None` when the source is one stream (the caller counts).

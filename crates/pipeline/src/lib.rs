@@ -61,6 +61,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
+/// Packets per batch from a live interface or a pipe (see `run`).
+const STREAM_BATCH: usize = 256;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
@@ -130,7 +133,18 @@ pub fn run(
     // each up to 2 workers, 4 from 8 on), so that all of them together stay
     // within the memory budget's WORKERS_BYTES up to 16 workers whatever
     // their number.
-    let depth = cfg.queue_depth.min((32 / n).max(4)).max(1);
+    //
+    // Packets that may trickle (a live interface, a pipe) travel in
+    // batches of at most STREAM_BATCH, as many more of them queued: a
+    // capture thread flushes every batch per worker, and a slow writer's
+    // packets must not wait for a whole large batch to come.
+    let stream = live || sources.iter().any(|s| s.is_stream());
+    let batch = if stream {
+        cfg.batch.min(STREAM_BATCH)
+    } else {
+        cfg.batch
+    };
+    let depth = (cfg.queue_depth.min((32 / n).max(4)) * cfg.batch / batch).max(1);
     let (worker_tx, worker_rx): (Vec<_>, Vec<_>) =
         (0..n).map(|_| bounded::<PacketBatch>(depth)).unzip();
     let (recycle_tx, recycle_rx) = bounded::<Vec<Item>>(depth * n + 16);
@@ -217,7 +231,7 @@ pub fn run(
                     source_id: i,
                     workers: worker_tx.clone(),
                     recycle: recycle_rx.clone(),
-                    batch: cfg.batch,
+                    batch,
                     seed,
                     clock: cfg.clock,
                     counters,

@@ -1068,6 +1068,13 @@ impl PacketSource for FileSource {
         Some((self.read_bytes.load(Ordering::Relaxed), self.total_bytes))
     }
 
+    fn is_stream(&self) -> bool {
+        self.inputs.iter().any(|i| {
+            i.path == Path::new("-")
+                || std::fs::metadata(&i.path).is_ok_and(|m| !m.file_type().is_file())
+        })
+    }
+
     fn position(&self) -> Option<(u32, u64)> {
         let h = self.head?;
         Some((h as u32, self.inputs[h].packets))
