@@ -106,6 +106,11 @@ pub(crate) struct Scan {
     cache: RefCell<EventCache>,
 }
 
+/// Doors whose text a record keeps between events (about 80 bytes each):
+/// a record with more formats them at each event instead, so the cache
+/// adds at most ~80 KiB to any record, whatever a hostile network answers.
+const DOOR_TEXTS_KEPT: usize = 1024;
+
 /// Parts of a record's events that only grow: its open doors as text, in
 /// (address, port) order, and its campaign id for the inputs it was made
 /// from. An event between two others used to format every door and hash
@@ -523,6 +528,19 @@ impl Scan {
     /// The open doors as text, sorted by (address, port): the doors added
     /// since the last call are formatted and merged into the cache.
     fn open_texts(&self) -> Vec<String> {
+        if self.open.len() > DOOR_TEXTS_KEPT {
+            // Beyond the cache's bound: made at each event, as before.
+            let mut c = self.cache.borrow_mut();
+            c.open = Vec::new();
+            c.doors = 0;
+            drop(c);
+            let mut open = self.open.clone();
+            open.sort_unstable();
+            return open
+                .into_iter()
+                .map(|(a, p)| self.door_text(a, p))
+                .collect();
+        }
         let mut c = self.cache.borrow_mut();
         if c.doors < self.open.len() {
             let mut new: Vec<((Addr, u16), String)> = self.open[c.doors..]

@@ -144,7 +144,8 @@ pub fn run(
     } else {
         cfg.batch
     };
-    let depth = (cfg.queue_depth.min((32 / n).max(4)) * cfg.batch / batch).max(1);
+    let packets = (cfg.queue_depth * cfg.batch).min((32 * 1024 / n).max(4 * 1024));
+    let depth = (packets / batch).max(1);
     let (worker_tx, worker_rx): (Vec<_>, Vec<_>) =
         (0..n).map(|_| bounded::<PacketBatch>(depth)).unzip();
     let (recycle_tx, recycle_rx) = bounded::<Vec<Item>>(depth * n + 16);

@@ -648,6 +648,10 @@ pub struct FileSource {
     programs: Vec<(u32, Bpf)>,
     /// Packets the BPF filter dropped.
     pub filtered: u64,
+    /// Some input is stdin, a pipe or a device (see
+    /// [`PacketSource::is_stream`]): decided when the inputs are opened,
+    /// before privileges are dropped.
+    stream: bool,
 }
 
 impl FileSource {
@@ -738,7 +742,12 @@ impl FileSource {
         }
         // Rank: first packet time, then path; never the order given.
         list.sort_by(|a, b| (a.first, &a.path).cmp(&(b.first, &b.path)));
+        let stream = list.iter().any(|i: &Input| {
+            i.path == Path::new("-")
+                || std::fs::metadata(&i.path).is_ok_and(|m| !m.file_type().is_file())
+        });
         let mut src = FileSource {
+            stream,
             inputs: list,
             next_wait: 0,
             heap: BinaryHeap::new(),
@@ -788,6 +797,7 @@ impl FileSource {
         }
         let head = matches!(input.slot, Slot::Open(..)).then_some(0);
         Ok(FileSource {
+            stream: false,
             inputs: vec![input],
             next_wait: 1,
             heap: BinaryHeap::new(),
@@ -1069,10 +1079,7 @@ impl PacketSource for FileSource {
     }
 
     fn is_stream(&self) -> bool {
-        self.inputs.iter().any(|i| {
-            i.path == Path::new("-")
-                || std::fs::metadata(&i.path).is_ok_and(|m| !m.file_type().is_file())
-        })
+        self.stream
     }
 
     fn position(&self) -> Option<(u32, u64)> {
