@@ -174,15 +174,15 @@ pub const SLACK_PERCENT: usize = 25;
 /// Bytes per tracked flow besides its slab entry (which holds its timer
 /// links) and index bucket: its record and attempt on their way out.
 pub const FLOW_EXTRA_BYTES: usize = 64;
-/// A detector source: its entry in the source table (40 bytes: the key, the
-/// ranking fields and a pointer to the rest, a 200-byte allocation that holds
-/// its first contact inline) and the smallest allocations of its two per-source tables,
-/// made at its second contact and second target (measured before the
-/// first contact moved inline: ~890 B per source on the flood; a source
-/// whose table is made but holds one contact again, after a sweep, is
-/// ~100 B more, within the contacts' share); plus a target of the distributed-scan
-/// view (its entry and smallest contact table, 512 B), which has at most as
-/// many targets as a shard has sources.
+/// A detector source: its entry in the source table (40 bytes: the key,
+/// the ranking fields and a pointer to the rest, a 200-byte allocation that
+/// holds its first contact inline) and the smallest allocations of its two
+/// per-source tables, made at its second contact and second target
+/// (measured before the first contact moved inline: ~890 B per source on
+/// the flood; a source whose table is made but holds one contact again,
+/// after a sweep, is ~100 B more, within the contacts' share); plus a
+/// target of the distributed-scan view (its entry and smallest contact
+/// table, 512 B), which has at most as many targets as a shard has sources.
 pub const SOURCE_WORST_BYTES: usize = 960 + 512;
 /// Each further contact: its entry (72 bytes since issue 16: the first
 /// probe's header facts and source port ride with it, for tool attribution)
