@@ -405,7 +405,9 @@ impl Record {
         sources.sort_unstable();
         sources.truncate(SOURCES_LISTED);
         let tech = self.tech.unwrap_or_default();
-        let v = self.tally.verdict(tech, self.proto, &ports);
+        let v = self
+            .tally
+            .verdict(tech, self.proto, crate::tool::port_set(self.proto, &ports));
         let detection_id = if self.id.is_empty() {
             record_id(self.target, self.proto, self.first)
         } else {

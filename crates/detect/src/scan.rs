@@ -124,7 +124,18 @@ struct EventCache {
     /// tool, technique). Targets and ports only grow, so equal counts mean
     /// equal lists.
     campaign: Option<(CampaignInputs, String)>,
+    /// The ports, ascending, and the name of their set, for `port_count`
+    /// ports (they only grow, so an equal count means the same ports).
+    /// Kept for at most [`PORTS_KEPT`] ports (2 KiB); a record with more
+    /// walks its bitmap at each event instead.
+    ports: Option<(u32, Vec<u16>, String)>,
 }
+
+/// Ports whose list a record keeps between events (see [`EventCache`]).
+/// Most events (an open door, an update of a horizontal scan, the end)
+/// come with the same ports as the event before, and the list is a walk of
+/// an 8 KiB bitmap and a count of nmap's top ports.
+const PORTS_KEPT: u32 = 1024;
 
 /// What a campaign id is made from, as counts: (targets sampled, ports,
 /// tool, technique).
@@ -521,8 +532,20 @@ impl Scan {
         self.last_trigger
     }
 
-    fn ports_list(&self) -> Vec<u16> {
-        ports_of(&self.ports, self.port_count)
+    /// The ports, ascending, and the name of their set (see
+    /// [`crate::tool::port_set`]).
+    fn ports_list(&self) -> (Vec<u16>, String) {
+        let mut c = self.cache.borrow_mut();
+        if let Some((n, ports, set)) = &c.ports {
+            if *n == self.port_count {
+                return (ports.clone(), set.clone());
+            }
+        }
+        let ports = ports_of(&self.ports, self.port_count);
+        let set = crate::tool::port_set(self.proto, &ports);
+        c.ports =
+            (self.port_count <= PORTS_KEPT).then(|| (self.port_count, ports.clone(), set.clone()));
+        (ports, set)
     }
 
     /// The open doors as text, sorted by (address, port): the doors added
@@ -583,8 +606,8 @@ impl Scan {
 
     pub fn detection(&self, cfg: &DetectConfig) -> Detection {
         let open = self.open_texts();
-        let ports = self.ports_list();
-        let v = self.tally.verdict(self.tech, self.proto, &ports);
+        let (ports, set) = self.ports_list();
+        let v = self.tally.verdict(self.tech, self.proto, set);
         let campaign_id = self.campaign(&v, &ports);
         Detection {
             direction: scanwatch_model::Direction::of(self.scanner_home, self.targets_home),

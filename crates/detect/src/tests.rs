@@ -1114,3 +1114,51 @@ fn a_contact_entry_is_72_bytes() {
         72
     );
 }
+
+/// Every event of a record tells the ports seen up to it and names their
+/// set from them: a record keeps both between events while its ports do
+/// not change, and must not hand an event the list of an earlier one. A
+/// vertical scan over nmap's top 100 TCP ports, in their order, with a
+/// door open now and then (each an event of its own, between updates).
+#[test]
+fn each_event_tells_the_ports_seen_so_far() {
+    let s = addr("198.18.0.2");
+    let t = addr("198.19.1.10");
+    let top: Vec<u16> = crate::nmap_top::TCP[..100].to_vec();
+    let atts: Vec<Attempt> = top
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| {
+            let o = if i % 7 == 3 {
+                Outcome::Answered
+            } else {
+                Outcome::Rejected
+            };
+            att(i as Micros * 1000 + 1000, s, t, p, o, false)
+        })
+        .collect();
+    let (ev, _) = run(DetectConfig::default(), atts.clone());
+    assert!(ev.len() >= 6, "{} events", ev.len());
+    for e in &ev {
+        let d = &e.detection;
+        let mut seen: Vec<u16> = atts
+            .iter()
+            .filter(|a| a.time <= d.ts_last)
+            .map(|a| a.dport)
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(d.ports, seen, "{:?} at {}", e.phase, d.ts_last);
+        assert_eq!(d.port_count, seen.len() as u64);
+        assert_eq!(d.port_set, crate::tool::port_set(proto::TCP, &seen));
+    }
+    let last = &ev[ev.len() - 1].detection;
+    assert_eq!(
+        (last.port_count, last.port_set.as_str()),
+        (100, "nmap-top-100")
+    );
+    // Events with the same ports as the one before them (the open doors
+    // found between updates) and events with more ports both occur.
+    let counts: Vec<u64> = ev.iter().map(|e| e.detection.port_count).collect();
+    assert!(counts.windows(2).any(|w| w[0] == w[1]), "{counts:?}");
+    assert!(counts.windows(2).any(|w| w[0] < w[1]), "{counts:?}");
+}

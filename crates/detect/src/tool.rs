@@ -286,8 +286,10 @@ impl Tally {
     }
 
     /// The record's verdict: `family` is the technique its probes share
-    /// (a SYN family may turn out to be `connect`), `ports` its ports.
-    pub(crate) fn verdict(&self, family: Technique, ip_proto: u8, ports: &[u16]) -> Verdict {
+    /// (a SYN family may turn out to be `connect`), `port_set` what
+    /// [`port_set`] names its ports (made by the caller, which may keep it
+    /// while the ports do not change).
+    pub(crate) fn verdict(&self, family: Technique, ip_proto: u8, port_set: String) -> Verdict {
         let f = self.sample_facts();
         let (same_sport, sport_up) = (f.same_sport, f.sport_up);
         let mut ev: Vec<String> = Vec::new();
@@ -402,7 +404,7 @@ impl Tally {
             evidence: ev,
             rate_pps,
             order: f.order,
-            port_set: port_set(ip_proto, ports),
+            port_set,
         }
     }
 }
@@ -519,7 +521,7 @@ mod tests {
                 37 + (i % 23) as u8,
             ));
         }
-        let v = t.verdict(Technique::Syn, proto::TCP, &[]);
+        let v = t.verdict(Technique::Syn, proto::TCP, String::new());
         assert_eq!(
             (v.tool, v.technique, v.order),
             ("nmap", Technique::Syn, "random")
@@ -531,7 +533,7 @@ mod tests {
         for i in 0..100u16 {
             t.add(&probe(i64::from(i) * 100, i + 1, 2000 + i, 512, 0, 64));
         }
-        let v = t.verdict(Technique::Syn, proto::TCP, &[]);
+        let v = t.verdict(Technique::Syn, proto::TCP, String::new());
         assert_eq!((v.tool, v.order), ("hping3", "sequential"));
         // The same with an OS stack's SYN and varied ports: nobody we know.
         let linux = ProbePrint::tcp_options(&[
@@ -548,7 +550,7 @@ mod tests {
                 64,
             ));
         }
-        let v = t.verdict(Technique::Syn, proto::TCP, &[]);
+        let v = t.verdict(Technique::Syn, proto::TCP, String::new());
         // Nothing answered and the SYNs are the OS's: a connect() scan.
         assert_eq!((v.tool, v.technique), ("unknown", Technique::Connect));
     }
