@@ -87,6 +87,20 @@ pub const SOURCES_LISTED: usize = 256;
 /// little, and the caps bound memory meanwhile).
 const SWEEP_EVERY: Micros = 300_000_000;
 
+/// Most bytes one contact of this view holds, its tables at 7/16 load
+/// (just after they doubled): its entry and control byte in the target's
+/// contacts (72 bytes: the first probe's header facts ride with it), and
+/// its share of the target's [`Counts`] (a per-port and a per-source entry,
+/// when every failed contact has a port and a source of its own). The
+/// pipeline's memory budget counts this for each contact of a shard's cap.
+pub const TARGET_CONTACT_WORST_BYTES: usize = {
+    use std::mem::size_of;
+    let bytes = (size_of::<((Addr, u16), Seen)>() + 1)
+        + (size_of::<(u16, u32)>() + 1)
+        + (size_of::<(Addr, u32)>() + 1);
+    (bytes * 16).div_ceil(7)
+};
+
 /// Open doors (ports of the target that answered) a record lists.
 const MAX_DOORS: usize = 65_536;
 
@@ -822,6 +836,15 @@ mod tests {
 
     fn addr(s: &str) -> Addr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_contact_costs_what_the_budget_counts() {
+        // 72-byte entries (key, times, counts, header facts); with the
+        // per-port (8) and per-source (20) counts and a control byte each,
+        // 103 bytes at 7/16 load.
+        assert_eq!(std::mem::size_of::<((Addr, u16), Seen)>(), 72);
+        assert_eq!(TARGET_CONTACT_WORST_BYTES, 236);
     }
 
     fn att(t: Micros, src: Addr, dst: Addr, port: u16, outcome: Outcome) -> Attempt {

@@ -97,7 +97,7 @@ pub use config::{
 use contacts::{ContactSet, ContactTable};
 pub use distributed::{
     Distributed, MAX_CONTACTS_TOTAL, MAX_RECORD_PAIRS, MAX_RECORD_SOURCES, MAX_TARGETS,
-    MAX_TARGET_CONTACTS, MIN_SOURCES, MIN_SOURCE_PORTS, SOURCES_LISTED,
+    MAX_TARGET_CONTACTS, MIN_SOURCES, MIN_SOURCE_PORTS, SOURCES_LISTED, TARGET_CONTACT_WORST_BYTES,
 };
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;

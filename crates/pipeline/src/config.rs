@@ -190,9 +190,14 @@ pub const SOURCE_WORST_BYTES: usize = 960 + 512;
 /// exact set (a shard has at most one such source per
 /// `scanwatch_detect::SKETCH_CONTACTS` contacts of its cap, each with
 /// `SKETCH_SOURCE_BYTES` of sketches: 7 bytes a contact); plus the same
-/// contact in the distributed-scan view (a 40-byte entry at 7/16 load: 96
-/// bytes), which holds at most as many contacts as the source view.
-pub const CONTACT_WORST_BYTES: usize = 211 + scanwatch_detect::SKETCH_BYTES_PER_CONTACT + 96;
+/// contact in the distributed-scan view, which holds at most as many
+/// contacts as the source view (`TARGET_CONTACT_WORST_BYTES`: its 72-byte
+/// entry and its per-port and per-source counts, at 7/16 load, 236 bytes;
+/// this was 96 until the entry's size was measured: the entry had grown
+/// from 40 bytes with the header facts of issue 16, and the counts were
+/// left out).
+pub const CONTACT_WORST_BYTES: usize =
+    211 + scanwatch_detect::SKETCH_BYTES_PER_CONTACT + scanwatch_detect::TARGET_CONTACT_WORST_BYTES;
 
 impl MemoryCaps {
     /// The fixed costs of a run with `workers` flow workers and `shards`
