@@ -19,6 +19,14 @@ pub(crate) struct ContactSet {
 }
 
 impl ContactSet {
+    /// A set of one contact, held inline.
+    pub fn one(k: Contact, info: ContactInfo) -> ContactSet {
+        ContactSet {
+            one: Some((k, info)),
+            table: ContactTable::default(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         usize::from(self.one.is_some()) + self.table.len()
     }

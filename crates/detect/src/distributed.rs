@@ -1138,15 +1138,16 @@ mod tests {
         assert!(ev.is_empty());
     }
 
-    /// What a target's counts say after its trims, against the same counts
-    /// made again from the contacts it kept.
-    fn counts_of(
-        t: &Target,
-    ) -> (
+    /// A target's failed contacts, oldest time and counts (sorted).
+    type Counted = (
         u32,
         Micros,
         Option<(Vec<(u16, u32)>, Vec<(Addr, u32)>, u32)>,
-    ) {
+    );
+
+    /// What a target's counts say after its trims, against the same counts
+    /// made again from the contacts it kept.
+    fn counts_of(t: &Target) -> Counted {
         let counts = t.counts.as_ref().map(|c| {
             let mut p: Vec<(u16, u32)> = c.port_fails.iter().map(|(&k, &v)| (k, v)).collect();
             let mut s: Vec<(Addr, u32)> = c.src_fails.iter().map(|(&k, &v)| (k, v)).collect();

@@ -289,16 +289,26 @@ impl ContactInfo {
 
 /// A source as the source table holds it: what eviction ranks it by
 /// (`last`, `score`) beside its key, the rest boxed. The table's entries are
-/// 40 bytes, so ranking a full table streams a sixth of what it did with
+/// 48 bytes, so ranking a full table streams a fifth of what it did with
 /// the whole source inline (232 bytes an entry), and a removal moves a
 /// pointer; under a flood of spoofed sources the ranking was a tenth of the
 /// run. The rest is reached through `Deref`.
-#[derive(Default)]
+///
+/// A source made by one attempt and not changed since (most sources of a
+/// flood of spoofed addresses) is *light*: its rest holds that one contact
+/// inline and owns no allocation, which the entry knows without reading
+/// it. Eviction then forgets it without touching its rest, and keeps the
+/// rest's memory for the next new source (see [`Detector`]'s
+/// `spare_rests`): a flood's new source and its eviction each cost a miss
+/// on memory no other source shares.
 struct Source {
     last: Micros,
     /// Sum of contact weights: how suspicious the source looks (eviction
     /// keeps the highest).
     score: f64,
+    /// One contact inline, nothing allocated inside `rest` (cleared by any
+    /// change through `DerefMut`).
+    light: bool,
     rest: Box<SourceRest>,
 }
 
@@ -311,6 +321,7 @@ impl std::ops::Deref for Source {
 
 impl std::ops::DerefMut for Source {
     fn deref_mut(&mut self) -> &mut SourceRest {
+        self.light = false;
         &mut self.rest
     }
 }
@@ -566,6 +577,12 @@ pub struct Detector {
     /// `max_sources` (what one eviction frees): live and spare tables
     /// together never outnumber the sources the cap allows.
     spare_contacts: Vec<ContactTable>,
+    /// The rests of evicted light sources, their content forgotten (it owns
+    /// nothing), for new sources to be written into: never read, so
+    /// evicting a light source and making a new one touch no memory but the
+    /// new one's. Rests live and spare together never outnumber the sources
+    /// the cap allows.
+    spare_rests: Vec<SpareRest>,
     /// Contacts held by all sources (kept in step with every insert and
     /// removal; recounted at each sweep).
     contacts_total: usize,
@@ -599,6 +616,7 @@ impl Detector {
             home_net: home_net.into(),
             sources: HashMap::default(),
             spare_contacts: Vec::new(),
+            spare_rests: Vec::new(),
             contacts_total: 0,
             sketch_sources: 0,
             max_sketch_sources: (cfg.max_contacts_total / SKETCH_CONTACTS).max(1),
@@ -667,17 +685,52 @@ impl Detector {
             self.evict_sources();
         }
         let cfg = &self.cfg;
-        let src = self.sources.entry(a.src).or_insert_with(|| {
-            self.stats.sources += 1;
-            Source::default()
-        });
-        src.last = src.last.max(a.time);
         let key = Contact {
             dst: a.dst,
             proto: a.proto,
             tech,
             port: a.dport,
         };
+        let src = match self.sources.entry(a.src) {
+            hashbrown::hash_map::Entry::Occupied(e) => e.into_mut(),
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                self.stats.sources += 1;
+                if cfg.max_contacts < 2 {
+                    // The general path below (a one-contact cap trims at
+                    // once).
+                    v.insert(Source {
+                        last: Micros::MIN,
+                        score: 0.0,
+                        light: false,
+                        rest: Box::default(),
+                    })
+                } else {
+                    // A new source: made whole in one go, written and
+                    // never read back (see `Source`).
+                    let (trw_fail, trw_ok) = (self.trw_fail, self.trw_ok);
+                    let (ln_eta0, ln_eta1) = (self.ln_eta0, self.ln_eta1);
+                    let src = v.insert(new_source(
+                        a,
+                        key,
+                        cfg,
+                        &mut self.spare_rests,
+                        |ok| (if ok { trw_ok } else { trw_fail }).max(ln_eta0),
+                        ln_eta1,
+                    ));
+                    self.contacts_total += 1;
+                    // One contact: no sketch (it starts at two or more), no
+                    // evaluation skipped; `evaluate` reads the score first.
+                    if !a.is_probe_like() {
+                        return;
+                    }
+                    if let Some((kind, detectors)) = Self::evaluate(cfg, self.now, src, a) {
+                        self.start_scan(a, kind, detectors, false, out);
+                    }
+                    return;
+                }
+            }
+        };
+        src.last = src.last.max(a.time);
         let first_to_dst = !src.has_dst(a.dst);
         if src.contacts.len() >= cfg.max_contacts && !src.contacts.contains_key(&key) {
             let dropped =
@@ -1057,6 +1110,11 @@ impl Detector {
                 if s.last < horizon {
                     return false;
                 }
+                // A light source whose contact stays stays light.
+                if s.light && s.rest.contacts.values().all(|i| i.last >= horizon) {
+                    total += s.rest.contacts.len();
+                    return true;
+                }
                 // Sketches older than the longest window are dropped (made
                 // again, from the exact set, at its next overflow).
                 if s.sketch.as_ref().is_some_and(|k| k.since < horizon) {
@@ -1113,6 +1171,14 @@ impl Detector {
         ranked.select_nth_unstable(k - 1);
         for (_, _, a) in &ranked[..k] {
             if let Some(s) = self.sources.remove(a) {
+                if s.light {
+                    // One contact, no sketch, no table: nothing to read.
+                    self.contacts_total -= 1;
+                    if self.sources.len() + self.spare_rests.len() < self.cfg.max_sources {
+                        self.spare_rests.push(forget_rest(s.rest));
+                    }
+                    continue;
+                }
                 self.contacts_total -= s.contacts.len();
                 self.sketch_sources -= usize::from(s.sketch.is_some());
                 if self.spare_contacts.len() < self.cfg.max_sources / 4 {
@@ -1170,6 +1236,76 @@ fn sketch_verdict(
         kind.get_or_insert(k);
     }
     kind.map(|k| (k, bits))
+}
+
+/// A source made by its first attempt `a` (contact `key`): what the
+/// general path of [`Detector::on_attempt`] makes of a new source, built in
+/// one go, in a spare rest if there is one. `trw_step(ok)` is the walk's
+/// first step (floored); `ln_eta1` its threshold.
+fn new_source(
+    a: &Attempt,
+    key: Contact,
+    cfg: &DetectConfig,
+    spare: &mut Vec<SpareRest>,
+    trw_step: impl Fn(bool) -> f64,
+    ln_eta1: f64,
+) -> Source {
+    let info = ContactInfo {
+        first: a.probe_ts,
+        last: a.time,
+        probes: 1,
+        answered: u32::from(a.outcome == Outcome::Answered),
+        rejected: u32::from(a.outcome == Outcome::Rejected),
+        unanswered: u32::from(a.outcome == Outcome::Unanswered),
+        success: a.is_success(),
+        handshake: a.handshake,
+        abortive: a.abortive,
+        print: a.print,
+        sport: a.sport,
+    };
+    let (trw_llr, trw_hit) = if cfg.trw {
+        // A first contact to a new target: TRW's first step.
+        let llr = 0.0 + trw_step(a.outcome == Outcome::Answered && !a.probe.is_stealth());
+        (llr, llr >= ln_eta1)
+    } else {
+        (0.0, false)
+    };
+    let score = info.weight(cfg.answered_weight);
+    let rest = SourceRest {
+        contacts: ContactSet::one(key, info),
+        per_dst: HashMap::default(),
+        one_dst: Some(a.dst),
+        many_port_dsts: u32::from(cfg.block_ports == 1),
+        trw_llr,
+        trw_hit,
+        eval_skip: 0,
+        sketch: None,
+        sketch_denied: false,
+    };
+    let rest = match spare.pop() {
+        Some(b) => Box::write(b, rest),
+        None => Box::new(rest),
+    };
+    Source {
+        last: a.time,
+        score,
+        light: true,
+        rest,
+    }
+}
+
+/// An evicted light source's rest, kept as memory for a new one. Boxed in
+/// its vector on purpose: the allocation itself moves from the evicted
+/// source to the new one, unread.
+#[allow(clippy::vec_box)]
+type SpareRest = Box<std::mem::MaybeUninit<SourceRest>>;
+
+/// A light source's rest as spare memory: its content is forgotten, not
+/// dropped, which leaks nothing (a light rest owns no allocation).
+fn forget_rest(rest: Box<SourceRest>) -> SpareRest {
+    // SAFETY: `MaybeUninit<T>` has `T`'s layout, so the allocation is the
+    // same; the value is never read or dropped again.
+    unsafe { Box::from_raw(Box::into_raw(rest).cast::<std::mem::MaybeUninit<SourceRest>>()) }
 }
 
 /// Keeps the newest three quarters of a source's contacts; returns how many

@@ -389,6 +389,60 @@ fn source_cap_keeps_the_scanner_among_a_spoofed_flood() {
 }
 
 #[test]
+fn light_sources_are_counted_as_they_are_and_their_rests_reused_within_the_cap() {
+    // A flood of one-attempt sources (light: evicted without reading their
+    // rest, whose memory the next new source is written into), mixed with
+    // sources that come back (no longer light), swept past the longest
+    // window on the way. After every attempt the count of contacts held is
+    // what the sources hold, a light source holds one contact and nothing
+    // else, and live and spare rests stay within the cap.
+    let cfg = DetectConfig {
+        max_sources: 1000,
+        ..DetectConfig::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    let mut ev = Vec::new();
+    let victim = addr("198.19.1.80");
+    let mut t = 0i64;
+    let (mut light_seen, mut reused) = (0u32, 0u32);
+    for i in 0..12_000u32 {
+        t += if i == 6_000 { 2 * 86_400 * SEC } else { 1_000 };
+        let src = if i % 7 == 0 {
+            // Comes back: a second contact makes it heavy.
+            Addr::from_v4([100, 1, ((i / 7) % 40) as u8, 1])
+        } else {
+            Addr::from_v4([100, 2, (i >> 8) as u8, i as u8])
+        };
+        let spare_before = d.spare_rests.len();
+        let a = att(
+            t,
+            src,
+            victim,
+            (i % 3) as u16 + 80,
+            Outcome::Unanswered,
+            false,
+        );
+        d.on_attempt(&a, &mut ev);
+        d.advance(t, &mut ev);
+        reused += u32::from(d.spare_rests.len() < spare_before);
+        let held: usize = d.sources.values().map(|s| s.contacts.len()).sum();
+        assert_eq!(d.contacts_held(), held, "attempt {i}");
+        assert!(d.sources.len() + d.spare_rests.len() <= 1000, "attempt {i}");
+        for s in d.sources.values().filter(|s| s.light) {
+            light_seen += 1;
+            assert_eq!(s.contacts.len(), 1);
+            assert!(s.sketch.is_none() && s.per_dst.capacity() == 0);
+            assert_eq!(s.one_dst, s.contacts.keys().next().map(|c| c.dst));
+        }
+    }
+    assert!(d.stats.sources_evicted > 5_000);
+    assert!(reused > 1_000, "{reused} rests reused");
+    assert!(light_seen > 0);
+    // The entry the eviction ranks stays small.
+    assert_eq!(std::mem::size_of::<(Addr, Source)>(), 48);
+}
+
+#[test]
 fn sources_made_after_evictions_start_with_no_contacts() {
     // Evicted sources' contact tables are emptied and reused by new
     // sources: a scanner that arrives after many evictions counts its own

@@ -174,9 +174,11 @@ pub const SLACK_PERCENT: usize = 25;
 /// Bytes per tracked flow besides its slab entry (which holds its timer
 /// links) and index bucket: its record and attempt on their way out.
 pub const FLOW_EXTRA_BYTES: usize = 64;
-/// A detector source: its entry in the source table (40 bytes: the key,
-/// the ranking fields and a pointer to the rest, a 200-byte allocation that
-/// holds its first contact inline) and the smallest allocations of its two
+/// A detector source: its entry in the source table (48 bytes: the key,
+/// the ranking fields, whether it is light and a pointer to the rest, a
+/// 200-byte allocation that holds its first contact inline; an evicted
+/// light source's rest is kept for the next new source instead, never more
+/// rests than the cap has sources) and the smallest allocations of its two
 /// per-source tables, made at its second contact and second target
 /// (measured before the first contact moved inline: ~890 B per source on
 /// the flood; a source whose table is made but holds one contact again,
