@@ -272,6 +272,37 @@ struct ContactInfo {
 }
 
 impl ContactInfo {
+    /// A contact of the probe of `a`, before `a` is counted.
+    fn new(a: &Attempt) -> ContactInfo {
+        ContactInfo {
+            first: a.probe_ts,
+            last: a.time,
+            probes: 0,
+            answered: 0,
+            rejected: 0,
+            unanswered: 0,
+            success: false,
+            handshake: false,
+            abortive: false,
+            print: a.print,
+            sport: a.sport,
+        }
+    }
+
+    /// Counts attempt `a` of this contact.
+    fn count(&mut self, a: &Attempt) {
+        self.last = self.last.max(a.time);
+        self.probes += 1;
+        match a.outcome {
+            Outcome::Answered => self.answered += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Unanswered => self.unanswered += 1,
+        }
+        self.success |= a.is_success();
+        self.handshake |= a.handshake;
+        self.abortive |= a.abortive;
+    }
+
     fn weight(&self, answered_weight: f64) -> f64 {
         if self.success {
             0.0
@@ -559,6 +590,25 @@ fn window_bit(i: usize) -> u8 {
     2u8 << i.min(MAX_WINDOWS - 1)
 }
 
+/// The threshold random walk's constants: its bounds (the walk is floored
+/// at `ln_eta0`, flags at `ln_eta1`) and its steps for a failed and an
+/// answered first contact.
+#[derive(Clone, Copy)]
+struct Trw {
+    ln_eta1: f64,
+    ln_eta0: f64,
+    fail: f64,
+    ok: f64,
+}
+
+impl Trw {
+    /// The walk after attempt `a` from `llr`.
+    fn step(self, llr: f64, a: &Attempt) -> f64 {
+        let ok = a.outcome == Outcome::Answered && !a.probe.is_stealth();
+        (llr + if ok { self.ok } else { self.fail }).max(self.ln_eta0)
+    }
+}
+
 /// A scan record's key: the source, the protocol and the technique family
 /// of its probes ([`Technique::of_probe`]).
 type ScanKey = (Addr, u8, Technique);
@@ -592,10 +642,7 @@ pub struct Detector {
     scans: HashMap<ScanKey, Scan, RandomState>,
     now: Micros,
     last_sweep: Micros,
-    ln_eta1: f64,
-    ln_eta0: f64,
-    trw_fail: f64,
-    trw_ok: f64,
+    trw: Trw,
     pub stats: DetectStats,
 }
 
@@ -606,10 +653,12 @@ impl Detector {
             allow_services,
             home_net,
         } = cfg.validate()?;
-        let ln_eta1 = (cfg.trw_beta / cfg.trw_alpha).ln();
-        let ln_eta0 = ((1.0 - cfg.trw_beta) / (1.0 - cfg.trw_alpha)).ln();
-        let trw_fail = ((1.0 - cfg.trw_theta1) / (1.0 - cfg.trw_theta0)).ln();
-        let trw_ok = (cfg.trw_theta1 / cfg.trw_theta0).ln();
+        let trw = Trw {
+            ln_eta1: (cfg.trw_beta / cfg.trw_alpha).ln(),
+            ln_eta0: ((1.0 - cfg.trw_beta) / (1.0 - cfg.trw_alpha)).ln(),
+            fail: ((1.0 - cfg.trw_theta1) / (1.0 - cfg.trw_theta0)).ln(),
+            ok: (cfg.trw_theta1 / cfg.trw_theta0).ln(),
+        };
         Ok(Detector {
             allow_scanners,
             allow_services,
@@ -623,10 +672,7 @@ impl Detector {
             scans: HashMap::default(),
             now: Micros::MIN,
             last_sweep: Micros::MIN,
-            ln_eta1,
-            ln_eta0,
-            trw_fail,
-            trw_ok,
+            trw,
             stats: DetectStats::default(),
             cfg,
         })
@@ -707,16 +753,7 @@ impl Detector {
                 } else {
                     // A new source: made whole in one go, written and
                     // never read back (see `Source`).
-                    let (trw_fail, trw_ok) = (self.trw_fail, self.trw_ok);
-                    let (ln_eta0, ln_eta1) = (self.ln_eta0, self.ln_eta1);
-                    let src = v.insert(new_source(
-                        a,
-                        key,
-                        cfg,
-                        &mut self.spare_rests,
-                        |ok| (if ok { trw_ok } else { trw_fail }).max(ln_eta0),
-                        ln_eta1,
-                    ));
+                    let src = v.insert(new_source(a, key, cfg, self.trw, &mut self.spare_rests));
                     self.contacts_total += 1;
                     // One contact: no sketch (it starts at two or more), no
                     // evaluation skipped; `evaluate` reads the score first.
@@ -741,35 +778,14 @@ impl Detector {
         // One lookup of the contact, new or not.
         let (info, is_new) = src
             .contacts
-            .get_or_insert_with(key, &mut self.spare_contacts, || ContactInfo {
-                first: a.probe_ts,
-                last: a.time,
-                probes: 0,
-                answered: 0,
-                rejected: 0,
-                unanswered: 0,
-                success: false,
-                handshake: false,
-                abortive: false,
-                print: a.print,
-                sport: a.sport,
-            });
+            .get_or_insert_with(key, &mut self.spare_contacts, || ContactInfo::new(a));
         self.contacts_total += usize::from(is_new);
         let w_before = if is_new {
             0.0
         } else {
             info.weight(cfg.answered_weight)
         };
-        info.last = info.last.max(a.time);
-        info.probes += 1;
-        match a.outcome {
-            Outcome::Answered => info.answered += 1,
-            Outcome::Rejected => info.rejected += 1,
-            Outcome::Unanswered => info.unanswered += 1,
-        }
-        info.success |= a.is_success();
-        info.handshake |= a.handshake;
-        info.abortive |= a.abortive;
+        info.count(a);
         let w_after = info.weight(cfg.answered_weight);
         src.score += w_after - w_before;
         if is_new {
@@ -786,10 +802,8 @@ impl Detector {
         // than its known ones answer.
         let conversation = !first_to_dst && a.is_success();
         if cfg.trw && (first_to_dst || conversation) {
-            let ok = a.outcome == Outcome::Answered && !a.probe.is_stealth();
-            src.trw_llr =
-                (src.trw_llr + if ok { self.trw_ok } else { self.trw_fail }).max(self.ln_eta0);
-            if src.trw_llr >= self.ln_eta1 {
+            src.trw_llr = self.trw.step(src.trw_llr, a);
+            if src.trw_llr >= self.trw.ln_eta1 {
                 src.trw_hit = true;
             }
         }
@@ -1240,33 +1254,20 @@ fn sketch_verdict(
 
 /// A source made by its first attempt `a` (contact `key`): what the
 /// general path of [`Detector::on_attempt`] makes of a new source, built in
-/// one go, in a spare rest if there is one. `trw_step(ok)` is the walk's
-/// first step (floored); `ln_eta1` its threshold.
+/// one go, in a spare rest if there is one.
 fn new_source(
     a: &Attempt,
     key: Contact,
     cfg: &DetectConfig,
+    trw: Trw,
     spare: &mut Vec<SpareRest>,
-    trw_step: impl Fn(bool) -> f64,
-    ln_eta1: f64,
 ) -> Source {
-    let info = ContactInfo {
-        first: a.probe_ts,
-        last: a.time,
-        probes: 1,
-        answered: u32::from(a.outcome == Outcome::Answered),
-        rejected: u32::from(a.outcome == Outcome::Rejected),
-        unanswered: u32::from(a.outcome == Outcome::Unanswered),
-        success: a.is_success(),
-        handshake: a.handshake,
-        abortive: a.abortive,
-        print: a.print,
-        sport: a.sport,
-    };
+    let mut info = ContactInfo::new(a);
+    info.count(a);
     let (trw_llr, trw_hit) = if cfg.trw {
         // A first contact to a new target: TRW's first step.
-        let llr = 0.0 + trw_step(a.outcome == Outcome::Answered && !a.probe.is_stealth());
-        (llr, llr >= ln_eta1)
+        let llr = trw.step(0.0, a);
+        (llr, llr >= trw.ln_eta1)
     } else {
         (0.0, false)
     };
