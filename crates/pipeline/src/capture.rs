@@ -109,12 +109,12 @@ impl Dispatch<'_> {
     }
 
     /// Moves released packets into their workers' batches, sending each
-    /// batch that fills; `released` is left empty. Each item's key is read
+    /// batch that fills. Each item's key is read
     /// where it lies and the item copied once into its batch: moving it out
     /// first (a by-value iterator) stored it to the stack in wide words and
     /// read the key back in narrow ones, a store-forwarding stall per
     /// packet that was a third of this function's time.
-    fn dispatch(&mut self, released: &mut Vec<Item>) {
+    fn dispatch(&mut self, released: &[Item]) {
         let n = self.bufs.len();
         for item in released.iter() {
             // Each packet's own time is the watermark of a batch it fills:
@@ -130,7 +130,6 @@ impl Dispatch<'_> {
                 self.send(w, full, wm);
             }
         }
-        released.clear();
     }
 
     /// Sends every worker its batch, full or not (empty ones too: they
@@ -229,7 +228,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                 // still in the ring.
                 clock.idle(wall_micros() - 200_000);
             }
-            d.dispatch(&mut clock.out);
+            clock.drain_released(|s| d.dispatch(s));
             d.send_all(clock.released(), false);
             since_flush = 0;
             publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
@@ -241,7 +240,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
     }
     // Release what is left, with a final watermark.
     clock.finish(&mut outliers);
-    d.dispatch(&mut clock.out);
+    clock.drain_released(|s| d.dispatch(s));
     d.send_all(clock.released(), true);
     publish(&ctx, &mut tally, &mut clock, &mut outliers, &*src);
     if live {

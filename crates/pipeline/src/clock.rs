@@ -147,6 +147,7 @@ pub(crate) struct InputClock {
     floor: Micros,
     /// Accepted packets that arrived in time order (the common case), in
     /// arrival order: sorted. An ICMP error's notice comes right after it.
+    /// Its first `ready` are released already.
     run: VecDeque<Item>,
     /// Accepted packets that arrived out of order. At equal times a packet
     /// of `run` arrived first (`run` only grows at its back), so it leaves
@@ -154,8 +155,15 @@ pub(crate) struct InputClock {
     strays: BinaryHeap<Reverse<Stray>>,
     seq: u64,
     suspect: Option<Suspect>,
-    /// Released packets, in time order, for the capture thread to send.
-    pub out: Vec<Item>,
+    /// How many packets at the front of `run` are released but still lie
+    /// there (they leave after everything in `out`): in the common case a
+    /// release is this count moving, and the packets are copied once, from
+    /// where they were decoded into their workers' batches.
+    ready: usize,
+    /// Released packets moved out of `run` (by the rare paths: a reordered
+    /// packet, an overflow, the end), in time order, before `run`'s first
+    /// `ready`.
+    out: Vec<Item>,
     /// An empty packet record, the slots' first content.
     blank: Item,
     /// Packets released before their window was over because more than
@@ -175,6 +183,7 @@ impl InputClock {
             strays: BinaryHeap::new(),
             seq: 0,
             suspect: None,
+            ready: 0,
             out: Vec::with_capacity(4096),
             blank: Item::Packet(PacketMeta::default()),
             overflow: 0,
@@ -317,6 +326,22 @@ impl InputClock {
         self.release_below_floor();
         // Too many waiting: the oldest leave early and the release point
         // follows them (the window shrinks for a moment; counted).
+        // On files (a window of a day) this is every packet's path once
+        // the first `max_held` are in: with nothing out of order the oldest
+        // are simply counted released where they lie.
+        let held = self.run.len() - self.ready + self.strays.len();
+        if held > self.cfg.max_held && self.strays.is_empty() {
+            let k = held - self.cfg.max_held;
+            self.ready += k;
+            self.overflow += k as u64;
+            if let Some(m) = self.run.get(self.ready - 1) {
+                self.floor = self.floor.max(m.ts());
+            }
+            return;
+        }
+        if held > self.cfg.max_held {
+            self.spill();
+        }
         while self.run.len() + self.strays.len() > self.cfg.max_held {
             match self.pop_oldest() {
                 Some(m) => {
@@ -356,17 +381,48 @@ impl InputClock {
         }
     }
 
+    /// Moves the released packets still in `run` to `out`, so that `run`'s
+    /// front is the oldest held packet again (for the rare paths).
+    fn spill(&mut self) {
+        if self.ready > 0 {
+            self.out.extend(self.run.drain(..self.ready));
+            self.ready = 0;
+        }
+    }
+
+    /// Hands the released packets, in time order, to `f` (in up to three
+    /// slices) and forgets them.
+    pub fn drain_released(&mut self, mut f: impl FnMut(&[Item])) {
+        if !self.out.is_empty() {
+            f(&self.out);
+            self.out.clear();
+        }
+        if self.ready > 0 {
+            let (a, b) = self.run.as_slices();
+            let k = self.ready.min(a.len());
+            f(&a[..k]);
+            if self.ready > k {
+                f(&b[..self.ready - k]);
+            }
+            self.run.drain(..self.ready);
+            self.ready = 0;
+        }
+    }
+
     #[inline]
     fn release_below_floor(&mut self) {
         if self.strays.is_empty() {
-            // Only the run: a front-to-back scan.
-            while self.run.front().is_some_and(|m| m.ts() < self.floor) {
-                if let Some(m) = self.run.pop_front() {
-                    self.out.push(m);
-                }
+            // Only the run: a front-to-back scan that only counts.
+            while self
+                .run
+                .get(self.ready)
+                .is_some_and(|m| m.ts() < self.floor)
+            {
+                self.ready += 1;
             }
             return;
         }
+        self.spill();
         while self.oldest_ts().is_some_and(|t| t < self.floor) {
             if let Some(m) = self.pop_oldest() {
                 self.out.push(m);
@@ -400,6 +456,7 @@ impl InputClock {
                 outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts()));
             }
         }
+        self.spill();
         while let Some(m) = self.pop_oldest() {
             self.out.push(m);
         }
@@ -460,11 +517,11 @@ mod tests {
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for (i, t) in times.iter().enumerate() {
             c.push(at(T0 + t, i as u16 + 1), None, pos(i as u64 + 1), &mut bad);
-            out.append(&mut c.out);
+            c.drain_released(|s| out.extend_from_slice(s));
             assert!(out.iter().all(|m| m.ts() < c.released()));
         }
         c.finish(&mut bad);
-        out.append(&mut c.out);
+        c.drain_released(|s| out.extend_from_slice(s));
         (
             out.iter().map(|m| (m.ts() - T0, port(m))).collect(),
             bad.iter().map(|(k, p, _)| (*k, p.packet)).collect(),
@@ -570,12 +627,12 @@ mod tests {
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for i in 0..10 {
             c.push(at(T0 + i, 0), None, pos(i as u64 + 1), &mut bad);
-            out.append(&mut c.out);
+            c.drain_released(|s| out.extend_from_slice(s));
         }
         assert!(c.overflow > 0);
         assert!(out.windows(2).all(|w| w[0].ts() <= w[1].ts()));
         c.finish(&mut bad);
-        out.append(&mut c.out);
+        c.drain_released(|s| out.extend_from_slice(s));
         assert_eq!(out.len(), 10);
         assert!(bad.is_empty());
     }
@@ -605,13 +662,13 @@ mod tests {
             *a.slot() = pkt(T0 + t, i as u16);
             a.commit(None, pos(i as u64), &mut ba);
             b.push(at(T0 + t, i as u16), None, pos(i as u64), &mut bb);
-            oa.append(&mut a.out);
-            ob.append(&mut b.out);
+            a.drain_released(|s| oa.extend_from_slice(s));
+            b.drain_released(|s| ob.extend_from_slice(s));
         }
         a.finish(&mut ba);
-        oa.append(&mut a.out);
+        a.drain_released(|s| oa.extend_from_slice(s));
         b.finish(&mut bb);
-        ob.append(&mut b.out);
+        b.drain_released(|s| ob.extend_from_slice(s));
         assert_eq!(oa, ob);
         assert_eq!(ba, bb);
         assert!(!ba.is_empty());
@@ -647,11 +704,11 @@ mod tests {
                 *c.slot() = pkt(T0 + t, (i % 60_000) as u16);
                 c.commit(None, pos(i as u64), &mut bad);
                 if every > 0 && i % every == 0 {
-                    out.append(&mut c.out);
+                    c.drain_released(|s| out.extend_from_slice(s));
                 }
             }
             c.finish(&mut bad);
-            out.append(&mut c.out);
+            c.drain_released(|s| out.extend_from_slice(s));
             (out, bad, c.overflow)
         };
         let a = outcome(1);
@@ -667,13 +724,53 @@ mod tests {
     }
 
     #[test]
+    fn over_the_cap_the_oldest_leave_in_order_whether_or_not_a_packet_is_out_of_order() {
+        // A file's case: a window of a day, a cap of 8. Packets 0..40 every
+        // 10 µs, except that packet 20 comes after 21 (a stray while
+        // packets wait in the run: the other path) and 30 after 33.
+        let cfg = ClockConfig {
+            max_held: 8,
+            ..ClockConfig::default()
+        };
+        let mut order: Vec<u16> = (0..40).collect();
+        order.swap(20, 21);
+        order[30..34].rotate_left(1);
+        let mut c = InputClock::new(cfg);
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        for (i, &p) in order.iter().enumerate() {
+            *c.slot() = pkt(T0 + 10 * Micros::from(p), p);
+            c.commit(None, pos(i as u64 + 1), &mut bad);
+            // Once 8 wait, each packet releases the oldest one and the
+            // release point is that one's time.
+            if i >= 8 {
+                let mut sorted: Vec<u16> = order[..=i].to_vec();
+                sorted.sort_unstable();
+                let last_out = sorted[i - 8];
+                assert_eq!(c.released(), T0 + 10 * Micros::from(last_out), "after {i}");
+            }
+            if i % 5 == 4 {
+                c.drain_released(|s| out.extend_from_slice(s));
+            }
+        }
+        assert_eq!(c.overflow, 32);
+        assert_eq!(c.reordered, 2);
+        c.finish(&mut bad);
+        c.drain_released(|s| out.extend_from_slice(s));
+        assert!(bad.is_empty());
+        assert_eq!(
+            out.iter().map(port).collect::<Vec<_>>(),
+            (0..40).collect::<Vec<u16>>()
+        );
+    }
+
+    #[test]
     fn a_notice_stays_right_after_its_error() {
         let mut c = InputClock::new(ClockConfig::default());
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         c.push(at(T0 + 50, 1), None, pos(1), &mut bad);
         c.push(at(T0 + 10, 2), Some(notice(T0 + 10, 99)), pos(2), &mut bad);
         c.finish(&mut bad);
-        out.append(&mut c.out);
+        c.drain_released(|s| out.extend_from_slice(s));
         let ports: Vec<u16> = out.iter().map(port).collect();
         assert_eq!(ports, vec![2, 99, 1]);
     }
@@ -685,10 +782,10 @@ mod tests {
         c.push(at(T0, 1), None, pos(1), &mut bad);
         c.push(at(T0 + 5_000_000, 2), None, pos(2), &mut bad);
         c.idle(T0 + 4_000_000);
-        out.append(&mut c.out);
+        c.drain_released(|s| out.extend_from_slice(s));
         assert_eq!(out.len(), 1);
         c.idle(T0 + 6_000_000);
-        out.append(&mut c.out);
+        c.drain_released(|s| out.extend_from_slice(s));
         assert_eq!(out.len(), 2);
         assert!(bad.is_empty());
     }
