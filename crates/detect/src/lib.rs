@@ -642,6 +642,12 @@ pub struct Detector {
     scans: HashMap<ScanKey, Scan, RandomState>,
     now: Micros,
     last_sweep: Micros,
+    /// No contact, source or sketch time is older than the lesser of these
+    /// two: the oldest one the last sweep kept, and the oldest attempt
+    /// since. A sweep whose horizon is not past it has nothing to do (a
+    /// capture shorter than the longest window, a day by default).
+    oldest_kept: Micros,
+    oldest_since_sweep: Micros,
     trw: Trw,
     pub stats: DetectStats,
 }
@@ -672,6 +678,8 @@ impl Detector {
             scans: HashMap::default(),
             now: Micros::MIN,
             last_sweep: Micros::MIN,
+            oldest_kept: Micros::MAX,
+            oldest_since_sweep: Micros::MAX,
             trw,
             stats: DetectStats::default(),
             cfg,
@@ -698,6 +706,7 @@ impl Detector {
         if a.time > self.now {
             self.now = a.time;
         }
+        self.oldest_since_sweep = self.oldest_since_sweep.min(a.time);
         if self.allow_scanners.iter().any(|c| c.contains(a.src))
             || self
                 .allow_services
@@ -1116,37 +1125,65 @@ impl Detector {
         if self.now >= self.last_sweep.saturating_add(60_000_000) {
             self.last_sweep = self.now;
             let horizon = self.now - self.cfg.longest_window();
-            let aw = self.cfg.answered_weight;
-            let block_ports = self.cfg.block_ports;
-            let mut total = 0usize;
-            let mut sketches = 0usize;
-            self.sources.retain(|_, s| {
-                if s.last < horizon {
-                    return false;
-                }
-                // A light source whose contact stays stays light.
-                if s.light && s.rest.contacts.values().all(|i| i.last >= horizon) {
+            let oldest = self.oldest_kept.min(self.oldest_since_sweep);
+            self.oldest_since_sweep = Micros::MAX;
+            if oldest >= horizon {
+                // Nothing can be older than the horizon: every source,
+                // contact and sketch stays, and the counts kept in step
+                // stand.
+                self.oldest_kept = oldest;
+            } else {
+                self.sweep_sources(horizon);
+            }
+        }
+    }
+
+    /// Forgets sources idle since before `horizon` and their contacts and
+    /// sketches older than it; recounts what stays.
+    fn sweep_sources(&mut self, horizon: Micros) {
+        let aw = self.cfg.answered_weight;
+        let block_ports = self.cfg.block_ports;
+        let mut total = 0usize;
+        let mut sketches = 0usize;
+        let mut kept = Micros::MAX;
+        self.sources.retain(|_, s| {
+            if s.last < horizon {
+                return false;
+            }
+            // A light source whose contact stays stays light.
+            if s.light {
+                let t = s.rest.contacts.values().map(|i| i.last).min();
+                if let Some(t) = t.filter(|&t| t >= horizon) {
                     total += s.rest.contacts.len();
+                    kept = kept.min(t);
                     return true;
                 }
-                // Sketches older than the longest window are dropped (made
-                // again, from the exact set, at its next overflow).
-                if s.sketch.as_ref().is_some_and(|k| k.since < horizon) {
-                    s.sketch = None;
-                }
-                sketches += usize::from(s.sketch.is_some());
-                let before = s.contacts.len();
-                s.contacts.retain(|_, i| i.last >= horizon);
-                if s.contacts.len() != before {
-                    s.score = s.contacts.values().map(|i| i.weight(aw)).sum();
-                    s.recount_dsts(block_ports);
-                }
-                total += s.contacts.len();
-                true
-            });
-            self.contacts_total = total;
-            self.sketch_sources = sketches;
-        }
+            }
+            // Sketches older than the longest window are dropped (made
+            // again, from the exact set, at its next overflow).
+            if s.sketch.as_ref().is_some_and(|k| k.since < horizon) {
+                s.sketch = None;
+            }
+            if let Some(k) = &s.sketch {
+                kept = kept.min(k.since);
+            }
+            sketches += usize::from(s.sketch.is_some());
+            let before = s.contacts.len();
+            s.contacts.retain(|_, i| i.last >= horizon);
+            if s.contacts.len() != before {
+                s.score = s.contacts.values().map(|i| i.weight(aw)).sum();
+                s.recount_dsts(block_ports);
+            }
+            kept = kept.min(s.last);
+            for i in s.rest.contacts.values() {
+                kept = kept.min(i.last);
+            }
+            total += s.contacts.len();
+            true
+        });
+        self.contacts_total = total;
+        self.sketch_sources = sketches;
+        self.oldest_kept = kept;
     }
 
     /// Ends every open scan (end of input, shutdown).

@@ -443,6 +443,106 @@ fn light_sources_are_counted_as_they_are_and_their_rests_reused_within_the_cap()
 }
 
 #[test]
+fn every_sweep_leaves_nothing_older_than_the_longest_window() {
+    // Windows of 2 and 10 minutes; a sweep comes each minute of packet
+    // time, and one that nothing can be old enough for is skipped. Bursts
+    // of sources (one-attempt ones, busy ones with sketches, ones that come
+    // back to add a contact to an old set) are separated by quiet spells
+    // shorter and longer than the window. After every sweep nothing older
+    // than its horizon is left and the counts are what the sources hold.
+    let w = |seconds| Window {
+        seconds,
+        horizontal: 20.0,
+        vertical: 20.0,
+    };
+    let cfg = DetectConfig {
+        windows: vec![w(120), w(600)],
+        max_contacts: 64,
+        ..DetectConfig::default()
+    };
+    let horizon_span = cfg.longest_window();
+    let mut d = Detector::new(cfg).unwrap();
+    let mut ev = Vec::new();
+    let mut t = 0;
+    let (mut sweeps, mut forgot, mut sketched) = (0u32, 0usize, 0u32);
+    let gaps = [30, 400, 45, 900, 20, 3_000, 61, 590];
+    for (phase, gap) in gaps.iter().cycle().take(40).enumerate() {
+        t += gap * SEC;
+        let back = Addr::from_v4([100, 3, 0, (phase % 3) as u8 + 1]);
+        let busy = Addr::from_v4([100, 4, 0, (phase % 5) as u8 + 1]);
+        for i in 0..300u32 {
+            t += 500_000;
+            let (src, outcome) = match i % 3 {
+                0 => (busy, Outcome::Answered),
+                1 if i % 2 == 0 => (back, Outcome::Rejected),
+                _ => (Addr::from_v4([100, 5, phase as u8, i as u8]), Outcome::Unanswered),
+            };
+            let a = att(t, src, host(i + 7 * phase as u32), 80 + (i % 4) as u16, outcome, false);
+            let before = d.sources.len();
+            d.on_attempt(&a, &mut ev);
+            d.advance(t, &mut ev);
+            if d.last_sweep != t {
+                continue;
+            }
+            sweeps += 1;
+            forgot += (before + 1).saturating_sub(d.sources.len());
+            let horizon = t - horizon_span;
+            for s in d.sources.values() {
+                assert!(s.last >= horizon, "phase {phase} attempt {i}");
+                assert!(s.contacts.values().all(|c| c.last >= horizon));
+                if let Some(k) = &s.sketch {
+                    sketched += 1;
+                    assert!(k.since >= horizon, "phase {phase} attempt {i}");
+                }
+            }
+            let held: usize = d.sources.values().map(|s| s.contacts.len()).sum();
+            assert_eq!(d.contacts_held(), held, "phase {phase} attempt {i}");
+            let with_sketch = d.sources.values().filter(|s| s.sketch.is_some()).count();
+            assert_eq!(d.sketch_sources, with_sketch);
+        }
+    }
+    assert!(sweeps > 100, "{sweeps} sweeps");
+    assert!(forgot > 1_000, "{forgot} sources forgotten");
+    assert!(sketched > 0);
+}
+
+#[test]
+fn a_sweep_drops_a_sketch_older_than_every_contact_left() {
+    // A busy source's sketch starts with its first contact (10 s); trims
+    // then leave only contacts from the last minute or so of its 190 s.
+    // The sweep at 605 s (horizon 5 s) forgets an older source and keeps
+    // the sketch; the one at 665 s (horizon 65 s) must drop the sketch,
+    // though every contact left is newer than its horizon.
+    let cfg = DetectConfig {
+        windows: vec![Window {
+            seconds: 600,
+            horizontal: 20.0,
+            vertical: 20.0,
+        }],
+        max_contacts: 64,
+        ..DetectConfig::default()
+    };
+    let mut d = Detector::new(cfg).unwrap();
+    let mut ev = Vec::new();
+    let busy = addr("10.0.0.7");
+    let early = att(0, addr("10.0.0.8"), host(1), 80, Outcome::Rejected, false);
+    d.on_attempt(&early, &mut ev);
+    for i in 0..190u32 {
+        let t = (10 + i64::from(i)) * SEC;
+        d.on_attempt(&att(t, busy, host(i), 443, Outcome::Answered, true), &mut ev);
+    }
+    d.advance(605 * SEC, &mut ev);
+    let s = &d.sources[&busy];
+    assert_eq!(d.sources.len(), 1);
+    assert_eq!(s.sketch.as_ref().map(|k| k.since), Some(10 * SEC));
+    assert!(s.contacts.values().all(|c| c.last > 65 * SEC));
+    d.advance(665 * SEC, &mut ev);
+    assert!(d.sources[&busy].sketch.is_none());
+    assert_eq!(d.sketch_sources, 0);
+    assert!(ev.is_empty());
+}
+
+#[test]
 fn sources_made_after_evictions_start_with_no_contacts() {
     // Evicted sources' contact tables are emptied and reused by new
     // sources: a scanner that arrives after many evictions counts its own
