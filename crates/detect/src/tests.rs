@@ -475,9 +475,19 @@ fn every_sweep_leaves_nothing_older_than_the_longest_window() {
             let (src, outcome) = match i % 3 {
                 0 => (busy, Outcome::Answered),
                 1 if i % 2 == 0 => (back, Outcome::Rejected),
-                _ => (Addr::from_v4([100, 5, phase as u8, i as u8]), Outcome::Unanswered),
+                _ => (
+                    Addr::from_v4([100, 5, phase as u8, i as u8]),
+                    Outcome::Unanswered,
+                ),
             };
-            let a = att(t, src, host(i + 7 * phase as u32), 80 + (i % 4) as u16, outcome, false);
+            let a = att(
+                t,
+                src,
+                host(i + 7 * phase as u32),
+                80 + (i % 4) as u16,
+                outcome,
+                false,
+            );
             let before = d.sources.len();
             d.on_attempt(&a, &mut ev);
             d.advance(t, &mut ev);
@@ -529,7 +539,10 @@ fn a_sweep_drops_a_sketch_older_than_every_contact_left() {
     d.on_attempt(&early, &mut ev);
     for i in 0..190u32 {
         let t = (10 + i64::from(i)) * SEC;
-        d.on_attempt(&att(t, busy, host(i), 443, Outcome::Answered, true), &mut ev);
+        d.on_attempt(
+            &att(t, busy, host(i), 443, Outcome::Answered, true),
+            &mut ev,
+        );
     }
     d.advance(605 * SEC, &mut ev);
     let s = &d.sources[&busy];

@@ -185,7 +185,7 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                         tally.ip_packets += 1;
                         // To the quoted flow's worker, uncounted.
                         let notice = quoted.map(|q| IcmpNotice::new(meta, &q));
-                        let pos = match src.position() {
+                        let pos = || match src.position() {
                             Some((input, packet)) => Pos { input, packet },
                             None => Pos {
                                 input: 0,

@@ -224,11 +224,17 @@ impl InputClock {
     }
 
     /// Takes the packet decoded into the slot (and the notice of its ICMP
-    /// error), from `packet` of its input. Outliers it decides (this packet,
-    /// or a held one its time disproved) go to `out` as (kind, position,
-    /// time).
+    /// error), from position `packet()` of its input (asked for only when
+    /// the packet is not simply in order). Outliers it decides (this
+    /// packet, or a held one its time disproved) go to `out` as (kind,
+    /// position, time).
     #[inline]
-    pub fn commit(&mut self, notice: Option<IcmpNotice>, packet: Pos, out: &mut Vec<Decided>) {
+    pub fn commit(
+        &mut self,
+        notice: Option<IcmpNotice>,
+        packet: impl FnOnce() -> Pos,
+        out: &mut Vec<Decided>,
+    ) {
         let n = self.run.len();
         let Some(ts) = self.run.back().map(Item::ts) else {
             return;
@@ -250,7 +256,7 @@ impl InputClock {
             return;
         }
         if let Some(meta) = self.run.pop_back() {
-            self.push(meta, notice, packet, out);
+            self.push(meta, notice, packet(), out);
         }
     }
 
@@ -660,7 +666,7 @@ mod tests {
         let (mut oa, mut ob, mut ba, mut bb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, t) in times.iter().enumerate() {
             *a.slot() = pkt(T0 + t, i as u16);
-            a.commit(None, pos(i as u64), &mut ba);
+            a.commit(None, || pos(i as u64), &mut ba);
             b.push(at(T0 + t, i as u16), None, pos(i as u64), &mut bb);
             a.drain_released(|s| oa.extend_from_slice(s));
             b.drain_released(|s| ob.extend_from_slice(s));
@@ -702,7 +708,7 @@ mod tests {
             let (mut out, mut bad) = (Vec::new(), Vec::new());
             for (i, t) in times.iter().enumerate() {
                 *c.slot() = pkt(T0 + t, (i % 60_000) as u16);
-                c.commit(None, pos(i as u64), &mut bad);
+                c.commit(None, || pos(i as u64), &mut bad);
                 if every > 0 && i % every == 0 {
                     c.drain_released(|s| out.extend_from_slice(s));
                 }
@@ -739,7 +745,7 @@ mod tests {
         let (mut out, mut bad) = (Vec::new(), Vec::new());
         for (i, &p) in order.iter().enumerate() {
             *c.slot() = pkt(T0 + 10 * Micros::from(p), p);
-            c.commit(None, pos(i as u64 + 1), &mut bad);
+            c.commit(None, || pos(i as u64 + 1), &mut bad);
             // Once 8 wait, each packet releases the oldest one and the
             // release point is that one's time.
             if i >= 8 {
