@@ -331,21 +331,21 @@ impl InputClock {
             .max(self.newest.saturating_sub(self.cfg.reorder_window));
         self.release_below_floor();
         // Too many waiting: the oldest leave early and the release point
-        // follows them (the window shrinks for a moment; counted).
-        // On files (a window of a day) this is every packet's path once
-        // the first `max_held` are in: with nothing out of order the oldest
-        // are simply counted released where they lie.
+        // follows them (the window shrinks for a moment; counted). On files
+        // (a window of a day) this is every packet's path once the first
+        // `max_held` are in: with nothing out of order the oldest are
+        // simply counted released where they lie.
         let held = self.run.len() - self.ready + self.strays.len();
-        if held > self.cfg.max_held && self.strays.is_empty() {
-            let k = held - self.cfg.max_held;
-            self.ready += k;
-            self.overflow += k as u64;
-            if let Some(m) = self.run.get(self.ready - 1) {
-                self.floor = self.floor.max(m.ts());
-            }
-            return;
-        }
         if held > self.cfg.max_held {
+            if self.strays.is_empty() {
+                let k = held - self.cfg.max_held;
+                self.ready += k;
+                self.overflow += k as u64;
+                if let Some(m) = self.run.get(self.ready - 1) {
+                    self.floor = self.floor.max(m.ts());
+                }
+                return;
+            }
             self.spill();
         }
         while self.run.len() + self.strays.len() > self.cfg.max_held {
