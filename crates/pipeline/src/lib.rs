@@ -178,6 +178,7 @@ pub fn run(
                     .then(|| cfg.out_dir.clone().map(|d| (d, cfg.retention)))
                     .flatten(),
                 event_tap: cfg.event_tap.clone(),
+                shards: m,
             };
             move || output_loop(ctx)
         });
@@ -186,6 +187,7 @@ pub fn run(
             .enumerate()
             .map(|(s, rx)| {
                 let ctx = ShardCtx {
+                    shard: s,
                     rx,
                     attempt_recycle: att_recycle_tx.clone(),
                     workers: n,

@@ -16,7 +16,7 @@
 use crate::counters::{ActiveScan, Counters, Counts};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use scanwatch_detect::{Phase, ScanEvent};
-use scanwatch_model::Detection;
+use scanwatch_model::{Detection, Micros};
 use scanwatch_sink::{
     AlertEvent, AlertTrigger, AlertWriter, Batch, ConnLog, DetectionBatchBuilder, FlowBatchBuilder,
     PartitionedWriter, Retention, SinkError,
@@ -30,8 +30,15 @@ pub(crate) enum OutMsg {
     /// Flow records of one hour (packet time), built into a batch by the
     /// worker that ended them.
     Flows { hour: i64, batch: Batch },
-    /// Scan events (start, update, end) of one detector shard.
-    Events(Vec<ScanEvent>),
+    /// Scan events (start, update, end) of one detector shard, and how far
+    /// that shard has gone: none of its later events is older than `upto`
+    /// (`Micros::MAX`: the shard's last message, with the ends of the
+    /// scans open when the input ended).
+    Events {
+        shard: usize,
+        upto: Micros,
+        events: Vec<ScanEvent>,
+    },
     /// A worker could not build a flow batch: an output error.
     Failed(SinkError),
 }
@@ -59,6 +66,8 @@ pub(crate) struct OutputCtx<'a> {
     pub retention: Option<(PathBuf, Retention)>,
     /// Every scan event is copied here (unbounded: never waits).
     pub event_tap: Option<crossbeam_channel::Sender<ScanEvent>>,
+    /// Detector shards whose events are merged.
+    pub shards: usize,
 }
 
 /// Rows and alerts lost to a full disk so far, and when it was last said.
@@ -96,6 +105,121 @@ fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
     Some((st.f_bavail as u64 * f, st.f_blocks as u64 * f))
 }
 
+/// Puts the scan events of every detector shard in one order that depends
+/// on nothing but the packets: packet time, then detection id, then phase
+/// (start, kind change, open door, update, end). Each shard's events come
+/// with how far the shard has gone (none of its later events is older), so
+/// an event leaves once every shard has gone past its time. Without it the
+/// rows of the detections table and the alert lines came in the order the
+/// shards' work happened to interleave, and even one shard's order moved
+/// with the points its watermark reached (an end found by a step's advance
+/// before or after attempts of the same time): the same row set, in an
+/// order that changed from run to run.
+pub(crate) struct EventMerge {
+    upto: Vec<Micros>,
+    held: Vec<ScanEvent>,
+    /// The shards' last events (`upto` = `Micros::MAX`): the ends of the
+    /// scans still open when the input ended, stamped at their last
+    /// probes, so older than what already left. They leave together, in
+    /// order, once every shard is done.
+    closing: Vec<ScanEvent>,
+    /// Everything older than this has left.
+    released: Micros,
+    /// Events that came after events younger than them had left (a broken
+    /// promise of a shard's `upto`; said on stderr at the end).
+    pub late: u64,
+}
+
+impl EventMerge {
+    pub(crate) fn new(shards: usize) -> Self {
+        EventMerge {
+            upto: vec![Micros::MIN; shards.max(1)],
+            held: Vec::new(),
+            closing: Vec::new(),
+            released: Micros::MIN,
+            late: 0,
+        }
+    }
+
+    /// Takes a shard's events and its new `upto`; appends to `out`, in
+    /// order, every event that can leave.
+    pub(crate) fn push(
+        &mut self,
+        shard: usize,
+        upto: Micros,
+        mut events: Vec<ScanEvent>,
+        out: &mut Vec<ScanEvent>,
+    ) {
+        if upto == Micros::MAX {
+            self.closing.append(&mut events);
+        } else {
+            self.late += events.iter().filter(|e| e.time < self.released).count() as u64;
+            if self.held.is_empty() {
+                self.held = events;
+            } else {
+                self.held.append(&mut events);
+            }
+        }
+        if let Some(u) = self.upto.get_mut(shard) {
+            *u = (*u).max(upto);
+        }
+        let low = self.upto.iter().copied().min().unwrap_or(Micros::MAX);
+        if low == Micros::MAX {
+            self.finish(out);
+            return;
+        }
+        if low <= self.released {
+            return;
+        }
+        self.released = low;
+        if self.held.is_empty() {
+            return;
+        }
+        let start = out.len();
+        if self.held.iter().all(|e| e.time < low) {
+            out.append(&mut self.held);
+        } else {
+            let mut stay = Vec::new();
+            for e in self.held.drain(..) {
+                if e.time < low {
+                    out.push(e);
+                } else {
+                    stay.push(e);
+                }
+            }
+            self.held = stay;
+        }
+        out[start..].sort_by(event_order);
+    }
+
+    /// Everything held leaves, in order, then the closing events, in
+    /// order (every shard is done, or gone).
+    pub(crate) fn finish(&mut self, out: &mut Vec<ScanEvent>) {
+        self.released = Micros::MAX;
+        for set in [&mut self.held, &mut self.closing] {
+            let start = out.len();
+            out.append(set);
+            out[start..].sort_by(event_order);
+        }
+    }
+}
+
+/// The order events are written in (stable: two events equal here keep
+/// the order their shard made them in).
+fn event_order(a: &ScanEvent, b: &ScanEvent) -> std::cmp::Ordering {
+    let rank = |p: Phase| match p {
+        Phase::Start => 0u8,
+        Phase::KindChange => 1,
+        Phase::OpenDoor => 2,
+        Phase::Update => 3,
+        Phase::End => 4,
+    };
+    a.time
+        .cmp(&b.time)
+        .then_with(|| a.detection.detection_id.cmp(&b.detection.detection_id))
+        .then_with(|| rank(a.phase).cmp(&rank(b.phase)))
+}
+
 /// Most detections kept in memory for the summary.
 const COLLECT_MAX: usize = 100_000;
 
@@ -125,6 +249,8 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
     let mut last_rotation = Instant::now();
     let mut full = DiskFull::default();
     let mut last_retention = Instant::now();
+    let mut merge = EventMerge::new(ctx.shards);
+    let mut ready: Vec<ScanEvent> = Vec::new();
     loop {
         let msg = match ctx.rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => Some(m),
@@ -184,7 +310,16 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
         }
         let written = match msg {
             OutMsg::Flows { hour, batch } => flows(&mut ctx, &mut full, hour, &batch),
-            OutMsg::Events(evs) => evs.iter().try_for_each(|e| event(&mut ctx, &mut res, e)),
+            OutMsg::Events {
+                shard,
+                upto,
+                events,
+            } => {
+                merge.push(shard, upto, events, &mut ready);
+                let w = ready.iter().try_for_each(|e| event(&mut ctx, &mut res, e));
+                ready.clear();
+                w
+            }
             OutMsg::Failed(e) => Err(e),
         };
         if let Err(e) = written {
@@ -201,6 +336,21 @@ pub(crate) fn output_loop(mut ctx: OutputCtx<'_>) -> Result<OutResult, SinkError
                 }
             }
         }
+    }
+    // A shard that stopped without its last word (it cannot wait for
+    // anything more): what is held leaves, in order.
+    merge.finish(&mut ready);
+    if first_err.is_none() {
+        if let Err(e) = ready.iter().try_for_each(|e| event(&mut ctx, &mut res, e)) {
+            first_err = Some(e);
+        }
+    }
+    if merge.late > 0 {
+        eprintln!(
+            "scanwatch: {} scan events reached the writer after later ones \
+             (their alert and detection rows may be out of packet-time order)",
+            merge.late
+        );
     }
     if let Some(flushed) = ctx.alerts.as_mut().map(|a| a.flush()) {
         if let Err(e) = alerts_failed(&mut ctx, &mut res, flushed) {
@@ -474,4 +624,149 @@ fn event(ctx: &mut OutputCtx<'_>, res: &mut OutResult, e: &ScanEvent) -> Result<
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scanwatch_model::{Addr, Direction, ScanKind, Technique};
+
+    fn ev(phase: Phase, time: Micros, id: &str) -> ScanEvent {
+        ScanEvent {
+            phase,
+            time,
+            detection: Detection {
+                detection_id: id.into(),
+                ts_first: 0,
+                ts_last: time,
+                ts_detected: 0,
+                scanner: Addr::from_v4([198, 18, 0, 2]),
+                kind: ScanKind::Vertical,
+                proto: 6,
+                detector: "window:5m".into(),
+                dst_count: 1,
+                port_count: 1,
+                probes: 1,
+                answered: 0,
+                rejected: 1,
+                unanswered: 0,
+                ports: vec![22],
+                targets: Vec::new(),
+                open: Vec::new(),
+                direction: Direction::default(),
+                technique: Technique::Syn,
+                tool: "unknown".into(),
+                tool_evidence: Vec::new(),
+                rate_pps: 0.0,
+                order: "unknown".into(),
+                port_set: "custom".into(),
+                campaign_id: String::new(),
+                sources: Vec::new(),
+            },
+            new_open: Vec::new(),
+            previous_kind: None,
+            trigger: None,
+            direction_set: false,
+        }
+    }
+
+    fn names(v: &[ScanEvent]) -> Vec<String> {
+        v.iter()
+            .map(|e| format!("{}@{}:{}", e.detection.detection_id, e.time, e.phase.name()))
+            .collect()
+    }
+
+    /// Two shards' messages, as (shard, upto, events).
+    fn messages() -> Vec<(usize, Micros, Vec<ScanEvent>)> {
+        vec![
+            (
+                0,
+                20,
+                vec![ev(Phase::Start, 10, "b"), ev(Phase::End, 15, "c")],
+            ),
+            (0, 40, vec![ev(Phase::Update, 30, "b")]),
+            (1, 11, vec![ev(Phase::Start, 10, "a")]),
+            (
+                1,
+                30,
+                vec![ev(Phase::End, 12, "a"), ev(Phase::OpenDoor, 25, "d")],
+            ),
+            (1, 50, vec![ev(Phase::Update, 40, "d")]),
+            // The last words: the ends of scans open when the input ended,
+            // stamped at their last probes.
+            (0, Micros::MAX, vec![ev(Phase::End, 30, "b")]),
+            (1, Micros::MAX, vec![ev(Phase::End, 40, "d")]),
+        ]
+    }
+
+    fn run(order: &[usize]) -> (Vec<String>, Vec<usize>) {
+        let msgs = messages();
+        let mut m = EventMerge::new(2);
+        let mut out = Vec::new();
+        let mut left_after = Vec::new();
+        for &i in order {
+            let (shard, upto, events) = msgs[i].clone();
+            m.push(shard, upto, events, &mut out);
+            left_after.push(out.len());
+        }
+        assert_eq!(m.late, 0);
+        (names(&out), left_after)
+    }
+
+    #[test]
+    fn the_shards_events_leave_in_one_order_whatever_order_they_come_in() {
+        let want = [
+            "a@10:start",
+            "b@10:start",
+            "a@12:end",
+            "c@15:end",
+            "d@25:open_door",
+            "b@30:update",
+            "d@40:update",
+            // Then the ends at the input's end, in time order.
+            "b@30:end",
+            "d@40:end",
+        ];
+        // Each shard's messages keep their order; the shards interleave in
+        // every way tried here.
+        for order in [
+            [0, 1, 2, 3, 4, 5, 6],
+            [2, 3, 4, 6, 0, 1, 5],
+            [0, 2, 1, 3, 5, 4, 6],
+            [2, 0, 3, 1, 4, 5, 6],
+        ] {
+            let (got, _) = run(&order);
+            assert_eq!(got, want, "order {order:?}");
+        }
+    }
+
+    #[test]
+    fn an_event_waits_until_every_shard_has_gone_past_its_time() {
+        // Shard 0 alone has spoken: nothing leaves (shard 1 may still
+        // have something older).
+        let (_, left) = run(&[0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(left[0], 0);
+        assert_eq!(left[1], 0);
+        // Shard 1 at 11: the two events at 10 leave; the end at 15 waits.
+        assert_eq!(left[2], 2);
+        // Shard 1 at 30: what is older than 30 leaves (not b's update at 30:
+        // shard 1 could still tell something at 30 that goes before it).
+        assert_eq!(left[3], 5);
+        // Shard 1 at 50, shard 0 at 40: b's update at 30 leaves, d's at 40
+        // waits until shard 0 is done; its end at 30 waits for shard 1's.
+        assert_eq!(left[4], 6);
+        assert_eq!(left[5], 7);
+        assert_eq!(left[6], 9);
+    }
+
+    #[test]
+    fn an_event_older_than_what_already_left_is_counted() {
+        let mut m = EventMerge::new(1);
+        let mut out = Vec::new();
+        m.push(0, 20, vec![ev(Phase::Start, 10, "a")], &mut out);
+        m.push(0, 30, vec![ev(Phase::Update, 12, "a")], &mut out);
+        assert_eq!(m.late, 1);
+        // Still written, not dropped.
+        assert_eq!(names(&out), ["a@10:start", "a@12:update"]);
+    }
 }

@@ -31,6 +31,8 @@ pub(crate) struct ShardMsg {
 
 /// What a detector shard works with.
 pub(crate) struct ShardCtx<'a> {
+    /// This shard's index (the writer merges the shards' events).
+    pub shard: usize,
     pub rx: Receiver<ShardMsg>,
     /// Emptied attempt vectors go back to the workers.
     pub attempt_recycle: Sender<Vec<Attempt>>,
@@ -67,6 +69,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     let mut target_runs: Vec<Vec<Attempt>> = Vec::new();
     let mut target_ready: Vec<Attempt> = Vec::new();
     let mut released = Micros::MIN;
+    let mut upto = Micros::MIN;
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
     let mut published_evictions = 0u64;
@@ -115,17 +118,26 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
                 let us = now.duration_since(b).as_micros() as u64;
                 let _ = hist.record(us.clamp(1, 60_000_000));
             }
+            // The writer merges the shards' events by packet time: it
+            // hears how far this shard has gone even when it found nothing.
+            // Every later event is stamped at or after `low` (a later
+            // attempt's time, or a due time or an end not reached by this
+            // step's advance). Not so for the last step, when every worker
+            // is done: the ends of `finish` are stamped at their scans'
+            // last probes, so `upto` waits for the final message.
+            if low != Micros::MAX {
+                upto = low;
+            }
+            count_starts(ctx.counters, &events);
+            det.set_directions(&mut events);
+            let _ = ctx.out.send(OutMsg::Events {
+                shard: ctx.shard,
+                upto,
+                events: std::mem::take(&mut events),
+            });
         }
         // Evictions show in live stats as they happen, not only at exit.
         publish_evictions(ctx.counters, &det, &mut published_evictions);
-        if !events.is_empty() {
-            ctx.counters.add(&Counts {
-                scans_started: events.iter().filter(|e| e.phase == Phase::Start).count() as u64,
-                ..Counts::default()
-            });
-            det.set_directions(&mut events);
-            let _ = ctx.out.send(OutMsg::Events(std::mem::take(&mut events)));
-        }
     }
     // All workers are done: everything left is released, in order.
     release_below(&mut runs, Micros::MAX, &mut ready, &mut spent);
@@ -138,14 +150,29 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     }
     det.finish(&mut events);
     dist.finish(&mut events);
-    if !events.is_empty() {
-        det.set_directions(&mut events);
-        let _ = ctx.out.send(OutMsg::Events(events));
-    }
+    count_starts(ctx.counters, &events);
+    det.set_directions(&mut events);
+    // Always sent: it tells the writer this shard is done.
+    let _ = ctx.out.send(OutMsg::Events {
+        shard: ctx.shard,
+        upto: Micros::MAX,
+        events,
+    });
     publish_evictions(ctx.counters, &det, &mut published_evictions);
     let mut stats = det.stats;
     stats += dist.stats;
     (stats, hist)
+}
+
+/// Adds the scans started among `events` to the live counters.
+fn count_starts(counters: &Counters, events: &[ScanEvent]) {
+    let started = events.iter().filter(|e| e.phase == Phase::Start).count() as u64;
+    if started > 0 {
+        counters.add(&Counts {
+            scans_started: started,
+            ..Counts::default()
+        });
+    }
 }
 
 /// Adds the sources evicted since the last call to the live counters.
