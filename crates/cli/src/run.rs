@@ -50,7 +50,7 @@ pub struct RunArgs {
     /// Flow worker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Detector shards (default: threads / 4, at least 1).
+    /// Detector shards (default: threads / 4, at least 2).
     #[arg(long)]
     pub shards: Option<usize>,
     /// Capture threads per live interface (default 1). More than one joins
@@ -305,7 +305,7 @@ pub fn effective(a: &RunArgs) -> Result<(PipelineConfig, config::FlowSettings)> 
             "--threads must be between 1 and 256"
         );
         cfg.threads = t;
-        cfg.shards = (t / 4).max(1);
+        cfg.shards = scanwatch_pipeline::default_shards(t);
     }
     if let Some(s) = a.shards {
         anyhow::ensure!((1..=64).contains(&s), "--shards must be between 1 and 64");

@@ -37,8 +37,8 @@ mod worker;
 
 pub use clock::{ClockConfig, Outlier, OutlierKind, Pos};
 pub use config::{
-    GivenCaps, MemoryCaps, PipelineConfig, BASE_BYTES, CONTACT_WORST_BYTES, FLOW_EXTRA_BYTES,
-    SHARD_BYTES, SLACK_PERCENT, SOURCE_WORST_BYTES, WORKERS_SHARED, WORKER_BYTES,
+    default_shards, GivenCaps, MemoryCaps, PipelineConfig, BASE_BYTES, CONTACT_WORST_BYTES,
+    FLOW_EXTRA_BYTES, SHARD_BYTES, SLACK_PERCENT, SOURCE_WORST_BYTES, WORKERS_SHARED, WORKER_BYTES,
     WORKER_EXTRA_BYTES,
 };
 pub use counters::{ActiveScan, Counters, Counts, Summary, OUTLIERS_KEPT};
