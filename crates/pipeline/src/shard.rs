@@ -9,11 +9,11 @@
 
 use crate::counters::{Counters, Counts};
 use crate::output::OutMsg;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 use scanwatch_detect::{DetectConfig, DetectStats, Detector, Distributed, Phase, ScanEvent};
 use scanwatch_model::{Attempt, Micros, Watermark};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A worker's attempts for one shard, sorted, and its watermark: no later
 /// attempt from that worker will be older.
@@ -42,6 +42,11 @@ pub(crate) struct ShardCtx<'a> {
     pub out: Sender<OutMsg>,
     pub counters: &'a Counters,
 }
+
+/// Longest wall time a shard keeps its progress from the writer when it
+/// has no event to send (the writer holds other shards' events until every
+/// shard is past their time: an alert waits at most this much longer).
+const UPTO_EVERY: Duration = Duration::from_millis(20);
 
 /// Largest attempt vector (in attempts) handed back for reuse: a burst's
 /// big vector is freed rather than kept.
@@ -73,7 +78,33 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     let mut events: Vec<ScanEvent> = Vec::new();
     let mut borns: Vec<Instant> = Vec::new();
     let mut published_evictions = 0u64;
-    for mut msg in ctx.rx.iter() {
+    // How far this shard has gone, told to the writer with its events, and
+    // without any at most every UPTO_EVERY: an `upto` alone for every step
+    // (a message and a wake-up of the writer each) cost the bulk file a
+    // third more context switches per shard.
+    let mut told = Instant::now();
+    let mut untold = false;
+    loop {
+        let next = if untold {
+            ctx.rx
+                .recv_timeout(UPTO_EVERY.saturating_sub(told.elapsed()))
+        } else {
+            ctx.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        let mut msg = match next {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = ctx.out.send(OutMsg::Events {
+                    shard: ctx.shard,
+                    upto,
+                    events: Vec::new(),
+                });
+                told = Instant::now();
+                untold = false;
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         if !msg.attempts.is_empty() {
             runs.push(std::mem::take(&mut msg.attempts));
         }
@@ -128,13 +159,19 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
             if low != Micros::MAX {
                 upto = low;
             }
-            count_starts(ctx.counters, &events);
-            det.set_directions(&mut events);
-            let _ = ctx.out.send(OutMsg::Events {
-                shard: ctx.shard,
-                upto,
-                events: std::mem::take(&mut events),
-            });
+            if events.is_empty() && told.elapsed() < UPTO_EVERY {
+                untold = true;
+            } else {
+                count_starts(ctx.counters, &events);
+                det.set_directions(&mut events);
+                let _ = ctx.out.send(OutMsg::Events {
+                    shard: ctx.shard,
+                    upto,
+                    events: std::mem::take(&mut events),
+                });
+                told = Instant::now();
+                untold = false;
+            }
         }
         // Evictions show in live stats as they happen, not only at exit.
         publish_evictions(ctx.counters, &det, &mut published_evictions);
