@@ -175,20 +175,12 @@ impl EventMerge {
         if self.held.is_empty() {
             return;
         }
+        let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|e| e.time < low);
+        self.held = stay;
         let start = out.len();
-        if self.held.iter().all(|e| e.time < low) {
-            out.append(&mut self.held);
-        } else {
-            let mut stay = Vec::new();
-            for e in self.held.drain(..) {
-                if e.time < low {
-                    out.push(e);
-                } else {
-                    stay.push(e);
-                }
-            }
-            self.held = stay;
-        }
+        out.extend(go);
         out[start..].sort_by(event_order);
     }
 

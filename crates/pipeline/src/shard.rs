@@ -61,7 +61,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     let Ok(mut dist) = Distributed::new(ctx.detect.clone()) else {
         return (DetectStats::default(), hist);
     };
-    let Ok(mut det) = Detector::new(ctx.detect) else {
+    let Ok(mut det) = Detector::new(ctx.detect.clone()) else {
         return (DetectStats::default(), hist);
     };
     let mut workers = Watermark::new(ctx.workers);
@@ -94,11 +94,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
         let mut msg = match next {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
-                let _ = ctx.out.send(OutMsg::Events {
-                    shard: ctx.shard,
-                    upto,
-                    events: Vec::new(),
-                });
+                tell(&ctx, &det, upto, Vec::new());
                 told = Instant::now();
                 untold = false;
                 continue;
@@ -162,13 +158,7 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
             if events.is_empty() && told.elapsed() < UPTO_EVERY {
                 untold = true;
             } else {
-                count_starts(ctx.counters, &events);
-                det.set_directions(&mut events);
-                let _ = ctx.out.send(OutMsg::Events {
-                    shard: ctx.shard,
-                    upto,
-                    events: std::mem::take(&mut events),
-                });
+                tell(&ctx, &det, upto, std::mem::take(&mut events));
                 told = Instant::now();
                 untold = false;
             }
@@ -187,29 +177,30 @@ pub(crate) fn shard_loop(ctx: ShardCtx<'_>) -> (DetectStats, Histogram<u64>) {
     }
     det.finish(&mut events);
     dist.finish(&mut events);
-    count_starts(ctx.counters, &events);
-    det.set_directions(&mut events);
     // Always sent: it tells the writer this shard is done.
-    let _ = ctx.out.send(OutMsg::Events {
-        shard: ctx.shard,
-        upto: Micros::MAX,
-        events,
-    });
+    tell(&ctx, &det, Micros::MAX, events);
     publish_evictions(ctx.counters, &det, &mut published_evictions);
     let mut stats = det.stats;
     stats += dist.stats;
     (stats, hist)
 }
 
-/// Adds the scans started among `events` to the live counters.
-fn count_starts(counters: &Counters, events: &[ScanEvent]) {
+/// Sends the writer `events` (their starts counted, their directions set)
+/// and how far this shard has gone.
+fn tell(ctx: &ShardCtx<'_>, det: &Detector, upto: Micros, mut events: Vec<ScanEvent>) {
     let started = events.iter().filter(|e| e.phase == Phase::Start).count() as u64;
     if started > 0 {
-        counters.add(&Counts {
+        ctx.counters.add(&Counts {
             scans_started: started,
             ..Counts::default()
         });
     }
+    det.set_directions(&mut events);
+    let _ = ctx.out.send(OutMsg::Events {
+        shard: ctx.shard,
+        upto,
+        events,
+    });
 }
 
 /// Adds the sources evicted since the last call to the live counters.
