@@ -10,7 +10,7 @@
 use crate::counters::{Counters, Counts};
 use crate::output::OutMsg;
 use crate::shard::ShardMsg;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use scanwatch_flow::{FlowConfig, FlowStats, FlowTable, Output};
 use scanwatch_model::{
     bucket, vshard, Addr, Attempt, FlowKey, FlowRecord, Item, Micros, Watermark, VSHARDS,
@@ -146,11 +146,30 @@ struct AttemptRouter<'a> {
     /// Probe-like attempts again, by the shard of their target (its
     /// distributed-scan tracker).
     per_target: Vec<Vec<Attempt>>,
-    /// The watermark last sent to the shards.
-    sent: Micros,
+    /// The watermark last sent to each shard.
+    sent: Vec<Micros>,
+    /// The newest watermark, told or not.
+    wm: Micros,
+    /// Per shard, when the oldest batch behind an untold watermark was
+    /// read (for the shard's latency histogram).
+    pending_born: Vec<Option<Instant>>,
+    /// When a watermark alone was last sent.
+    told: Instant,
     /// Scratch of [`sorted_into`]: (time, index) sort keys.
     keys: Vec<(Micros, u32)>,
 }
+
+/// A worker tells a shard a watermark that comes with no attempts for it
+/// at most this often (wall time); one with attempts goes at once. Every
+/// shard waits for the lowest of the workers' watermarks, so this bounds
+/// how much longer a shard holds other workers' attempts; telling each
+/// shard at every batch woke both detector threads per batch of the bulk
+/// file, twice the context switches of one shard.
+const PROGRESS_EVERY: Duration = Duration::from_millis(20);
+
+/// A shard's attempts go out at once when this many wait for it (with a
+/// batch's more, the vector still fits the shard's recycling bound).
+const SEND_AT: usize = 2048;
 
 /// Moves `v`'s attempts into `out` (cleared first) in `Attempt`'s order,
 /// leaving `v` empty with its capacity. Sorts 16-byte (time, index) keys,
@@ -179,12 +198,12 @@ fn sorted_into(v: &mut Vec<Attempt>, keys: &mut Vec<(Micros, u32)>, out: &mut Ve
 }
 
 impl AttemptRouter<'_> {
-    /// Sends the table's attempts, with watermark `wm`, to their shards;
-    /// nothing is sent when there is nothing new to say unless `force`.
+    /// Sends the table's attempts, with watermark `wm`, to their shards. A
+    /// shard with no attempts hears the watermark only once
+    /// [`PROGRESS_EVERY`] has passed since the last such telling, or with
+    /// `force` (the end: every shard hears it).
     fn flush(&mut self, o: &mut Output, wm: Micros, born: Option<Instant>, force: bool) {
-        if o.attempts.is_empty() && !force && wm <= self.sent {
-            return;
-        }
+        self.wm = self.wm.max(wm);
         let m = self.per_shard.len();
         // Read where they lie, then cleared (moving each out first is a
         // stall per attempt: see the capture's dispatch).
@@ -197,12 +216,28 @@ impl AttemptRouter<'_> {
             self.per_shard[s].push(*a);
         }
         o.attempts.clear();
+        let all = force || (self.untold() && self.told.elapsed() >= PROGRESS_EVERY);
+        if all {
+            self.told = Instant::now();
+        }
+        let wm = self.wm;
         for (s, (v, t)) in self
             .per_shard
             .iter_mut()
             .zip(self.per_target.iter_mut())
             .enumerate()
         {
+            // The oldest batch behind what this shard has not heard.
+            let born = self.pending_born[s].or(born);
+            let held = v.len() + t.len();
+            let news = held > 0 || wm > self.sent[s];
+            if !(all && news) && held < SEND_AT {
+                // Not enough for this shard yet: its attempts and watermark
+                // wait (see PROGRESS_EVERY).
+                self.pending_born[s] = if news { born } else { None };
+                continue;
+            }
+            self.pending_born[s] = None;
             // Sorted here, in parallel across workers; the shard only merges.
             // Each run is sorted into a spare vector (a recycled one), and
             // the router keeps its own for the next batch.
@@ -230,8 +265,23 @@ impl AttemptRouter<'_> {
                 watermark: wm,
                 born,
             });
+            self.sent[s] = wm;
         }
-        self.sent = wm;
+    }
+
+    /// Some shard has not heard the newest watermark, or has attempts
+    /// waiting for it.
+    fn untold(&self) -> bool {
+        self.sent.iter().any(|&s| s < self.wm)
+            || self.per_shard.iter().any(|v| !v.is_empty())
+            || self.per_target.iter().any(|v| !v.is_empty())
+    }
+
+    /// How long the worker may wait for its next batch before an untold
+    /// watermark is due; `None` when every shard has heard it.
+    fn wait(&self) -> Option<Duration> {
+        self.untold()
+            .then(|| PROGRESS_EVERY.saturating_sub(self.told.elapsed()))
     }
 }
 
@@ -299,7 +349,10 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         ctx: &ctx,
         per_shard: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
         per_target: (0..ctx.shards.len()).map(|_| Vec::new()).collect(),
-        sent: Micros::MIN,
+        sent: vec![Micros::MIN; ctx.shards.len()],
+        wm: Micros::MIN,
+        pending_born: vec![None; ctx.shards.len()],
+        told: Instant::now(),
         keys: Vec::new(),
     };
     let rows = flow_batch_rows(ctx.workers);
@@ -344,7 +397,23 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
         o.flows.clear();
     };
 
-    for b in ctx.rx.iter() {
+    loop {
+        // With a watermark untold, wait no longer than it may stay so: a
+        // quiet interface's shards still hear how far packet time went.
+        let b = match router.wait() {
+            Some(d) => match ctx.rx.recv_timeout(d) {
+                Ok(b) => b,
+                Err(RecvTimeoutError::Timeout) => {
+                    router.flush(&mut o, Micros::MIN, None, false);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+            None => match ctx.rx.recv() {
+                Ok(b) => b,
+                Err(_) => break,
+            },
+        };
         batches += 1;
         let low = inputs.raise(b.source, b.watermark);
         if ctx.inputs == 1 {
@@ -384,6 +453,10 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
             published_evictions = table.stats().evicted;
         }
     }
+    // The shards hear the last watermark of the input itself before the
+    // final one: what fell due by then is told at its due time, as when
+    // each batch's watermark went out, and not at the closing.
+    router.flush(&mut o, Micros::MIN, None, true);
     merge.release(Micros::MAX, |item| table.handle(item, &mut o));
     peak_mem = peak_mem.max(table.memory_bytes() as u64);
     // What is left ends now, a chunk at a time: records go out as they are
