@@ -232,9 +232,19 @@ impl FlowTable {
         }
     }
 
+    /// The watermark [`FlowTable::advance`] returns for `watermark` once the
+    /// table has seen a packet: the start of the timer slot it falls in.
+    /// A worker that has no table yet reports the same, so that every
+    /// worker's watermark at a given input watermark is one value, and a
+    /// detector shard's last step before the end does not depend on which
+    /// worker finishes last.
+    pub fn watermark_for(watermark: Micros) -> Micros {
+        (Wheel::slot_of(watermark) << wheel::SLOT_SHIFT).min(watermark)
+    }
+
     /// Fires every timer due before `watermark` and returns this table's
-    /// watermark: no attempt emitted after this call will have an earlier
-    /// time.
+    /// watermark ([`FlowTable::watermark_for`]): no attempt emitted after
+    /// this call will have an earlier time.
     pub fn advance(&mut self, watermark: Micros, out: &mut Output) -> Micros {
         if watermark > self.now {
             self.now = watermark;

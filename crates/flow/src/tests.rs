@@ -74,6 +74,36 @@ const R: TcpFlags = TcpFlags::RST;
 const FA: TcpFlags = TcpFlags::FIN.union(TcpFlags::ACK);
 const PA: TcpFlags = TcpFlags::PSH.union(TcpFlags::ACK);
 
+/// A table that has seen packets reports, at every watermark, what a
+/// worker with no table reports for it: the workers' watermarks at one
+/// input watermark are one value.
+#[test]
+fn a_tables_watermark_is_what_a_worker_without_one_reports() {
+    let slot = 1i64 << wheel::SLOT_SHIFT;
+    let t0 = 1_795_558_366 * 1_000_000;
+    let mut t = FlowTable::new(FlowConfig::default());
+    let mut out = Output::default();
+    t.process(&tcp(t0, true, 40000, 80, S, 0), &mut out);
+    t.process(&tcp(t0 + 10, false, 40000, 80, SA, 0), &mut out);
+    for w in [
+        t0 + 11,
+        t0 + slot - 1,
+        t0 + slot,
+        (t0 / slot + 2) * slot,
+        (t0 / slot + 2) * slot + 1,
+        t0 + 5 * slot + 17,
+        t0 + 400_000_000,
+    ] {
+        let got = t.advance(w, &mut out);
+        assert_eq!(got, FlowTable::watermark_for(w), "at {w}");
+        assert!(got <= w && w - got < slot, "at {w}: {got}");
+    }
+    // The watermark of a slot's first microsecond is that microsecond.
+    let b = (t0 / slot + 1) * slot;
+    assert_eq!(FlowTable::watermark_for(b), b);
+    assert_eq!(FlowTable::watermark_for(b - 1), b - slot);
+}
+
 #[test]
 fn syn_to_closed_port_is_rejected_rej() {
     let (out, _) = run(&[

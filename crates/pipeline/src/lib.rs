@@ -216,6 +216,11 @@ pub fn run(
                     attempt_recycle: att_recycle_rx.clone(),
                     inputs,
                     workers: n,
+                    // A message to a shard holds at most about twice what
+                    // one batch's share held when every batch was sent, so
+                    // the shards' queues and the vectors they recycle stay
+                    // within the budget's worker and shard parts.
+                    send_at: (batch / m).max(64),
                     seed,
                     write_flows,
                     counters,

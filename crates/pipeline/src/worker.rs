@@ -50,6 +50,9 @@ pub(crate) struct WorkerCtx<'a> {
     pub inputs: usize,
     /// Number of flow workers (this one's share of the output buffers).
     pub workers: usize,
+    /// A shard's attempts go to it at once when this many wait (see
+    /// [`PROGRESS_EVERY`]): a packet batch's share of one shard.
+    pub send_at: usize,
     /// Seed of the flow hash that picks a flow's virtual shard and of the
     /// source hash that picks an attempt's shard.
     pub seed: u64,
@@ -153,23 +156,21 @@ struct AttemptRouter<'a> {
     /// Per shard, when the oldest batch behind an untold watermark was
     /// read (for the shard's latency histogram).
     pending_born: Vec<Option<Instant>>,
-    /// When a watermark alone was last sent.
+    /// When every shard with news was last sent what it had.
     told: Instant,
     /// Scratch of [`sorted_into`]: (time, index) sort keys.
     keys: Vec<(Micros, u32)>,
 }
 
-/// A worker tells a shard a watermark that comes with no attempts for it
-/// at most this often (wall time); one with attempts goes at once. Every
-/// shard waits for the lowest of the workers' watermarks, so this bounds
-/// how much longer a shard holds other workers' attempts; telling each
-/// shard at every batch woke both detector threads per batch of the bulk
-/// file, twice the context switches of one shard.
+/// A worker sends a shard what it holds for it (attempts, or only a newer
+/// watermark) once this much wall time has passed since the last such
+/// round, or at once when [`WorkerCtx::send_at`] attempts wait for it, and
+/// everything at the end. Every shard waits for the lowest of the workers'
+/// watermarks, so this bounds how much longer a shard holds other workers'
+/// attempts. Telling each shard after every batch woke both detector
+/// threads per batch of the bulk file: twice the context switches of one
+/// shard.
 const PROGRESS_EVERY: Duration = Duration::from_millis(20);
-
-/// A shard's attempts go out at once when this many wait for it (with a
-/// batch's more, the vector still fits the shard's recycling bound).
-const SEND_AT: usize = 2048;
 
 /// Moves `v`'s attempts into `out` (cleared first) in `Attempt`'s order,
 /// leaving `v` empty with its capacity. Sorts 16-byte (time, index) keys,
@@ -198,10 +199,10 @@ fn sorted_into(v: &mut Vec<Attempt>, keys: &mut Vec<(Micros, u32)>, out: &mut Ve
 }
 
 impl AttemptRouter<'_> {
-    /// Sends the table's attempts, with watermark `wm`, to their shards. A
-    /// shard with no attempts hears the watermark only once
-    /// [`PROGRESS_EVERY`] has passed since the last such telling, or with
-    /// `force` (the end: every shard hears it).
+    /// Takes the table's attempts and watermark `wm`, and sends each shard
+    /// what it holds for it once [`WorkerCtx::send_at`] attempts wait for
+    /// it or [`PROGRESS_EVERY`] has passed since the last round, or with
+    /// `force` (the end: every shard hears everything).
     fn flush(&mut self, o: &mut Output, wm: Micros, born: Option<Instant>, force: bool) {
         self.wm = self.wm.max(wm);
         let m = self.per_shard.len();
@@ -231,7 +232,7 @@ impl AttemptRouter<'_> {
             let born = self.pending_born[s].or(born);
             let held = v.len() + t.len();
             let news = held > 0 || wm > self.sent[s];
-            if !(all && news) && held < SEND_AT {
+            if !(all && news) && held < self.ctx.send_at {
                 // Not enough for this shard yet: its attempts and watermark
                 // wait (see PROGRESS_EVERY).
                 self.pending_born[s] = if news { born } else { None };
@@ -317,10 +318,17 @@ impl Tables {
         self.shards.iter_mut().flatten()
     }
 
-    /// Every table's timers up to `low`; the lowest of their watermarks
-    /// (`low` when there is no table yet).
+    /// Every table's timers up to `low`; the lowest of their watermarks,
+    /// which with no table yet is what a table would say
+    /// ([`FlowTable::watermark_for`]). Reporting `low` itself there made
+    /// the shards' last step before the end the rounded or the exact end
+    /// of the input depending on which worker sent its final message last,
+    /// and an event due in between was told at its due time or at the
+    /// closing, from run to run.
     fn advance(&mut self, low: Micros, out: &mut Output) -> Micros {
-        self.live().fold(low, |wm, t| wm.min(t.advance(low, out)))
+        self.live().fold(FlowTable::watermark_for(low), |wm, t| {
+            wm.min(t.advance(low, out))
+        })
     }
 
     fn len(&self) -> usize {
