@@ -278,8 +278,8 @@ impl AttemptRouter<'_> {
             || self.per_target.iter().any(|v| !v.is_empty())
     }
 
-    /// How long the worker may wait for its next batch before an untold
-    /// watermark is due; `None` when every shard has heard it.
+    /// How long the worker may wait for its next batch before what a
+    /// shard has not heard is due; `None` when every shard has heard all.
     fn wait(&self) -> Option<Duration> {
         self.untold()
             .then(|| PROGRESS_EVERY.saturating_sub(self.told.elapsed()))
@@ -406,7 +406,7 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
     };
 
     loop {
-        // With a watermark untold, wait no longer than it may stay so: a
+        // With something untold, wait no longer than it may stay so: a
         // quiet interface's shards still hear how far packet time went.
         let b = match router.wait() {
             Some(d) => match ctx.rx.recv_timeout(d) {
@@ -461,9 +461,9 @@ pub(crate) fn worker_loop(ctx: WorkerCtx<'_>) -> (FlowStats, u64) {
             published_evictions = table.stats().evicted;
         }
     }
-    // The shards hear the last watermark of the input itself before the
-    // final one: what fell due by then is told at its due time, as when
-    // each batch's watermark went out, and not at the closing.
+    // The shards hear this worker's last watermark (and what it holds)
+    // before the final one: what fell due by then is told at its due time,
+    // as when each batch's watermark went out, and not at the closing.
     router.flush(&mut o, Micros::MIN, None, true);
     merge.release(Micros::MAX, |item| table.handle(item, &mut o));
     peak_mem = peak_mem.max(table.memory_bytes() as u64);
