@@ -175,12 +175,8 @@ impl EventMerge {
         if self.held.is_empty() {
             return;
         }
-        let (go, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|e| e.time < low);
-        self.held = stay;
         let start = out.len();
-        out.extend(go);
+        out.extend(self.held.extract_if(.., |e| e.time < low));
         out[start..].sort_by(event_order);
     }
 
