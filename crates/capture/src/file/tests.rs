@@ -360,3 +360,97 @@ fn etherparse_like_udp() -> Vec<u8> {
     p.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
     p
 }
+
+/// Records of 120 bytes, each starting with its index and filled with a
+/// non-zero byte of it, so that a zeroed or misplaced packet shows.
+fn numbered(from: u32, n: u32) -> Vec<(u32, u32, Vec<u8>)> {
+    (from..from + n)
+        .map(|i| {
+            let mut d = vec![(i % 251 + 1) as u8; 120];
+            d[..4].copy_from_slice(&i.to_le_bytes());
+            (1_700_000_000 + i / 1000, i % 1000, d)
+        })
+        .collect()
+}
+
+fn check_numbered(packets: &[(Micros, Vec<u8>)]) {
+    for (k, (_, d)) in packets.iter().enumerate() {
+        let i = u32::from_le_bytes(d[..4].try_into().unwrap());
+        assert_eq!(i as usize, k, "packet {k} out of place");
+        assert!(
+            d[4..].iter().all(|&b| b == (i % 251 + 1) as u8),
+            "packet {k} damaged"
+        );
+    }
+}
+
+#[test]
+fn a_file_cut_while_it_is_read_is_reported_with_what_came_before() {
+    let recs = numbered(0, 30_000);
+    let refs: Vec<(u32, u32, &[u8])> = recs.iter().map(|(s, f, d)| (*s, *f, &d[..])).collect();
+    let p = tmp("cut-while-read.pcap", &pcap(false, false, 1, &refs));
+    let mut src = FileSource::open(std::slice::from_ref(&p), None).unwrap();
+    let mut got: Vec<(Micros, Vec<u8>)> = Vec::new();
+    for _ in 0..1000 {
+        match src.next_packet().unwrap() {
+            Next::Packet(r) => got.push((r.ts, r.data.to_vec())),
+            _ => panic!("ended early"),
+        }
+    }
+    // Another process cuts the file to its first MiB under the reader.
+    let cut = 1u64 << 20;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let err = loop {
+        match src.next_packet() {
+            Ok(Next::Packet(r)) => got.push((r.ts, r.data.to_vec())),
+            Ok(_) => match src.problems().into_iter().next() {
+                Some(problem) => break problem.error,
+                None => panic!("the cut was not reported"),
+            },
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_truncation(), "{err}");
+    assert!(err.to_string().contains("cut while"), "{err}");
+    // Every whole record before the cut, none after, none damaged.
+    let whole = (cut as usize - 24) / (16 + 120);
+    assert_eq!(got.len(), whole);
+    check_numbered(&got);
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn a_file_that_grows_while_it_is_read_is_read_to_its_new_end() {
+    let first = numbered(0, 5_000);
+    let refs: Vec<(u32, u32, &[u8])> = first.iter().map(|(s, f, d)| (*s, *f, &d[..])).collect();
+    let p = tmp("grows-while-read.pcap", &pcap(false, false, 1, &refs));
+    let mut src = FileSource::open(std::slice::from_ref(&p), None).unwrap();
+    let mut got: Vec<(Micros, Vec<u8>)> = Vec::new();
+    for _ in 0..4_000 {
+        match src.next_packet().unwrap() {
+            Next::Packet(r) => got.push((r.ts, r.data.to_vec())),
+            _ => panic!("ended early"),
+        }
+    }
+    // A writer appends records (the header is not repeated).
+    let more = numbered(5_000, 3_000);
+    let refs: Vec<(u32, u32, &[u8])> = more.iter().map(|(s, f, d)| (*s, *f, &d[..])).collect();
+    let tail = pcap(false, false, 1, &refs)[24..].to_vec();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap()
+        .write_all(&tail)
+        .unwrap();
+    while let Next::Packet(r) = src.next_packet().unwrap() {
+        got.push((r.ts, r.data.to_vec()));
+    }
+    assert_eq!(got.len(), 8_000);
+    check_numbered(&got);
+    std::fs::remove_file(&p).unwrap();
+}
