@@ -225,12 +225,9 @@ impl Reader {
     #[inline]
     fn u32_at(&self, at: usize, swapped: bool) -> u32 {
         let i = self.start + at;
-        let b = [
-            self.buf[i],
-            self.buf[i + 1],
-            self.buf[i + 2],
-            self.buf[i + 3],
-        ];
+        // One look at the bytes and one bounds check (callers made them
+        // available with `fill`; the slice is 4 bytes, so never the zeros).
+        let b: [u8; 4] = self.buf[i..i + 4].try_into().unwrap_or([0; 4]);
         if swapped {
             u32::from_be_bytes(b)
         } else {
@@ -241,7 +238,7 @@ impl Reader {
     #[inline]
     fn u16_at(&self, at: usize, swapped: bool) -> u16 {
         let i = self.start + at;
-        let b = [self.buf[i], self.buf[i + 1]];
+        let b: [u8; 2] = self.buf[i..i + 2].try_into().unwrap_or([0; 2]);
         if swapped {
             u16::from_be_bytes(b)
         } else {
