@@ -216,20 +216,33 @@ fn publish_evictions(counters: &Counters, det: &Detector, published: &mut u64) {
 }
 
 /// Moves every attempt with a time below `low` (all of them for
-/// `Micros::MAX`) out of the sorted `runs` into `ready`, sorted.
+/// `Micros::MAX`) out of the sorted `runs` and appends them to `ready`,
+/// sorted.
 fn release_below(
     runs: &mut Vec<Vec<Attempt>>,
     low: Micros,
     ready: &mut Vec<Attempt>,
     spent: &mut Vec<Vec<Attempt>>,
 ) {
-    for run in runs.iter_mut() {
-        let cut = if low == Micros::MAX {
-            run.len()
-        } else {
-            run.partition_point(|a| a.time < low)
-        };
-        ready.extend(run.drain(..cut));
+    let cuts: Vec<usize> = runs
+        .iter()
+        .map(|run| {
+            if low == Micros::MAX {
+                run.len()
+            } else {
+                run.partition_point(|a| a.time < low)
+            }
+        })
+        .collect();
+    let prefixes: Vec<&[Attempt]> = runs
+        .iter()
+        .zip(&cuts)
+        .filter(|(_, &c)| c > 0)
+        .map(|(run, &c)| &run[..c])
+        .collect();
+    merge_into(&prefixes, ready);
+    for (run, &c) in runs.iter_mut().zip(&cuts) {
+        run.drain(..c);
     }
     // Emptied runs go back to the workers (their capacity reused).
     let mut i = 0;
@@ -240,10 +253,61 @@ fn release_below(
             i += 1;
         }
     }
-    // The released prefixes are sorted runs: the stable sort merges them
-    // (attempts that compare equal are identical, so the runs' order, which
-    // swap_remove changes, does not matter).
-    ready.sort();
+}
+
+/// Runs merged with a linear scan of their heads: one comparison per run
+/// and one copy per attempt. Above this many a sort of the concatenation
+/// merges them instead.
+const MERGE_HEADS: usize = 8;
+
+/// Appends the sorted `runs` to `out` in one sorted sequence. Workers send
+/// each shard a run per message, and a release takes the released prefix
+/// of each run pending: with two workers, usually two or three. Merging
+/// them directly moves each attempt once, where extending and sorting
+/// moved it into `out`, then through the sort's scratch buffer and back
+/// (the release was 2.8% of the scans cut's instructions, two thirds of
+/// it in the sort). Attempts that compare equal are identical, so which
+/// run gives one first does not matter.
+fn merge_into(runs: &[&[Attempt]], out: &mut Vec<Attempt>) {
+    let total: usize = runs.iter().map(|r| r.len()).sum();
+    out.reserve(total);
+    match runs {
+        [] => {}
+        [one] => out.extend_from_slice(one),
+        _ if runs.len() > MERGE_HEADS => {
+            let from = out.len();
+            for r in runs {
+                out.extend_from_slice(r);
+            }
+            out[from..].sort();
+        }
+        _ => {
+            let mut heads = [0usize; MERGE_HEADS];
+            let mut live = runs.iter().filter(|r| !r.is_empty()).count();
+            while live > 1 {
+                // The run with the smallest head (the first on ties).
+                let mut best = usize::MAX;
+                for (i, r) in runs.iter().enumerate() {
+                    if let Some(a) = r.get(heads[i]) {
+                        if best == usize::MAX || *a < runs[best][heads[best]] {
+                            best = i;
+                        }
+                    }
+                }
+                out.push(runs[best][heads[best]]);
+                heads[best] += 1;
+                if heads[best] == runs[best].len() {
+                    live -= 1;
+                }
+            }
+            // One run left: the rest of it in one copy.
+            for (i, r) in runs.iter().enumerate() {
+                if heads[i] < r.len() {
+                    out.extend_from_slice(&r[heads[i]..]);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +331,40 @@ mod tests {
             print: scanwatch_model::ProbePrint::default(),
             handshake: false,
             abortive: false,
+        }
+    }
+
+    #[test]
+    fn runs_merge_into_one_sorted_sequence_however_many() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for k in [0usize, 1, 2, 3, 5, 8, 9, 20] {
+            for _ in 0..20 {
+                let runs: Vec<Vec<Attempt>> = (0..k)
+                    .map(|_| {
+                        let n = (next() % 30) as usize;
+                        let mut r: Vec<Attempt> = (0..n)
+                            .map(|_| attempt((next() % 50) as i64, (next() % 3) as u16))
+                            .collect();
+                        r.sort_unstable();
+                        r
+                    })
+                    .collect();
+                let slices: Vec<&[Attempt]> = runs.iter().map(|r| &r[..]).collect();
+                // Appended after what `out` already holds, which stays.
+                let keep = attempt(-1, 9);
+                let mut out = vec![keep];
+                merge_into(&slices, &mut out);
+                let mut want: Vec<Attempt> = runs.concat();
+                want.sort();
+                assert_eq!(out[0], keep);
+                assert_eq!(out[1..], want[..], "{k} runs");
+            }
         }
     }
 
