@@ -402,113 +402,76 @@ pub fn write_line(out: &mut Vec<u8>, ev: &AlertEvent<'_>, sensor: &SensorInfo) {
 /// the derived form went through the serializer's map machinery, escaping
 /// every key, for each of some seventy fields.
 fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
-    out.extend_from_slice(b"{\"timestamp\":");
-    json_str(out, &l.timestamp);
+    field_str(out, b"{\"timestamp\":", &l.timestamp);
     if let Some(v) = l.flow_id {
-        out.extend_from_slice(b",\"flow_id\":");
-        json_u64(out, v);
+        field_u64(out, b",\"flow_id\":", v);
     }
     if let Some(v) = l.in_iface {
-        out.extend_from_slice(b",\"in_iface\":");
-        json_str(out, v);
+        field_str(out, b",\"in_iface\":", v);
     }
-    out.extend_from_slice(b",\"event_type\":");
-    json_str(out, l.event_type);
-    out.extend_from_slice(b",\"src_ip\":");
-    json_str(out, &l.src_ip);
+    field_str(out, b",\"event_type\":", l.event_type);
+    field_str(out, b",\"src_ip\":", &l.src_ip);
     if let Some(v) = l.src_port {
-        out.extend_from_slice(b",\"src_port\":");
-        json_u64(out, u64::from(v));
+        field_u64(out, b",\"src_port\":", u64::from(v));
     }
     if let Some(v) = &l.dest_ip {
-        out.extend_from_slice(b",\"dest_ip\":");
-        json_str(out, v);
+        field_str(out, b",\"dest_ip\":", v);
     }
     if let Some(v) = l.dest_port {
-        out.extend_from_slice(b",\"dest_port\":");
-        json_u64(out, u64::from(v));
+        field_u64(out, b",\"dest_port\":", u64::from(v));
     }
-    out.extend_from_slice(b",\"proto\":");
-    json_str(out, l.proto);
+    field_str(out, b",\"proto\":", l.proto);
     if let Some(v) = l.icmp_type {
-        out.extend_from_slice(b",\"icmp_type\":");
-        json_u64(out, u64::from(v));
+        field_u64(out, b",\"icmp_type\":", u64::from(v));
     }
-    out.extend_from_slice(b",\"direction\":");
-    json_str(out, l.direction);
+    field_str(out, b",\"direction\":", l.direction);
     if let Some(v) = l.host {
-        out.extend_from_slice(b",\"host\":");
-        json_str(out, v);
+        field_str(out, b",\"host\":", v);
     }
     let a = &l.alert;
-    out.extend_from_slice(b",\"alert\":{\"action\":");
-    json_str(out, a.action);
-    out.extend_from_slice(b",\"gid\":");
-    json_u64(out, u64::from(a.gid));
-    out.extend_from_slice(b",\"signature_id\":");
-    json_u64(out, u64::from(a.signature_id));
-    out.extend_from_slice(b",\"rev\":");
-    json_u64(out, u64::from(a.rev));
-    out.extend_from_slice(b",\"signature\":");
-    json_str(out, &a.signature);
-    out.extend_from_slice(b",\"category\":");
-    json_str(out, a.category);
-    out.extend_from_slice(b",\"severity\":");
-    json_u64(out, u64::from(a.severity));
+    field_str(out, b",\"alert\":{\"action\":", a.action);
+    field_u64(out, b",\"gid\":", u64::from(a.gid));
+    field_u64(out, b",\"signature_id\":", u64::from(a.signature_id));
+    field_u64(out, b",\"rev\":", u64::from(a.rev));
+    field_str(out, b",\"signature\":", &a.signature);
+    field_str(out, b",\"category\":", a.category);
+    field_u64(out, b",\"severity\":", u64::from(a.severity));
     let m = &a.metadata;
-    out.extend_from_slice(b",\"metadata\":{\"scanwatch_event\":");
-    json_strs(out, &m.scanwatch_event);
-    out.extend_from_slice(b",\"scan_kind\":");
-    json_strs(out, &m.scan_kind);
-    out.extend_from_slice(b",\"scan_direction\":");
-    json_strs(out, &m.scan_direction);
-    out.extend_from_slice(b",\"scan_technique\":");
-    json_strs(out, &m.scan_technique);
-    out.extend_from_slice(b",\"scan_tool\":");
-    json_strs(out, &m.scan_tool);
-    out.extend_from_slice(b",\"signature_severity\":");
-    json_strs(out, &m.signature_severity);
-    out.extend_from_slice(b",\"tag\":");
-    json_strs(out, &m.tag);
+    field_strs(
+        out,
+        b",\"metadata\":{\"scanwatch_event\":",
+        &m.scanwatch_event,
+    );
+    field_strs(out, b",\"scan_kind\":", &m.scan_kind);
+    field_strs(out, b",\"scan_direction\":", &m.scan_direction);
+    field_strs(out, b",\"scan_technique\":", &m.scan_technique);
+    field_strs(out, b",\"scan_tool\":", &m.scan_tool);
+    field_strs(out, b",\"signature_severity\":", &m.signature_severity);
+    field_strs(out, b",\"tag\":", &m.tag);
     let f = &a.context.scan;
-    out.extend_from_slice(b"},\"context\":{\"scan\":{\"id\":");
-    json_str(out, f.id);
-    out.extend_from_slice(b",\"phase\":");
-    json_str(out, f.phase);
-    out.extend_from_slice(b",\"kind\":");
-    json_str(out, f.kind);
+    field_str(out, b"},\"context\":{\"scan\":{\"id\":", f.id);
+    field_str(out, b",\"phase\":", f.phase);
+    field_str(out, b",\"kind\":", f.kind);
     if let Some(v) = f.previous_kind {
-        out.extend_from_slice(b",\"previous_kind\":");
-        json_str(out, v);
+        field_str(out, b",\"previous_kind\":", v);
     }
-    out.extend_from_slice(b",\"proto\":");
-    json_str(out, f.proto);
-    out.extend_from_slice(b",\"technique\":");
-    json_str(out, f.technique);
-    out.extend_from_slice(b",\"tool\":");
-    json_str(out, f.tool);
-    out.extend_from_slice(b",\"tool_evidence\":");
-    json_strs(out, f.tool_evidence);
+    field_str(out, b",\"proto\":", f.proto);
+    field_str(out, b",\"technique\":", f.technique);
+    field_str(out, b",\"tool\":", f.tool);
+    field_strs(out, b",\"tool_evidence\":", f.tool_evidence);
     out.extend_from_slice(b",\"rate_pps\":");
     // Floats as serde_json writes them (shortest round trip; null when
     // not finite).
     let _ = serde_json::to_writer(&mut *out, &f.rate_pps);
-    out.extend_from_slice(b",\"order\":");
-    json_str(out, f.order);
-    out.extend_from_slice(b",\"port_set\":");
-    json_str(out, f.port_set);
+    field_str(out, b",\"order\":", f.order);
+    field_str(out, b",\"port_set\":", f.port_set);
     if !f.campaign_id.is_empty() {
-        out.extend_from_slice(b",\"campaign_id\":");
-        json_str(out, f.campaign_id);
+        field_str(out, b",\"campaign_id\":", f.campaign_id);
     }
-    out.extend_from_slice(b",\"detector\":");
-    json_str(out, f.detector);
-    out.extend_from_slice(b",\"first_seen\":");
-    json_str(out, &f.first_seen);
-    out.extend_from_slice(b",\"last_seen\":");
-    json_str(out, &f.last_seen);
-    out.extend_from_slice(b",\"detected\":");
-    json_str(out, &f.detected);
+    field_str(out, b",\"detector\":", f.detector);
+    field_str(out, b",\"first_seen\":", &f.first_seen);
+    field_str(out, b",\"last_seen\":", &f.last_seen);
+    field_str(out, b",\"detected\":", &f.detected);
     for (k, v) in [
         (&b",\"dst_count\":"[..], f.dst_count),
         (b",\"port_count\":", f.port_count),
@@ -518,8 +481,7 @@ fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
         (b",\"unanswered\":", f.unanswered),
         (b",\"open_count\":", f.open_count),
     ] {
-        out.extend_from_slice(k);
-        json_u64(out, v);
+        field_u64(out, k, v);
     }
     out.extend_from_slice(b",\"ports\":[");
     for (i, &p) in f.ports.iter().enumerate() {
@@ -528,28 +490,41 @@ fn write_json(out: &mut Vec<u8>, l: &Line<'_>) {
         }
         json_u64(out, u64::from(p));
     }
-    out.extend_from_slice(b"],\"ports_truncated\":");
-    json_bool(out, f.ports_truncated);
-    out.extend_from_slice(b",\"targets\":");
-    json_strs(out, &f.targets);
-    out.extend_from_slice(b",\"targets_truncated\":");
-    json_bool(out, f.targets_truncated);
-    out.extend_from_slice(b",\"open\":");
-    json_strs(out, f.open);
-    out.extend_from_slice(b",\"open_truncated\":");
-    json_bool(out, f.open_truncated);
+    field_bool(out, b"],\"ports_truncated\":", f.ports_truncated);
+    field_strs(out, b",\"targets\":", &f.targets);
+    field_bool(out, b",\"targets_truncated\":", f.targets_truncated);
+    field_strs(out, b",\"open\":", f.open);
+    field_bool(out, b",\"open_truncated\":", f.open_truncated);
     if !f.new_open.is_empty() {
-        out.extend_from_slice(b",\"new_open\":");
-        json_strs(out, f.new_open);
+        field_strs(out, b",\"new_open\":", f.new_open);
     }
     if f.new_open_truncated {
         out.extend_from_slice(b",\"new_open_truncated\":true");
     }
-    out.extend_from_slice(b",\"sources\":");
-    json_strs(out, &f.sources);
-    out.extend_from_slice(b",\"sources_truncated\":");
-    json_bool(out, f.sources_truncated);
+    field_strs(out, b",\"sources\":", &f.sources);
+    field_bool(out, b",\"sources_truncated\":", f.sources_truncated);
     out.extend_from_slice(b"}}}}");
+}
+
+/// `key` (with its comma, quotes and colon) and a string value.
+fn field_str(out: &mut Vec<u8>, key: &[u8], v: &str) {
+    out.extend_from_slice(key);
+    json_str(out, v);
+}
+
+fn field_u64(out: &mut Vec<u8>, key: &[u8], v: u64) {
+    out.extend_from_slice(key);
+    json_u64(out, v);
+}
+
+fn field_strs<S: AsRef<str>>(out: &mut Vec<u8>, key: &[u8], v: &[S]) {
+    out.extend_from_slice(key);
+    json_strs(out, v);
+}
+
+fn field_bool(out: &mut Vec<u8>, key: &[u8], v: bool) {
+    out.extend_from_slice(key);
+    json_bool(out, v);
 }
 
 fn json_bool(out: &mut Vec<u8>, v: bool) {
