@@ -224,25 +224,33 @@ fn release_below(
     ready: &mut Vec<Attempt>,
     spent: &mut Vec<Vec<Attempt>>,
 ) {
-    let cuts: Vec<usize> = runs
-        .iter()
-        .map(|run| {
-            if low == Micros::MAX {
-                run.len()
-            } else {
-                run.partition_point(|a| a.time < low)
-            }
-        })
-        .collect();
-    let prefixes: Vec<&[Attempt]> = runs
-        .iter()
-        .zip(&cuts)
-        .filter(|(_, &c)| c > 0)
-        .map(|(run, &c)| &run[..c])
-        .collect();
-    merge_into(&prefixes, ready);
-    for (run, &c) in runs.iter_mut().zip(&cuts) {
-        run.drain(..c);
+    let cut_of = |run: &Vec<Attempt>| {
+        if low == Micros::MAX {
+            run.len()
+        } else {
+            run.partition_point(|a| a.time < low)
+        }
+    };
+    if runs.len() <= MERGE_HEADS {
+        // The usual case (a run per pending message): merged in place,
+        // nothing allocated.
+        let mut cuts = [0usize; MERGE_HEADS];
+        let mut heads: [&[Attempt]; MERGE_HEADS] = [&[]; MERGE_HEADS];
+        for (i, run) in runs.iter().enumerate() {
+            cuts[i] = cut_of(run);
+            heads[i] = &run[..cuts[i]];
+        }
+        merge_into(&heads[..runs.len()], ready);
+        for (run, &c) in runs.iter_mut().zip(&cuts) {
+            run.drain(..c);
+        }
+    } else {
+        let from = ready.len();
+        for run in runs.iter_mut() {
+            let c = cut_of(run);
+            ready.extend(run.drain(..c));
+        }
+        ready[from..].sort();
     }
     // Emptied runs go back to the workers (their capacity reused).
     let mut i = 0;
@@ -365,6 +373,32 @@ mod tests {
                 assert_eq!(out[0], keep);
                 assert_eq!(out[1..], want[..], "{k} runs");
             }
+        }
+    }
+
+    #[test]
+    fn more_runs_than_merge_heads_are_released_sorted() {
+        for k in [MERGE_HEADS, MERGE_HEADS + 1, 3 * MERGE_HEADS] {
+            let mut runs: Vec<Vec<Attempt>> = (0..k)
+                .map(|i| {
+                    (0..10)
+                        .map(|j| attempt((j * 7 + i) as i64 % 40, i as u16))
+                        .collect()
+                })
+                .map(|mut r: Vec<Attempt>| {
+                    r.sort_unstable();
+                    r
+                })
+                .collect();
+            let mut want: Vec<Attempt> = runs.concat();
+            want.sort();
+            let (mut ready, mut spent) = (Vec::new(), Vec::new());
+            release_below(&mut runs, 20, &mut ready, &mut spent);
+            let below = want.iter().filter(|a| a.time < 20).count();
+            assert_eq!(ready[..], want[..below], "{k} runs");
+            release_below(&mut runs, Micros::MAX, &mut ready, &mut spent);
+            assert_eq!(ready, want, "{k} runs");
+            assert!(runs.is_empty() && spent.len() == k);
         }
     }
 
