@@ -8,7 +8,10 @@
 #     "tcpdump=tcpdump -r target/reference/scans.pcap -w /dev/null" \
 #     "scanwatch=target/release/scanwatch run -r target/reference/scans.pcap -w /tmp/alt-out"
 #
-# Each command runs with its output folder /tmp/alt-out removed first. The
+# Each command runs with its output folder /tmp/alt-out removed first. A run
+# that exits non-zero (an error, or the 600 s timeout) is not timed: it is
+# left out of the medians and named in its command's line, and the script
+# exits 1, so a broken build never shows up as a fast one. The
 # order turns by one each round (round r starts with command r mod k), so
 # every command runs in every position equally often when ROUNDS is a
 # multiple of the number of commands. On this kind of machine position
@@ -31,18 +34,32 @@ for r in $(seq 0 $((n - 1))); do
     label=${spec%%=*}
     cmd=${spec#*=}
     rm -rf /tmp/alt-out
-    /usr/bin/time -f "$label %e %U %S" -o "$t" timeout 600 bash -c "$cmd" >/dev/null 2>&1 || true
+    /usr/bin/time -f "$label %e %U %S %x" -o "$t" timeout 600 bash -c "$cmd" >/dev/null 2>&1 || true
     tail -n 1 "$t"
   done
 done | python3 -c '
 import sys, collections, statistics
 d = collections.defaultdict(list)
+failed = collections.defaultdict(list)
 for line in sys.stdin:
-    k, w, u, s = line.split()
+    k, w, u, s, x = line.split()
+    if x != "0":
+        failed[k].append(x)
+        continue
     d[k].append((float(w), float(u) + float(s)))
-for k, v in d.items():
+for k in list(d) + [k for k in failed if k not in d]:
+    v = d.get(k, [])
+    bad = failed.get(k, [])
+    codes = ",".join(bad)
+    note = f", {len(bad)} FAILED (exit {codes}), left out" if bad else ""
+    if not v:
+        print(f"{k:14s} every run failed{note}")
+        continue
     w = [a for a, _ in v]
     c = [b for _, b in v]
     print(f"{k:14s} wall min {min(w):.3f} med {statistics.median(w):.3f}   "
-          f"cpu min {min(c):.2f} med {statistics.median(c):.2f}   ({len(v)} runs)")
+          f"cpu min {min(c):.2f} med {statistics.median(c):.2f}   ({len(v)} runs{note})")
+if failed:
+    print("alternate.sh: a command failed; its times are left out (run it alone to see why)", file=sys.stderr)
+    sys.exit(1)
 '

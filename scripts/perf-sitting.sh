@@ -61,54 +61,8 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
   fi
 } | tee "$RAW"
 
-python3 - "$RAW" <<'EOF'
-import re, sys
-med, cpu, pkts, bench = {}, {}, {}, {}
-section = None
-for line in open(sys.argv[1]):
-    m = re.match(r"## (files|bench) (\w+)", line)
-    if m:
-        section = m.groups()
-        continue
-    if section and section[0] == "files":
-        m = re.match(r"(\S+)\s+wall min [\d.]+ med ([\d.]+)\s+cpu min [\d.]+ med ([\d.]+)", line)
-        if m:
-            med[(section[1], m.group(1))] = float(m.group(2))
-            cpu[(section[1], m.group(1))] = float(m.group(3))
-    if section and section[0] == "bench":
-        m = re.match(r"plain read\s+(\d+) packets.*?: (\d+) packets/s", line)
-        if m:
-            pkts[section[1]] = int(m.group(1))
-            bench[(section[1], "read")] = int(m.group(2))
-        m = re.match(r"pipeline x(\d+)\s+\d+ packets, [\d.]+ s: (\d+) packets/s", line)
-        if m:
-            bench[(section[1], "x" + m.group(1))] = int(m.group(2))
-files = [f for f in ("bulk", "scans", "flood") if (f, "new") in med]
-progs = [p for p in ("new", "old") if any((f, p) in med for f in files)]
-print()
-print("| file | packets | tcpdump | " + " | ".join(f"scanwatch `{p}`" for p in progs)
-      + " | " + " | ".join(f"`{p}` × tcpdump" for p in progs) + " | target |")
-print("|---" * (4 + 2 * len(progs)) + "|")
-target = {"bulk": "≥ 0.9×", "scans": "≥ 0.5×", "flood": "rate ≥ the scans rate"}
-for f in files:
-    t = med[(f, "tcpdump")]
-    cells = [f"{med[(f, p)]:.3f} s (CPU {cpu[(f, p)]:.2f} s)" for p in progs]
-    ratios = [f"{t / med[(f, p)]:.2f}×" for p in progs]
-    print(f"| {f} | {pkts.get(f, 0):,} | {t:.3f} s (CPU {cpu[(f, 'tcpdump')]:.2f} s) | " + " | ".join(cells) + " | "
-          + " | ".join(ratios) + f" | {target.get(f, '')} |")
-print()
-if "flood" in files and "scans" in files and pkts.get("flood") and pkts.get("scans"):
-    for p in progs:
-        r = (pkts["flood"] / med[("flood", p)]) / (pkts["scans"] / med[("scans", p)])
-        print(f"flood packet rate over the scans file's (`{p}`): {r:.2f}× (target ≥ 1×)")
-    print()
-got = [f for f in files if (f, "x1") in bench]
-if got:
-    print("| file | plain read | ×1 | ×2 | ×4 |")
-    print("|---|---|---|---|---|")
-    for f in got:
-        cells = [f"{bench.get((f, k), 0) / 1e6:.2f} Mpps" for k in ("read", "x1", "x2", "x4")]
-        print(f"| {f} | " + " | ".join(cells) + " |")
-    print()
-EOF
+echo
+status=0
+python3 scripts/perf-table.py "$RAW" || status=$?
 echo "raw lines: $RAW"
+exit "$status"
