@@ -8,8 +8,9 @@
 #     "tcpdump=tcpdump -r target/reference/scans.pcap -w /dev/null" \
 #     "scanwatch=target/release/scanwatch run -r target/reference/scans.pcap -w /tmp/alt-out"
 #
-# Each command runs with its output folder /tmp/alt-out removed first. A run
-# that exits non-zero (an error, or the 600 s timeout) is not timed: it is
+# Each command runs with its output folder removed first: /tmp/alt-out, or
+# ALT_OUT (the commands name it themselves). A run that exits non-zero (an
+# error, a signal, or the 600 s timeout) is not timed: it is
 # left out of the medians and named in its command's line, and the script
 # exits 1, so a broken build never shows up as a fast one. The
 # order turns by one each round (round r starts with command r mod k), so
@@ -24,6 +25,7 @@ set -euo pipefail
 n=${1:?usage: alternate.sh ROUNDS LABEL=COMMAND...}
 shift
 (( n >= 1 && n <= 100 )) || { echo "alternate.sh: ROUNDS must be 1..100" >&2; exit 2; }
+out=${ALT_OUT:-/tmp/alt-out}
 t=$(mktemp)
 trap 'rm -f "$t"' EXIT
 specs=("$@")
@@ -33,9 +35,12 @@ for r in $(seq 0 $((n - 1))); do
     spec=${specs[$(((r + j) % k))]}
     label=${spec%%=*}
     cmd=${spec#*=}
-    rm -rf /tmp/alt-out
-    /usr/bin/time -f "$label %e %U %S %x" -o "$t" timeout 600 bash -c "$cmd" >/dev/null 2>&1 || true
-    tail -n 1 "$t"
+    rm -rf "$out"
+    # The exit status is time's own: the command's, or 128 + the signal
+    # that ended it (time's %x says 0 for a command killed by a signal).
+    rc=0
+    /usr/bin/time -f "$label %e %U %S" -o "$t" timeout 600 bash -c "$cmd" >/dev/null 2>&1 || rc=$?
+    echo "$(tail -n 1 "$t") $rc"
   done
 done | python3 -c '
 import sys, collections, statistics
