@@ -109,24 +109,35 @@ def test_a_command_that_fails_is_not_timed(tmp_path):
     assert re.search(r"^some\s+wall min .*\(1 runs, 1 FAILED \(exit 2\), left out\)$", p.stdout, re.M)
 
 
-def test_a_sitting_whose_runs_fail_says_so_and_prints_no_ratio(tmp_path):
+def sitting(tmp_path, binary, captures, timeout):
+    """Runs scripts/perf-sitting.sh 2 from `tmp_path` with `binary` on
+    `captures` ({name: file of pcaps/}, copied to REF/name.pcap); returns
+    the process and its raw-lines file. Needs tcpdump (CI: scripts/deps.sh)."""
     if shutil.which("tcpdump") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("tcpdump missing (scripts/deps.sh installs it)")
         pytest.skip("tcpdump missing: the sitting not checked")
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for name, f in captures.items():
+        shutil.copy(os.path.join(ROOT, "pcaps", f), ref / f"{name}.pcap")
+    raw = tmp_path / "raw.txt"
+    env = dict(os.environ, SCANWATCH=str(binary), REF=str(ref), RAW=str(raw),
+               FILES=" ".join(captures))
+    env.pop("LIVE", None)
+    env.pop("OLD", None)
+    # Run from another folder: the paths given are the caller's.
+    p = subprocess.run([os.path.join(SCRIPTS, "perf-sitting.sh"), "2"], capture_output=True,
+                       text=True, timeout=timeout, env=env, cwd=str(tmp_path))
+    return p, raw
+
+
+def test_a_sitting_whose_runs_fail_says_so_and_prints_no_ratio(tmp_path):
     fake = tmp_path / "scanwatch"
     fake.write_text("#!/bin/sh\n[ \"$1\" = --version ] && { echo 'scanwatch 0 (broken)'; exit 0; }\n"
                     "echo 'scanwatch: cannot write' >&2\nexit 1\n")
     fake.chmod(0o755)
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    shutil.copy(os.path.join(ROOT, "pcaps", "nmap_syn_vertical_1-1000.pcap"), ref / "scans.pcap")
-    raw = tmp_path / "raw.txt"
-    env = dict(os.environ, SCANWATCH=str(fake), REF=str(ref), RAW=str(raw), FILES="scans")
-    env.pop("LIVE", None)
-    env.pop("OLD", None)
-    p = subprocess.run([os.path.join(SCRIPTS, "perf-sitting.sh"), "2"], capture_output=True,
-                       text=True, timeout=120, env=env)
+    p, raw = sitting(tmp_path, fake, {"scans": "nmap_syn_vertical_1-1000.pcap"}, 120)
     assert p.returncode != 0
     assert "the sitting stopped (exit 1)" in p.stderr
     assert f"raw lines: {raw}" in p.stdout
@@ -136,26 +147,12 @@ def test_a_sitting_whose_runs_fail_says_so_and_prints_no_ratio(tmp_path):
 
 
 def test_a_sitting_runs_end_to_end_on_small_captures(tmp_path):
-    if shutil.which("tcpdump") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tcpdump missing (scripts/deps.sh installs it)")
-        pytest.skip("tcpdump missing: the sitting not checked")
-    ref = tmp_path / "ref"
-    ref.mkdir()
     src = {
         "bulk": "benign_web_and_dns_client.pcap",
         "scans": "nmap_syn_vertical_1-1000.pcap",
         "flood": "masscan_syn_vertical_1-500.pcap",
     }
-    for name, f in src.items():
-        shutil.copy(os.path.join(ROOT, "pcaps", f), ref / f"{name}.pcap")
-    raw = tmp_path / "raw.txt"
-    env = dict(os.environ, SCANWATCH=BIN, REF=str(ref), RAW=str(raw))
-    env.pop("LIVE", None)
-    env.pop("OLD", None)
-    # Run from another folder: the paths given are the caller's.
-    p = subprocess.run([os.path.join(SCRIPTS, "perf-sitting.sh"), "2"], capture_output=True,
-                       text=True, timeout=300, env=env, cwd=str(tmp_path))
+    p, raw = sitting(tmp_path, BIN, src, 300)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert f"raw lines: {raw}" in p.stdout
     text = raw.read_text(encoding="utf-8")
