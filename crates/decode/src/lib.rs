@@ -465,6 +465,9 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
                     kind = PacketKind::Udp;
                     meta.payload_len = v.claimed_len.saturating_sub(8);
                     meta.print = ip_print(&v, meta.payload_len);
+                    if udp_reply_shaped(sp, dp, meta.payload_len, t.get(8..).unwrap_or(&[])) {
+                        meta.print.marks |= mark::UDP_REPLY;
+                    }
                 }
             }
             proto::ICMP | proto::ICMP6 => {
@@ -491,6 +494,26 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
     meta.kind = kind;
     meta.set_tuple(v.src, sport, v.dst, dport, v.proto);
     quoted
+}
+
+/// A UDP datagram from a service port (below 1024) to a higher port that
+/// reads as the service's reply ([`mark::UDP_REPLY`]): DNS and NetBIOS name
+/// service by the header's response bit, NTP by its mode (2 symmetric
+/// passive, 4 server, 5 broadcast, or 7 private with the response bit),
+/// any other service port by carrying data at all. `payload_len` is the
+/// length the headers claim, `payload` what was captured of it (a
+/// snaplen-cut packet without the byte needed is not called a reply).
+pub fn udp_reply_shaped(sport: u16, dport: u16, payload_len: u32, payload: &[u8]) -> bool {
+    if sport >= 1024 || dport < 1024 || payload_len == 0 {
+        return false;
+    }
+    match sport {
+        53 | 137 => payload_len >= 12 && payload.get(2).is_some_and(|&b| b & 0x80 != 0),
+        123 => payload
+            .first()
+            .is_some_and(|&b| matches!(b & 7, 2 | 4 | 5) || (b & 7 == 7 && b & 0x80 != 0)),
+        _ => true,
+    }
 }
 
 /// The header facts of a UDP or ICMP packet.

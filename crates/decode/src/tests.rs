@@ -353,3 +353,57 @@ proptest! {
         let _ = decode(linktype::ETHERNET, &p, 0);
     }
 }
+
+fn udp_eth(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(MAC_B, MAC_A)
+        .ipv4([198, 19, 1, 53], [198, 18, 0, 2], 64)
+        .udp(sport, dport);
+    let mut out = Vec::new();
+    b.write(&mut out, payload).unwrap();
+    out
+}
+
+/// Which UDP datagrams from a service port are marked as replies (and so
+/// open no probe): the service's reply shapes, on real headers.
+#[test]
+fn udp_from_a_service_port_is_marked_a_reply_only_when_shaped_like_one() {
+    // A DNS response (id 0x1234, flags 0x8180: QR set) and a DNS query
+    // (flags 0x0100) as `nmap -sU -g 53` might send to a high port.
+    let dns_response = [0x12, 0x34, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 0];
+    let dns_query = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0];
+    // NTP: LI 0, version 4, mode 4 (server) = 0x24; mode 3 (client) = 0x23;
+    // mode 7 response (monlist reply) = 0x97.
+    let ntp = |b0: u8| {
+        let mut p = [0u8; 48];
+        p[0] = b0;
+        p
+    };
+    let cases: Vec<(u16, u16, Vec<u8>, bool)> = vec![
+        (53, 41234, dns_response.to_vec(), true),
+        (53, 41234, dns_query.to_vec(), false),
+        (53, 11211, b"\0\x01\0\0\0\x01\0\0stats\r\n".to_vec(), false),
+        (53, 1025, b"x".to_vec(), false),
+        (53, 41234, Vec::new(), false),
+        (123, 40000, ntp(0x24).to_vec(), true),
+        (123, 40000, ntp(0x23).to_vec(), false),
+        (123, 40000, ntp(0x97).to_vec(), true),
+        (161, 40000, vec![0x30, 0x26, 0x02, 0x01], true),
+        (161, 40000, Vec::new(), false),
+        // Not from a service port, or to one: never.
+        (5353, 40000, dns_response.to_vec(), false),
+        (53, 161, dns_response.to_vec(), false),
+    ];
+    for (sp, dp, payload, want) in cases {
+        let pkt = udp_eth(sp, dp, &payload);
+        let m = decode(linktype::ETHERNET, &pkt, 0).unwrap();
+        assert_eq!(m.kind, PacketKind::Udp);
+        let got = m.print.marks & mark::UDP_REPLY != 0;
+        assert_eq!(got, want, "{sp} -> {dp}, payload {payload:02x?}");
+    }
+    // A DNS response cut by the snaplen before its flags: not called one.
+    let mut cut = udp_eth(53, 41234, &dns_response);
+    cut.truncate(14 + 20 + 8 + 2);
+    let m = decode(linktype::ETHERNET, &cut, 0).unwrap();
+    assert_eq!(m.payload_len, 13);
+    assert_eq!(m.print.marks & mark::UDP_REPLY, 0);
+}

@@ -11,7 +11,7 @@
 use crate::record::Flow;
 use crate::{FlowConfig, FlowStats, Output};
 use scanwatch_model::{
-    proto, Attempt, IcmpNotice, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
+    print::mark, proto, Attempt, IcmpNotice, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,10 +23,20 @@ pub(crate) enum Pending {
         probe: ProbeKind,
     },
     /// Answered (SYN-ACK); waiting to see whether the originator sends data.
-    /// The answer time is kept as a delay after the probe (it comes within
-    /// the attempt timeout), so the state fits 8 bytes.
+    /// The answer time is kept as a delay after the probe (at most 71
+    /// minutes: a later one is held at that), so the state fits 8 bytes.
     AwaitData {
         delay_us: u32,
+    },
+    /// The probe's attempt timeout ran out and it was sent as unanswered,
+    /// but the flow lives on (until its idle timeout). An answer that still
+    /// comes (to a retransmitted SYN, a second pass of the same probe from
+    /// the same port, or just late) is a second attempt of the same contact,
+    /// answered: the door is reported open, not left "locked" because the
+    /// first try timed out. A late reject adds nothing (the contact already
+    /// counts as failed).
+    TimedOut {
+        probe: ProbeKind,
     },
 }
 
@@ -56,10 +66,12 @@ pub(crate) fn probe_kind(m: &PacketMeta) -> Option<ProbeKind> {
             Some(ProbeKind::Ack | ProbeKind::Maimon) if m.payload_len > 0 => None,
             shape => shape,
         },
-        // From a service port to an ephemeral one is a reply whose request
-        // we did not see (a multi-homed or anycast server answering from
-        // another address), not a probe: scanners aim at service ports.
-        PacketKind::Udp if m.sport() < 1024 && m.dport() >= 1024 => None,
+        // From a service port to a higher one, shaped like the service's
+        // reply, is a reply whose request we did not see (a multi-homed or
+        // anycast server answering from another address, a reflection
+        // attack's responses), not a probe. A scan sent from a service port
+        // (`nmap -sU -g 53`: empty datagrams, or requests) still is.
+        PacketKind::Udp if m.print.marks & mark::UDP_REPLY != 0 => None,
         PacketKind::Udp => Some(ProbeKind::Udp),
         PacketKind::IcmpQuery => match (m.proto(), m.icmp_type) {
             (proto::ICMP, 8) | (proto::ICMP6, 128) => Some(ProbeKind::IcmpEcho),
@@ -81,6 +93,32 @@ pub(crate) fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -
     let since = f.first_ts;
     match f.pending() {
         Pending::None => None,
+        Pending::TimedOut { probe } => {
+            if from_orig {
+                return None;
+            }
+            match (probe, m.kind) {
+                (ProbeKind::Syn, PacketKind::Tcp) if m.tcp_flags.is_syn_ack() => {
+                    // As in time: wait for the originator's data or close.
+                    f.set_pending(Pending::await_data(since, m.ts));
+                    None
+                }
+                // A late RST (or anything else) for a TCP probe: it stays
+                // as it was sent, unanswered.
+                (_, PacketKind::Tcp) => {
+                    f.set_pending(Pending::None);
+                    None
+                }
+                (p, _) if p.is_stealth() || p == ProbeKind::Syn => {
+                    f.set_pending(Pending::None);
+                    None
+                }
+                (p, _) => {
+                    f.set_pending(Pending::None);
+                    Some(attempt(f, m.ts, since, p, Outcome::Answered, false))
+                }
+            }
+        }
         Pending::Probe { probe } => {
             if from_orig {
                 return None;
@@ -184,12 +222,13 @@ pub(crate) fn resolve_due(
     out: &mut Output,
 ) {
     let since = f.first_ts;
-    let (time, probe_ts, probe, outcome) = match f.pending() {
+    let (time, probe_ts, probe, outcome, next) = match f.pending() {
         Pending::Probe { probe } if since + cfg.attempt_timeout < limit => (
             since + cfg.attempt_timeout,
             since,
             probe,
             Outcome::Unanswered,
+            Pending::TimedOut { probe },
         ),
         Pending::AwaitData { delay_us } if answered_at(since, delay_us) + cfg.data_wait < limit => {
             (
@@ -197,11 +236,12 @@ pub(crate) fn resolve_due(
                 since,
                 ProbeKind::Syn,
                 Outcome::Answered,
+                Pending::None,
             )
         }
         _ => return,
     };
-    f.set_pending(Pending::None);
+    f.set_pending(next);
     stats.attempts += 1;
     out.attempts
         .push(attempt(f, time, probe_ts, probe, outcome, false));
@@ -274,6 +314,6 @@ pub(crate) fn resolve_at_end(
                 false,
             ))
         }
-        Pending::None => None,
+        Pending::None | Pending::TimedOut { .. } => None,
     }
 }

@@ -90,6 +90,12 @@ pub struct FlowStats {
     pub backscatter: u64,
     /// ICMP errors tied to the flow they quote.
     pub icmp_matched: u64,
+    /// Probes answered after their attempt timeout (each a second attempt
+    /// of its contact, answered).
+    pub late_answers: u64,
+    /// SYNs that came just after the SYN-ACK answering them (taken as the
+    /// probe it answers; see `record::REORDERED_SYN`).
+    pub reordered_syns: u64,
 }
 
 impl std::ops::AddAssign for FlowStats {
@@ -103,6 +109,8 @@ impl std::ops::AddAssign for FlowStats {
             attempts,
             backscatter,
             icmp_matched,
+            late_answers,
+            reordered_syns,
         } = o;
         self.packets += packets;
         self.flows_created += flows_created;
@@ -111,6 +119,8 @@ impl std::ops::AddAssign for FlowStats {
         self.attempts += attempts;
         self.backscatter += backscatter;
         self.icmp_matched += icmp_matched;
+        self.late_answers += late_answers;
+        self.reordered_syns += reordered_syns;
     }
 }
 

@@ -5,7 +5,9 @@
 //! The entry also carries the flow's pending attempt (see
 //! [`crate::attempt`]) packed into its flag byte, and the timer wheel's links.
 
-use crate::attempt::{answered_at, probe_kind, resolve_due, resolve_on_packet, Pending};
+use crate::attempt::{
+    answered_at, is_new_syn, probe_kind, resolve_due, resolve_on_packet, Pending,
+};
 use crate::state::{self, conn_state, Endpoint};
 use crate::wheel;
 use crate::{FlowConfig, FlowStats, Output};
@@ -35,11 +37,12 @@ pub(crate) struct Flow {
     pub(crate) vlan: u16,
     pub(crate) orig: Endpoint,
     pub(crate) resp: Endpoint,
-    /// [`Pending::Probe`]: the probe's kind.
+    /// [`Pending::Probe`] and [`Pending::TimedOut`]: the probe's kind.
     pub(crate) probe: ProbeKind,
     /// The first packet's header facts, for tool attribution of its probe.
     pub(crate) print: ProbePrint,
-    /// Bits 0-1: the pending state (0 none, 1 probe, 2 awaiting data);
+    /// Bits 0-1: the pending state (0 none, 1 probe, 2 awaiting data, 3
+    /// timed out);
     /// bit 2: the originator is the key's `a` endpoint; bit 3: live.
     pub(crate) flags: u8,
 }
@@ -56,6 +59,7 @@ impl Flow {
             2 => Pending::AwaitData {
                 delay_us: self.delay_us,
             },
+            3 => Pending::TimedOut { probe: self.probe },
             _ => Pending::None,
         }
     }
@@ -72,6 +76,10 @@ impl Flow {
             Pending::AwaitData { delay_us } => {
                 self.flags |= 2;
                 self.delay_us = delay_us;
+            }
+            Pending::TimedOut { probe } => {
+                self.flags |= 3;
+                self.probe = probe;
             }
         }
     }
@@ -96,6 +104,12 @@ impl Flow {
         }
     }
 }
+
+/// How long after a SYN-ACK that began a flow its SYN may still come and be
+/// taken as the probe it answers (see [`on_packet`]): clocks of two taps a
+/// little apart, or one tick of a coarse clock. A real SYN with the same
+/// four-tuple as a stray SYN-ACK within this time is no coincidence.
+pub(crate) const REORDERED_SYN: Micros = 1_000_000;
 
 pub(crate) fn new_flow(stats: &mut FlowStats, key: FlowKey, m: &PacketMeta, from_a: bool) -> Flow {
     stats.flows_created += 1;
@@ -152,10 +166,35 @@ pub(crate) fn on_packet(
     out: &mut Output,
 ) {
     let from_orig = from_a == f.orig_is_a();
+    // A flow that began with a SYN-ACK (flipped, counted as backscatter)
+    // and whose originator now sends the very SYN it answers, soon after:
+    // the two came out of order (two taps' captures merged with one clock
+    // tick for both, or clocks a little apart). The SYN is the probe and
+    // the SYN-ACK its answer, as if they had come in order; otherwise an
+    // open door would vanish depending on how the inputs were named.
+    let reordered_syn = from_orig
+        && f.orig_pkts == 0
+        && f.resp_pkts == 1
+        && f.pending() == Pending::None
+        && f.history.as_bytes() == b"^h"
+        && is_new_syn(m)
+        && m.ts - f.first_ts <= REORDERED_SYN;
     // A probe whose answer time ran out before this packet resolves first.
     resolve_due(cfg, stats, f, m.ts + 1, out);
+    let timed_out = matches!(f.pending(), Pending::TimedOut { .. });
     update(f, m, from_orig);
-    if let Some(a) = resolve_on_packet(f, m, from_orig) {
+    if reordered_syn {
+        stats.backscatter = stats.backscatter.saturating_sub(1);
+        stats.reordered_syns += 1;
+        f.print = m.print;
+        f.set_pending(Pending::await_data(f.first_ts, f.first_ts));
+        return;
+    }
+    let a = resolve_on_packet(f, m, from_orig);
+    if timed_out && (a.is_some() || matches!(f.pending(), Pending::AwaitData { .. })) {
+        stats.late_answers += 1;
+    }
+    if let Some(a) = a {
         stats.attempts += 1;
         out.attempts.push(a);
     }
@@ -240,7 +279,7 @@ pub(crate) fn idle_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
 pub(crate) fn next_deadline(cfg: &FlowConfig, f: &Flow) -> Micros {
     let idle = idle_deadline(cfg, f);
     let attempt = match f.pending() {
-        Pending::None => Micros::MAX,
+        Pending::None | Pending::TimedOut { .. } => Micros::MAX,
         Pending::Probe { .. } => f.first_ts + cfg.attempt_timeout,
         Pending::AwaitData { delay_us } => answered_at(f.first_ts, delay_us) + cfg.data_wait,
     };

@@ -9,7 +9,7 @@
 //! packet does to a flow is [`crate::record`]'s business, and what becomes of
 //! a probe [`crate::attempt`]'s.
 
-use crate::attempt::{self, is_new_syn, resolve_due};
+use crate::attempt::{self, is_new_syn, resolve_due, Pending};
 use crate::record::{idle_deadline, new_flow, next_deadline, on_packet, record, Flow};
 use crate::slab::{self, Slab};
 use crate::wheel::{self, Wheel};
@@ -183,8 +183,15 @@ impl FlowTable {
             let expired = idle_deadline(&self.cfg, f) <= m.ts;
             let restart = !expired && is_new_syn(m) && (f.orig.is_done() || f.resp.is_done());
             if !expired && !restart {
+                let was = f.pending();
                 on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);
-                if closes(m) {
+                // A close can bring the idle deadline forward, and so can a
+                // wait for data that begins on a flow scheduled at its idle
+                // timeout (a late answer, a SYN that came after its
+                // SYN-ACK): a timer may fire early, never late.
+                let now_waits = matches!(f.pending(), Pending::AwaitData { .. });
+                let was_due = matches!(was, Pending::Probe { .. } | Pending::AwaitData { .. });
+                if closes(m) || (now_waits && !was_due) {
                     let d = next_deadline(&self.cfg, f);
                     self.wheel.reschedule(&mut self.flows, i, d);
                 }

@@ -180,6 +180,149 @@ fn unanswered_syn_times_out_in_packet_time() {
     assert!(t.is_empty());
 }
 
+/// A SYN unanswered past the attempt timeout, answered later (to a
+/// retransmission, or a second pass from the same port): the timeout's
+/// attempt stays unanswered and the answer is a second attempt of the same
+/// contact, answered (the door is open), after the usual wait for data.
+#[test]
+fn a_syn_answered_after_its_timeout_is_a_second_attempt_answered() {
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 22, S, 0),
+        tcp(3_000_000, true, 40000, 22, S, 0),
+        tcp(7_000_000, true, 40000, 22, S, 0),
+        tcp(7_000_100, false, 40000, 22, SA, 0),
+        tcp(7_000_200, true, 40000, 22, R, 0),
+    ]);
+    let got: Vec<_> = out
+        .attempts
+        .iter()
+        .map(|a| (a.time, a.probe_ts, a.outcome, a.data, a.dport))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (5_000_000, 0, Outcome::Unanswered, false, 22),
+            (7_000_200, 0, Outcome::Answered, false, 22),
+        ]
+    );
+    assert!(out.attempts[1].is_probe_like());
+    assert_eq!(out.flows.len(), 1);
+    assert_eq!(out.flows[0].history.as_str(), "ShR");
+    let (_, t) = run(&[
+        tcp(0, true, 40000, 22, S, 0),
+        tcp(7_000_000, true, 40000, 22, S, 0),
+        tcp(7_000_100, false, 40000, 22, SA, 0),
+        tcp(7_000_200, true, 40000, 22, R, 0),
+    ]);
+    assert_eq!(t.stats.late_answers, 1);
+}
+
+/// The late SYN-ACK of a conversation: the second attempt carries the data.
+/// A SYN-ACK merged ahead of its SYN (two taps, one clock tick; or the
+/// reply stamped a little early): the SYN is still the probe, answered.
+#[test]
+fn a_syn_that_comes_just_after_its_syn_ack_is_the_probe_it_answers() {
+    for gap in [0, 1_000, 900_000] {
+        let (out, t) = run(&[
+            tcp(5_000_000, false, 40000, 22, SA, 0),
+            tcp(5_000_000 + gap, true, 40000, 22, S, 0),
+            tcp(5_000_000 + gap + 10, true, 40000, 22, R, 0),
+        ]);
+        let got: Vec<_> = out
+            .attempts
+            .iter()
+            .map(|a| (a.outcome, a.data, a.src, a.dport, a.probe))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Outcome::Answered, false, scanner(), 22, ProbeKind::Syn)],
+            "gap {gap}"
+        );
+        assert_eq!((t.stats.backscatter, t.stats.reordered_syns), (0, 1));
+        assert_eq!(out.flows[0].orig_h(), scanner());
+    }
+    // Later than that, or after other packets, it is not taken for one.
+    let (out, t) = run(&[
+        tcp(0, false, 40000, 22, SA, 0),
+        tcp(2_000_000, true, 40000, 22, S, 0),
+    ]);
+    assert!(out.attempts.iter().all(|a| a.outcome != Outcome::Answered));
+    assert_eq!((t.stats.backscatter, t.stats.reordered_syns), (1, 0));
+}
+
+#[test]
+fn a_late_answer_that_becomes_a_conversation_is_a_success() {
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 80, S, 0),
+        tcp(7_000_000, true, 40000, 80, S, 0),
+        tcp(7_000_100, false, 40000, 80, SA, 0),
+        tcp(7_000_200, true, 40000, 80, A, 0),
+        tcp(7_000_300, true, 40000, 80, PA, 100),
+    ]);
+    let got: Vec<_> = out.attempts.iter().map(|a| (a.outcome, a.data)).collect();
+    assert_eq!(
+        got,
+        vec![(Outcome::Unanswered, false), (Outcome::Answered, true)]
+    );
+    assert!(out.attempts[1].is_success());
+}
+
+/// A late RST adds nothing: the contact already counts as failed.
+#[test]
+fn a_late_reject_leaves_the_probe_unanswered() {
+    let (out, _) = run(&[
+        tcp(0, true, 40000, 23, S, 0),
+        tcp(6_000_000, false, 40000, 23, RA, 0),
+        tcp(8_000_000, false, 40000, 23, SA, 0),
+    ]);
+    let got: Vec<_> = out.attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(got, vec![Outcome::Unanswered]);
+}
+
+/// A UDP reply after the timeout (a retry answered): answered too.
+#[test]
+fn a_udp_reply_after_the_timeout_is_a_second_attempt_answered() {
+    let probe = |ts| {
+        packet(
+            ts,
+            (scanner(), 33333),
+            (target(), 161),
+            proto::UDP,
+            PacketKind::Udp,
+        )
+    };
+    let reply = PacketMeta {
+        payload_len: 40,
+        ..packet(
+            6_000_100,
+            (target(), 161),
+            (scanner(), 33333),
+            proto::UDP,
+            PacketKind::Udp,
+        )
+    };
+    let (out, _) = run(&[probe(0), probe(6_000_000), reply]);
+    let got: Vec<_> = out
+        .attempts
+        .iter()
+        .map(|a| (a.time, a.outcome, a.probe))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (5_000_000, Outcome::Unanswered, ProbeKind::Udp),
+            (6_000_100, Outcome::Answered, ProbeKind::Udp),
+        ]
+    );
+    // One answer, one second attempt: a second reply adds nothing.
+    let (out2, _) = run(&[probe(0), probe(6_000_000), reply, {
+        let mut r = reply;
+        r.ts = 6_000_200;
+        r
+    }]);
+    assert_eq!(out2.attempts.len(), 2);
+}
+
 #[test]
 fn udp_probe_rejected_by_icmp_port_unreachable() {
     let probe = packet(
@@ -291,7 +434,9 @@ fn midstream_flow_is_not_a_probe() {
 
 #[test]
 fn udp_reply_from_a_service_port_is_not_a_probe() {
-    let reply = PacketMeta {
+    // Decode marks a reply-shaped datagram (see scanwatch_decode's
+    // `udp_reply_shaped`, tested on real bytes there).
+    let mut reply = PacketMeta {
         payload_len: 100,
         ..packet(
             0,
@@ -301,13 +446,22 @@ fn udp_reply_from_a_service_port_is_not_a_probe() {
             PacketKind::Udp,
         )
     };
+    reply.print.marks |= scanwatch_model::print::mark::UDP_REPLY;
     let (out, _) = run(&[reply]);
     assert!(out.attempts.is_empty());
-    // A probe to a service port from a low source port (nmap -g 53) still is.
+    // A probe to a service port from a low source port still is.
     let mut probe = reply;
     probe.set_tuple(target(), 53, scanner(), 161, proto::UDP);
+    probe.print.marks = 0;
     let (out, _) = run(&[probe]);
     assert_eq!(out.attempts.len(), 1);
+    // So is one from port 53 to a high port that is not reply-shaped
+    // (`nmap -sU -g 53` to 11211): the scan is seen.
+    let mut g53 = reply;
+    g53.print.marks = 0;
+    let (out, _) = run(&[g53]);
+    assert_eq!(out.attempts.len(), 1);
+    assert_eq!(out.attempts[0].dport, 41234);
 }
 
 #[test]

@@ -53,6 +53,13 @@ pub mod mark {
     pub const SEQ_IS_TARGET: u8 = 8;
     /// IP ID is 0.
     pub const IPID_ZERO: u8 = 16;
+    /// UDP from a service port (below 1024) to a higher one, shaped like
+    /// that service's reply: a DNS or NetBIOS header with its response bit,
+    /// an NTP server's mode, or any payload from another service port. Such
+    /// a datagram whose request was not seen (asymmetric routing, a
+    /// reflection attack's responses) is no probe; an empty one, or a DNS
+    /// query sent from port 53 (`nmap -sU -g 53`), is.
+    pub const UDP_REPLY: u8 = 32;
 }
 
 impl ProbePrint {
