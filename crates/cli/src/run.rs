@@ -649,7 +649,7 @@ fn reorder_window_ms(a: &RunArgs) -> u64 {
 /// clock: how many of each kind, and where the first ones are.
 fn outlier_line(s: &Summary, reorder_ms: u64) -> Option<String> {
     let c = &s.counts;
-    let total = c.outliers_late + c.outliers_ahead + c.outliers_out_of_range;
+    let total = c.outliers_late + c.outliers_late_held + c.outliers_ahead + c.outliers_out_of_range;
     if total == 0 {
         return None;
     }
@@ -668,8 +668,10 @@ fn outlier_line(s: &Summary, reorder_ms: u64) -> Option<String> {
         })
         .collect();
     Some(format!(
-        "scanwatch: warning: {total} packets left out as outside the stream's time ({} late: more than --reorder-window {reorder_ms} ms behind; {} ahead: a lone jump the next packet did not follow; {} out of range: before 1995 or after 2099); first: {}",
+        "scanwatch: warning: {total} packets left out as outside the stream's time ({} late: more than --reorder-window {reorder_ms} ms behind; {} late behind the hold cap: out of order by more than the {} packets held, sort the capture first (reordercap); {} ahead: a lone jump the next packet did not follow; {} out of range: before 1995 or after 2099); first: {}",
         c.outliers_late,
+        c.outliers_late_held,
+        scanwatch_pipeline::ClockConfig::default().max_held,
         c.outliers_ahead,
         c.outliers_out_of_range,
         first.join("; ")
@@ -906,6 +908,7 @@ fn stats_record(
         c.outliers_late.load(Relaxed),
         c.outliers_ahead.load(Relaxed),
         c.outliers_out_of_range.load(Relaxed),
+        c.outliers_late_held.load(Relaxed),
     );
     let detections = c.detections.load(Relaxed);
 
@@ -946,6 +949,7 @@ fn stats_record(
         },
         "outliers": {
             "late": outliers.0,
+            "late_held": outliers.3,
             "ahead": outliers.1,
             "out_of_range": outliers.2,
             "first": c.outliers.lock().map(|v| v.iter().take(8).map(|o| serde_json::json!({
@@ -969,7 +973,7 @@ fn stats_record(
         let g: Vec<String> = groups.iter().map(|(k, n)| format!("{k} {n}")).collect();
         format!(" (by {SCAN_GROUP}: {})", g.join(", "))
     };
-    let outlier_total = outliers.0 + outliers.1 + outliers.2;
+    let outlier_total = outliers.0 + outliers.1 + outliers.2 + outliers.3;
     let outlier_part = if outlier_total > 0 {
         format!("; {outlier_total} outliers left out")
     } else {

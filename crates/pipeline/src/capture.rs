@@ -264,6 +264,7 @@ fn publish(
         match kind {
             OutlierKind::OutOfRange => tally.outliers_out_of_range += 1,
             OutlierKind::Late => tally.outliers_late += 1,
+            OutlierKind::LateHeld => tally.outliers_late_held += 1,
             OutlierKind::Ahead => tally.outliers_ahead += 1,
         }
     }

@@ -64,7 +64,12 @@ impl Default for ClockConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutlierKind {
     OutOfRange,
+    /// Further behind the newest packet than the reorder window.
     Late,
+    /// Within the reorder window, but behind packets already released
+    /// because the cap on held packets was reached (the input is out of
+    /// order by more packets than the cap).
+    LateHeld,
     Ahead,
 }
 
@@ -73,6 +78,7 @@ impl OutlierKind {
         match self {
             OutlierKind::OutOfRange => "out of range",
             OutlierKind::Late => "late",
+            OutlierKind::LateHeld => "late (hold cap)",
             OutlierKind::Ahead => "ahead",
         }
     }
@@ -246,8 +252,8 @@ impl InputClock {
             && ts <= self.cfg.latest
             && ts >= self.floor
             && (n < 2 || self.run[n - 2].ts() <= ts)
-            && (self.newest == Micros::MIN
-                || ts <= self.newest.saturating_add(self.cfg.reorder_window))
+            && self.newest != Micros::MIN
+            && ts <= self.newest.saturating_add(self.cfg.reorder_window)
         {
             if let Some(x) = notice {
                 self.run.push_back(Item::Notice(x));
@@ -282,10 +288,20 @@ impl InputClock {
             }
         }
         if ts < self.floor {
-            out.push((OutlierKind::Late, packet, ts));
+            // Behind the window, or only behind what the hold cap let go.
+            let kind = if ts >= self.newest.saturating_sub(self.cfg.reorder_window) {
+                OutlierKind::LateHeld
+            } else {
+                OutlierKind::Late
+            };
+            out.push((kind, packet, ts));
             return;
         }
-        if self.newest != Micros::MIN && ts > self.newest.saturating_add(self.cfg.reorder_window) {
+        // An input's first packet is held like a jump: nothing vouches for
+        // its time until the next packet does (a lone absurd first time
+        // would otherwise set the clock, and everything after it would be
+        // late).
+        if self.newest == Micros::MIN || ts > self.newest.saturating_add(self.cfg.reorder_window) {
             self.suspect = Some(Suspect {
                 meta,
                 notice,
@@ -439,13 +455,13 @@ impl InputClock {
     /// A live input is idle at wall time `wall` (µs): packet time moves on
     /// with the wall clock, which also confirms a held jump it has reached.
     pub fn idle(&mut self, wall: Micros) {
-        if self.newest == Micros::MIN {
-            return;
-        }
         if self.suspect.as_ref().is_some_and(|s| wall >= s.meta.ts()) {
             if let Some(s) = self.suspect.take() {
                 self.accept(s.meta, s.notice);
             }
+        }
+        if self.newest == Micros::MIN {
+            return;
         }
         if wall > self.newest {
             self.advance(wall);
@@ -456,7 +472,10 @@ impl InputClock {
     /// and everything held is released.
     pub fn finish(&mut self, outliers: &mut Vec<Decided>) {
         if let Some(s) = self.suspect.take() {
-            if s.meta.ts() - self.newest <= self.cfg.last_jump {
+            // An input of one packet (in range): nothing says it is wrong.
+            if self.newest == Micros::MIN
+                || s.meta.ts().saturating_sub(self.newest) <= self.cfg.last_jump
+            {
                 self.accept(s.meta, s.notice);
             } else {
                 outliers.push((OutlierKind::Ahead, s.packet, s.meta.ts()));
@@ -621,6 +640,53 @@ mod tests {
         let (out, bad) = run(ClockConfig::default(), &[0, 1000, year]);
         assert_eq!(bad, vec![(OutlierKind::Ahead, 3)]);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn a_lone_absurd_first_time_is_the_outlier_not_everything_after_it() {
+        let year = 365 * 86_400_000_000;
+        // The first packet a year ahead of the rest (in range): it alone
+        // is left out, and the capture's packets all come through.
+        let times = [year, 0, 1000, 2000, 3000];
+        let (out, bad) = run(ClockConfig::default(), &times);
+        assert_eq!(bad, vec![(OutlierKind::Ahead, 1)]);
+        assert_eq!(out, vec![(0, 2), (1000, 3), (2000, 4), (3000, 5)]);
+        // A first packet the next one follows is simply the first.
+        let (out, bad) = run(ClockConfig::default(), &[0, 1000]);
+        assert!(bad.is_empty());
+        assert_eq!(out, vec![(0, 1), (1000, 2)]);
+        // An input of one packet keeps it.
+        let (out, bad) = run(ClockConfig::default(), &[7]);
+        assert!(bad.is_empty());
+        assert_eq!(out, vec![(7, 1)]);
+    }
+
+    #[test]
+    fn a_packet_behind_only_what_the_hold_cap_let_go_says_so() {
+        let cfg = ClockConfig {
+            max_held: 4,
+            ..ClockConfig::default()
+        };
+        // Ten packets in order, then one 5 µs behind the newest: well
+        // inside the day's window, but behind what the cap of 4 released.
+        let mut times: Vec<Micros> = (0..10).collect();
+        times.push(4);
+        // And one a day and more behind: late by the window.
+        times.push(-86_400_000_001);
+        let mut c = InputClock::new(cfg);
+        let (mut out, mut bad) = (Vec::new(), Vec::new());
+        for (i, t) in times.iter().enumerate() {
+            c.push(at(T0 + t, 0), None, pos(i as u64 + 1), &mut bad);
+            c.drain_released(|s| out.extend_from_slice(s));
+        }
+        c.finish(&mut bad);
+        c.drain_released(|s| out.extend_from_slice(s));
+        let bad: Vec<_> = bad.iter().map(|(k, p, _)| (*k, p.packet)).collect();
+        assert_eq!(
+            bad,
+            vec![(OutlierKind::LateHeld, 11), (OutlierKind::Late, 12)]
+        );
+        assert_eq!(out.len(), 10);
     }
 
     #[test]

@@ -98,8 +98,11 @@ counters! {
     /// Packets left out as outliers of the packet clock (see `clock`):
     /// dated before 1995 or after 2099,
     outliers_out_of_range,
-    /// older than their input's release point,
+    /// further behind their input's newest packet than the reorder window,
     outliers_late,
+    /// within the window but behind packets the cap on held packets had
+    /// already released,
+    outliers_late_held,
     /// far ahead of their input with nothing to confirm the jump.
     outliers_ahead,
     /// Flow rows, detections, alert lines and Zeek conn lines that could
