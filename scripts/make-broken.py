@@ -110,6 +110,12 @@ def main():
     files["pcapng_unknown_block.pcapng"] = (shb() + idb() + epb(0, syn(22))
                                             + block(0x0BADBEEF, b"vendor data here")
                                             + epb(1, rst(22)))
+    # A second interface of a link type scanwatch does not decode (4242):
+    # its packets are counted undecodable and named in a warning, the
+    # Ethernet interface's are read.
+    files["pcapng_unknown_link_type.pcapng"] = (shb() + idb() + idb(link=4242)
+                                                + epb(0, syn(22)) + epb(1, b"\x01" * 40, iface=1)
+                                                + epb(2, b"\x02" * 40, iface=1) + epb(3, rst(22)))
     # IPv4 header length 0 (and 4: shorter than the fixed header).
     bad_ihl0 = eth(ipv4(A, B, 6, tcp(40000, 80, 0x02), ihl=0))
     bad_ihl4 = eth(ipv4(A, B, 6, tcp(40000, 81, 0x02), ihl=4))

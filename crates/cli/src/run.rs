@@ -1133,6 +1133,12 @@ fn print_summary(s: &Summary, live: bool, budget_mib: u64) {
         s.detection_count,
         s.alerts,
     );
+    if let Some(lt) = s.unsupported_link_type {
+        eprintln!(
+            "scanwatch: warning: {} packets of link type {lt} (DLT/LINKTYPE number), which scanwatch does not decode, counted as undecodable: it reads Ethernet (with VLAN/QinQ/MPLS), Linux cooked (SLL, SLL2), raw IP and BSD loopback",
+            c.unsupported_link
+        );
+    }
     let d = &s.detect_stats;
     if s.flow_stats.evicted > 0
         || d.sources_evicted > 0

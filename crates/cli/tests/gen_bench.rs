@@ -124,6 +124,7 @@ fn bench_counts_match_a_hand_count_and_its_rates_fit_the_wall_time() {
         .count() as u64;
     assert!(scanners > 0, "{truth}");
 
+    let cpu0 = children_cpu_seconds();
     let t0 = std::time::Instant::now();
     let o = bin()
         .args(["bench", "--json", "--threads-list", "1,2", "-r"])
@@ -132,6 +133,7 @@ fn bench_counts_match_a_hand_count_and_its_rates_fit_the_wall_time() {
         .unwrap();
     // Every duration bench reports lies inside this one.
     let wall = t0.elapsed().as_secs_f64();
+    let child_cpu = children_cpu_seconds() - cpu0;
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
@@ -162,6 +164,38 @@ fn bench_counts_match_a_hand_count_and_its_rates_fit_the_wall_time() {
     let mut total = implied_seconds(plain);
     let runs = v["pipeline"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
+    let mut stage_cpu = 0.0;
+    for (r, threads) in runs.iter().zip([1u64, 2]) {
+        // CPU per stage: one capture thread (one input), one output thread,
+        // a flow worker per thread asked for, the default two shards; each
+        // thread's own time, so the busiest is at most the stage's sum,
+        // and the stages add up to the total.
+        let c = &r["cpu_seconds"];
+        for (stage, n) in [
+            ("capture", 1),
+            ("flow", threads),
+            ("detect", 2),
+            ("output", 1),
+        ] {
+            let s = &c[stage];
+            assert_eq!(s["threads"].as_u64(), Some(n), "{stage}: {c}");
+            assert_eq!(s["unread"].as_u64(), Some(0), "{stage}: {c}");
+            let (sum, busiest) = (f(s, "seconds"), f(s, "busiest_seconds"));
+            assert!(sum > 0.0 && busiest > 0.0 && busiest <= sum, "{stage}: {c}");
+        }
+        let parts: f64 = ["capture", "flow", "detect", "output"]
+            .iter()
+            .map(|k| f(&c[*k], "seconds"))
+            .sum();
+        assert!((parts - f(c, "total")).abs() < 1e-9, "{c}");
+        stage_cpu += parts;
+    }
+    // The threads' CPU is part of the process's, as the kernel counted it
+    // for the child (getrusage; a tick of slack for its rounding).
+    assert!(
+        stage_cpu <= child_cpu + 0.02,
+        "stages {stage_cpu} s of CPU, the process {child_cpu} s: {v}"
+    );
     for r in runs {
         assert_eq!(r["packets"].as_u64(), Some(packets), "{r}");
         assert_eq!(r["bytes"].as_u64(), Some(bytes), "{r}");
@@ -318,4 +352,16 @@ fn distributed_profile_is_one_distributed_record_the_same_at_1_2_and_4_threads()
     assert_eq!(v["total"]["scanners"], 5, "{v}");
     assert_eq!(v["total"]["right_kind"], 5, "{v}");
     assert_eq!(v["total"]["false_alarms"], 0, "{v}");
+}
+
+/// CPU seconds (user and system) of this process's children that have
+/// ended and been waited for.
+fn children_cpu_seconds() -> f64 {
+    // SAFETY: a zeroed rusage is a valid out-parameter for getrusage.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is valid and writable for the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    assert_eq!(rc, 0, "getrusage");
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
 }

@@ -198,6 +198,11 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                         clock.discard();
                         match e {
                             DecodeError::NotIp => tally.not_ip += 1,
+                            DecodeError::UnsupportedLinkType(lt) => {
+                                tally.decode_errors += 1;
+                                tally.unsupported_link += 1;
+                                ctx.counters.unsupported_link_type.store(lt, Relaxed);
+                            }
                             _ => tally.decode_errors += 1,
                         }
                     }

@@ -29,6 +29,8 @@ macro_rules! counters {
             pub input_total: AtomicU64,
             /// Newest packet time seen.
             pub clock: AtomicI64,
+            /// A link type met that scanwatch does not decode (0: none).
+            pub unsupported_link_type: std::sync::atomic::AtomicU32,
             /// Flows in the flow tables now, all workers together (a gauge:
             /// each worker adds the change of its table's size).
             pub flows_active: AtomicI64,
@@ -83,6 +85,8 @@ counters! {
     ip_packets,
     not_ip,
     decode_errors,
+    /// Of those, packets of a link type scanwatch does not decode.
+    unsupported_link,
     /// Batches dropped because a worker queue was full (live only).
     queue_drops,
     queue_drop_packets,
@@ -228,6 +232,11 @@ pub struct Summary {
     /// The reader of the alerts went away (a closed pipe): the run ended
     /// there, cleanly.
     pub alerts_closed: bool,
+    /// CPU time per stage (each thread's own clock as it ended).
+    pub stage_cpu: crate::StageCpu,
+    /// A link type some packets had that scanwatch does not decode (their
+    /// number is `counts.unsupported_link`).
+    pub unsupported_link_type: Option<u32>,
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ mod capture;
 mod clock;
 mod config;
 mod counters;
+mod cputime;
 mod output;
 mod shard;
 mod worker;
@@ -42,6 +43,7 @@ pub use config::{
     WORKER_EXTRA_BYTES,
 };
 pub use counters::{ActiveScan, Counters, Counts, Summary, OUTLIERS_KEPT};
+pub use cputime::{StageCpu, StageTime};
 /// The flow tables' settings, part of [`PipelineConfig`].
 pub use scanwatch_flow::FlowConfig;
 
@@ -159,9 +161,10 @@ pub fn run(
     let capture_error: Mutex<Option<(String, bool)>> = Mutex::new(None);
     let live_stats: Mutex<Option<LiveStats>> = Mutex::new(None);
     let damaged: Mutex<Vec<InputProblem>> = Mutex::new(Vec::new());
+    let clocks = cputime::StageClocks::default();
 
     let joined = thread::scope(|scope| {
-        let output = spawn(scope, "sw-output".into(), {
+        let output = spawn(scope, "sw-output".into(), &clocks.output, {
             let ctx = OutputCtx {
                 rx: out_rx,
                 flows,
@@ -195,7 +198,9 @@ pub fn run(
                     out: out_tx.clone(),
                     counters,
                 };
-                spawn(scope, format!("sw-detect-{s}"), move || shard_loop(ctx))
+                spawn(scope, format!("sw-detect-{s}"), &clocks.detect, move || {
+                    shard_loop(ctx)
+                })
             })
             .collect();
         let write_flows = cfg.out_dir.is_some() && cfg.write_flows;
@@ -225,7 +230,9 @@ pub fn run(
                     write_flows,
                     counters,
                 };
-                spawn(scope, format!("sw-flow-{w}"), move || worker_loop(ctx))
+                spawn(scope, format!("sw-flow-{w}"), &clocks.flow, move || {
+                    worker_loop(ctx)
+                })
             })
             .collect();
         // Only the threads hold senders now: each stage's queues close when
@@ -248,9 +255,12 @@ pub fn run(
                     damaged: &damaged,
                     live_stats: &live_stats,
                 };
-                spawn(scope, format!("sw-capture-{i}"), move || {
-                    capture_loop(ctx, src)
-                })
+                spawn(
+                    scope,
+                    format!("sw-capture-{i}"),
+                    &clocks.capture,
+                    move || capture_loop(ctx, src),
+                )
             })
             .collect();
         drop(worker_tx);
@@ -300,6 +310,14 @@ pub fn run(
         Ok(summary)
     });
     let mut s = joined?;
+    s.stage_cpu = clocks.get();
+    s.unsupported_link_type = match counters
+        .unsupported_link_type
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        0 => None,
+        lt => Some(lt),
+    };
     s.counts = counters.counts();
     s.outliers = counters
         .outliers
@@ -319,17 +337,24 @@ pub fn run(
 }
 
 /// A scoped thread with a name (`top -H`, `perf --sort comm` and panics
-/// show it). Like `Scope::spawn`, it panics if the OS cannot start a thread.
+/// show it) that adds its CPU time to its stage's clock as it ends. Like
+/// `Scope::spawn`, it panics if the OS cannot start a thread.
 fn spawn<'scope, 'env, T, F>(
     scope: &'scope thread::Scope<'scope, 'env>,
     name: String,
+    clock: &'scope cputime::StageClock,
     f: F,
 ) -> thread::ScopedJoinHandle<'scope, T>
 where
     F: FnOnce() -> T + Send + 'scope,
     T: Send + 'scope,
 {
-    match thread::Builder::new().name(name).spawn_scoped(scope, f) {
+    let timed = move || {
+        let r = f();
+        clock.add_this_thread();
+        r
+    };
+    match thread::Builder::new().name(name).spawn_scoped(scope, timed) {
         Ok(h) => h,
         Err(e) => panic!("cannot start a pipeline thread: {e}"),
     }
