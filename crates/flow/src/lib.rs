@@ -93,8 +93,8 @@ pub struct FlowStats {
     /// Probes answered after their attempt timeout (each a second attempt
     /// of its contact, answered).
     pub late_answers: u64,
-    /// SYNs that came just after the SYN-ACK answering them (taken as the
-    /// probe it answers; see `record::REORDERED_SYN`).
+    /// SYNs (and ICMP queries) that came just after the answer to them
+    /// (taken as the probe it answers; see `record::REORDERED_SYN`).
     pub reordered_syns: u64,
 }
 

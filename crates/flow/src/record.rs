@@ -6,13 +6,14 @@
 //! [`crate::attempt`]) packed into its flag byte, and the timer wheel's links.
 
 use crate::attempt::{
-    answered_at, is_new_syn, probe_kind, resolve_due, resolve_on_packet, Pending,
+    answered_at, attempt, is_new_syn, probe_kind, resolve_due, resolve_on_packet, Pending,
 };
 use crate::state::{self, conn_state, Endpoint};
 use crate::wheel;
 use crate::{FlowConfig, FlowStats, Output};
 use scanwatch_model::{
-    proto, FlowKey, FlowRecord, History, Micros, PacketKind, PacketMeta, ProbeKind, ProbePrint,
+    proto, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
+    ProbePrint,
 };
 
 /// One tracked flow: its key, state and timer links, 120 bytes in the
@@ -179,6 +180,36 @@ pub(crate) fn on_packet(
         && f.history.as_bytes() == b"^h"
         && is_new_syn(m)
         && m.ts - f.first_ts <= REORDERED_SYN;
+    // The same for an ICMP query: a flow that began with the reply (not a
+    // probe, so its sender became the originator), then the request from
+    // the other side soon after. The flow turns round (as Zeek's `^`) and
+    // the request is the probe, answered.
+    if !from_orig
+        && f.orig_pkts == 1
+        && f.resp_pkts == 0
+        && f.pending() == Pending::None
+        && m.kind == PacketKind::IcmpQuery
+        && m.ts - f.first_ts <= REORDERED_SYN
+    {
+        if let Some(probe) = probe_kind(m)
+            .filter(|_| !m.dst().is_group_or_unspecified() && !m.src().is_group_or_unspecified())
+        {
+            turn_round(f);
+            update(f, m, true);
+            f.print = m.print;
+            stats.reordered_syns += 1;
+            stats.attempts += 1;
+            out.attempts.push(attempt(
+                f,
+                m.ts,
+                f.first_ts,
+                probe,
+                Outcome::Answered,
+                false,
+            ));
+            return;
+        }
+    }
     // A probe whose answer time ran out before this packet resolves first.
     resolve_due(cfg, stats, f, m.ts + 1, out);
     let timed_out = matches!(f.pending(), Pending::TimedOut { .. });
@@ -198,6 +229,16 @@ pub(crate) fn on_packet(
         stats.attempts += 1;
         out.attempts.push(a);
     }
+}
+
+/// Makes the responder the originator: counters, states and history
+/// letters change sides, and the history starts with `^`.
+fn turn_round(f: &mut Flow) {
+    f.flags ^= ORIG_IS_A;
+    std::mem::swap(&mut f.orig_pkts, &mut f.resp_pkts);
+    std::mem::swap(&mut f.orig_bytes, &mut f.resp_bytes);
+    std::mem::swap(&mut f.orig, &mut f.resp);
+    f.history.flip();
 }
 
 /// Per-packet bookkeeping: counters, history letters, endpoint states.

@@ -250,6 +250,54 @@ fn a_syn_that_comes_just_after_its_syn_ack_is_the_probe_it_answers() {
     assert_eq!((t.stats.backscatter, t.stats.reordered_syns), (1, 0));
 }
 
+/// An echo reply merged ahead of its request (same clock tick): the
+/// request is the probe, answered, and the flow turns round.
+#[test]
+fn an_echo_request_just_after_its_reply_is_the_probe_it_answers() {
+    let echo = |ts, request: bool| {
+        let (from, to, ty) = if request {
+            ((scanner(), 8), (target(), 0), 8)
+        } else {
+            ((target(), 0), (scanner(), 8), 0)
+        };
+        PacketMeta {
+            icmp_type: ty,
+            payload_len: 56,
+            ..packet(ts, from, to, proto::ICMP, PacketKind::IcmpQuery)
+        }
+    };
+    let (out, t) = run(&[echo(1_000, false), echo(1_000, true)]);
+    let got: Vec<_> = out
+        .attempts
+        .iter()
+        .map(|a| (a.src, a.dst, a.dport, a.probe, a.outcome))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            scanner(),
+            target(),
+            8,
+            ProbeKind::IcmpEcho,
+            Outcome::Answered
+        )]
+    );
+    assert_eq!(t.stats.reordered_syns, 1);
+    let f = out.flows[0];
+    assert_eq!(f.orig_h(), scanner());
+    assert_eq!((f.orig_pkts, f.resp_pkts), (1, 1));
+    assert!(
+        f.history.as_str().starts_with('^'),
+        "{}",
+        f.history.as_str()
+    );
+    // In order, nothing turns round.
+    let (out, t) = run(&[echo(1_000, true), echo(1_100, false)]);
+    assert_eq!(out.attempts.len(), 1);
+    assert_eq!(out.attempts[0].outcome, Outcome::Answered);
+    assert_eq!(t.stats.reordered_syns, 0);
+}
+
 #[test]
 fn a_late_answer_that_becomes_a_conversation_is_a_success() {
     let (out, _) = run(&[
