@@ -12,8 +12,8 @@ use crate::state::{self, conn_state, Endpoint};
 use crate::wheel;
 use crate::{FlowConfig, FlowStats, Output};
 use scanwatch_model::{
-    proto, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind, PacketMeta, ProbeKind,
-    ProbePrint,
+    print::mark, proto, FlowKey, FlowRecord, History, Micros, Outcome, PacketKind, PacketMeta,
+    ProbeKind, ProbePrint,
 };
 
 /// One tracked flow: its key, state and timer links, 120 bytes in the
@@ -180,15 +180,21 @@ pub(crate) fn on_packet(
         && f.history.as_bytes() == b"^h"
         && is_new_syn(m)
         && m.ts - f.first_ts <= REORDERED_SYN;
-    // The same for an ICMP query: a flow that began with the reply (not a
-    // probe, so its sender became the originator), then the request from
-    // the other side soon after. The flow turns round (as Zeek's `^`) and
-    // the request is the probe, answered.
-    if !from_orig
+    // The same for an ICMP query or a UDP request: a flow that began with
+    // the reply (an ICMP reply type, or UDP shaped like its service's
+    // reply: no probe, so its sender became the originator), then the
+    // request from the other side soon after. The flow turns round (as
+    // Zeek's `^`) and the request is the probe, answered.
+    let began_with_reply = match m.kind {
+        PacketKind::IcmpQuery => true,
+        PacketKind::Udp => f.print.marks & mark::UDP_REPLY != 0,
+        _ => false,
+    };
+    if began_with_reply
+        && !from_orig
         && f.orig_pkts == 1
         && f.resp_pkts == 0
         && f.pending() == Pending::None
-        && m.kind == PacketKind::IcmpQuery
         && m.ts - f.first_ts <= REORDERED_SYN
     {
         if let Some(probe) = probe_kind(m)

@@ -298,6 +298,45 @@ fn an_echo_request_just_after_its_reply_is_the_probe_it_answers() {
     assert_eq!(t.stats.reordered_syns, 0);
 }
 
+/// A reply-shaped UDP datagram merged ahead of its request: the request
+/// is the probe, answered.
+#[test]
+fn a_udp_request_just_after_its_reply_shaped_answer_is_the_probe() {
+    let mut reply = PacketMeta {
+        payload_len: 60,
+        ..packet(
+            2_000,
+            (target(), 161),
+            (scanner(), 40000),
+            proto::UDP,
+            PacketKind::Udp,
+        )
+    };
+    reply.print.marks |= scanwatch_model::print::mark::UDP_REPLY;
+    let request = PacketMeta {
+        payload_len: 40,
+        ..packet(
+            2_000,
+            (scanner(), 40000),
+            (target(), 161),
+            proto::UDP,
+            PacketKind::Udp,
+        )
+    };
+    let (out, t) = run(&[reply, request]);
+    let got: Vec<_> = out
+        .attempts
+        .iter()
+        .map(|a| (a.src, a.dport, a.probe, a.outcome))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(scanner(), 161, ProbeKind::Udp, Outcome::Answered)]
+    );
+    assert_eq!(t.stats.reordered_syns, 1);
+    assert_eq!(out.flows[0].orig_h(), scanner());
+}
+
 #[test]
 fn a_late_answer_that_becomes_a_conversation_is_a_success() {
     let (out, _) = run(&[
