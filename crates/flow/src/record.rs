@@ -216,6 +216,26 @@ pub(crate) fn on_packet(
             return;
         }
     }
+    // And for a refusal: a flow that began with a RST (backscatter, its
+    // sender the originator), then the SYN it refuses from the other side
+    // soon after. The flow turns round and the SYN is the probe, rejected.
+    if reordered_refusal(f, m, from_orig) {
+        turn_round(f);
+        update(f, m, true);
+        f.print = m.print;
+        stats.backscatter = stats.backscatter.saturating_sub(1);
+        stats.reordered_syns += 1;
+        stats.attempts += 1;
+        out.attempts.push(attempt(
+            f,
+            m.ts,
+            f.first_ts,
+            ProbeKind::Syn,
+            Outcome::Rejected,
+            false,
+        ));
+        return;
+    }
     // A probe whose answer time ran out before this packet resolves first.
     resolve_due(cfg, stats, f, m.ts + 1, out);
     let timed_out = matches!(f.pending(), Pending::TimedOut { .. });
@@ -235,6 +255,19 @@ pub(crate) fn on_packet(
         stats.attempts += 1;
         out.attempts.push(a);
     }
+}
+
+/// A SYN from the receiver of the RST that alone began flow `f`, within
+/// [`REORDERED_SYN`] of it: the refusal and its probe came out of order.
+/// (Not a new flow, though the RST closed the old one.)
+pub(crate) fn reordered_refusal(f: &Flow, m: &PacketMeta, from_orig: bool) -> bool {
+    !from_orig
+        && f.orig_pkts == 1
+        && f.resp_pkts == 0
+        && f.pending() == Pending::None
+        && f.history.as_bytes() == b"R"
+        && is_new_syn(m)
+        && m.ts - f.first_ts <= REORDERED_SYN
 }
 
 /// Makes the responder the originator: counters, states and history

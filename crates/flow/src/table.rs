@@ -10,7 +10,9 @@
 //! a probe [`crate::attempt`]'s.
 
 use crate::attempt::{self, is_new_syn, resolve_due, Pending};
-use crate::record::{idle_deadline, new_flow, next_deadline, on_packet, record, Flow};
+use crate::record::{
+    idle_deadline, new_flow, next_deadline, on_packet, record, reordered_refusal, Flow,
+};
 use crate::slab::{self, Slab};
 use crate::wheel::{self, Wheel};
 use crate::{FlowConfig, FlowStats, Output};
@@ -181,7 +183,10 @@ impl FlowTable {
             // timer had fired: the result must not depend on batch
             // boundaries. A new SYN on a closed flow starts a new one.
             let expired = idle_deadline(&self.cfg, f) <= m.ts;
-            let restart = !expired && is_new_syn(m) && (f.orig.is_done() || f.resp.is_done());
+            let restart = !expired
+                && is_new_syn(m)
+                && (f.orig.is_done() || f.resp.is_done())
+                && !reordered_refusal(f, m, from_a == f.orig_is_a());
             if !expired && !restart {
                 let was = f.pending();
                 on_packet(&self.cfg, &mut self.stats, f, m, from_a, out);

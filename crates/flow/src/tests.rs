@@ -337,6 +337,29 @@ fn a_udp_request_just_after_its_reply_shaped_answer_is_the_probe() {
     assert_eq!(out.flows[0].orig_h(), scanner());
 }
 
+/// A RST merged ahead of the SYN it refuses: the SYN is the probe,
+/// rejected, not a backscatter flow and a lost probe.
+#[test]
+fn a_syn_just_after_the_rst_refusing_it_is_the_probe_rejected() {
+    let (out, t) = run(&[
+        tcp(3_000, false, 40000, 23, RA, 0),
+        tcp(3_000, true, 40000, 23, S, 0),
+    ]);
+    let got: Vec<_> = out
+        .attempts
+        .iter()
+        .map(|a| (a.src, a.dport, a.probe, a.outcome))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(scanner(), 23, ProbeKind::Syn, Outcome::Rejected)]
+    );
+    assert_eq!((t.stats.backscatter, t.stats.reordered_syns), (0, 1));
+    let f = out.flows[0];
+    assert_eq!(f.orig_h(), scanner());
+    assert_eq!((f.orig_pkts, f.resp_pkts), (1, 1));
+}
+
 #[test]
 fn a_late_answer_that_becomes_a_conversation_is_a_success() {
     let (out, _) = run(&[
