@@ -109,7 +109,9 @@ pub struct RunArgs {
     /// way).
     #[arg(long, value_name = "MS")]
     pub reorder_window: Option<u64>,
-    /// Unanswered probes resolve after this many seconds.
+    /// Unanswered probes resolve after this many seconds (an answer that
+    /// comes later, while the flow lives, still counts: a second attempt of
+    /// the contact, answered).
     #[arg(long, value_name = "SECS")]
     pub attempt_timeout: Option<f64>,
     /// Most flows tracked at once, all workers together.
