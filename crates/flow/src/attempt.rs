@@ -99,9 +99,16 @@ pub(crate) fn resolve_on_packet(f: &mut Flow, m: &PacketMeta, from_orig: bool) -
             }
             match (probe, m.kind) {
                 (ProbeKind::Syn, PacketKind::Tcp) if m.tcp_flags.is_syn_ack() => {
-                    // As in time: wait for the originator's data or close.
-                    f.set_pending(Pending::await_data(since, m.ts));
-                    None
+                    // As in time: wait for the originator's data or close,
+                    // if the delay fits the state's 32 bits of µs (71
+                    // minutes); later than that, answered now, no wait.
+                    if u32::try_from(m.ts - since).is_ok() {
+                        f.set_pending(Pending::await_data(since, m.ts));
+                        None
+                    } else {
+                        f.set_pending(Pending::None);
+                        Some(attempt(f, m.ts, since, probe, Outcome::Answered, false))
+                    }
                 }
                 // A late RST (or anything else) for a TCP probe: it stays
                 // as it was sent, unanswered.
@@ -268,12 +275,18 @@ pub(crate) fn on_icmp_error(cfg: &FlowConfig, f: &mut Flow, n: &IcmpNotice) -> O
         return None;
     };
     let since = f.first_ts;
-    f.set_pending(Pending::None);
     let outcome = if since + cfg.attempt_timeout <= n.ts {
         Outcome::Unanswered
     } else {
         Outcome::Rejected
     };
+    // Too late to refuse it: unanswered, and an answer may still come (as
+    // if the timer had fired first, which depends on its slot alone).
+    f.set_pending(if outcome == Outcome::Unanswered {
+        Pending::TimedOut { probe }
+    } else {
+        Pending::None
+    });
     let t = if outcome == Outcome::Unanswered {
         since + cfg.attempt_timeout
     } else {

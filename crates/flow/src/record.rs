@@ -244,7 +244,9 @@ pub(crate) fn on_packet(
         stats.backscatter = stats.backscatter.saturating_sub(1);
         stats.reordered_syns += 1;
         f.print = m.print;
-        f.set_pending(Pending::await_data(f.first_ts, f.first_ts));
+        // The wait for data runs from the SYN (up to 1 s after the answer
+        // it came behind), so it never ends before the packet that began it.
+        f.set_pending(Pending::await_data(f.first_ts, m.ts));
         return;
     }
     let a = resolve_on_packet(f, m, from_orig);

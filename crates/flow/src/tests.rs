@@ -39,6 +39,18 @@ fn tcp(
     m
 }
 
+/// A UDP datagram of `payload` bytes between the scanner's port `sport`
+/// and the target's `dport`, from the scanner or (`from_scanner` false)
+/// back to it.
+fn udp(ts: Micros, from_scanner: bool, sport: u16, dport: u16, payload: u32) -> PacketMeta {
+    let ends = ((scanner(), sport), (target(), dport));
+    let (from, to) = if from_scanner { ends } else { (ends.1, ends.0) };
+    PacketMeta {
+        payload_len: payload,
+        ..packet(ts, from, to, proto::UDP, PacketKind::Udp)
+    }
+}
+
 /// A packet of `kind` from (`src`, `sport`) to (`dst`, `dport`).
 fn packet(
     ts: Micros,
@@ -302,27 +314,9 @@ fn an_echo_request_just_after_its_reply_is_the_probe_it_answers() {
 /// is the probe, answered.
 #[test]
 fn a_udp_request_just_after_its_reply_shaped_answer_is_the_probe() {
-    let mut reply = PacketMeta {
-        payload_len: 60,
-        ..packet(
-            2_000,
-            (target(), 161),
-            (scanner(), 40000),
-            proto::UDP,
-            PacketKind::Udp,
-        )
-    };
+    let mut reply = udp(2_000, false, 40000, 161, 60);
     reply.print.marks |= scanwatch_model::print::mark::UDP_REPLY;
-    let request = PacketMeta {
-        payload_len: 40,
-        ..packet(
-            2_000,
-            (scanner(), 40000),
-            (target(), 161),
-            proto::UDP,
-            PacketKind::Udp,
-        )
-    };
+    let request = udp(2_000, true, 40000, 161, 40);
     let (out, t) = run(&[reply, request]);
     let got: Vec<_> = out
         .attempts
@@ -392,25 +386,8 @@ fn a_late_reject_leaves_the_probe_unanswered() {
 /// A UDP reply after the timeout (a retry answered): answered too.
 #[test]
 fn a_udp_reply_after_the_timeout_is_a_second_attempt_answered() {
-    let probe = |ts| {
-        packet(
-            ts,
-            (scanner(), 33333),
-            (target(), 161),
-            proto::UDP,
-            PacketKind::Udp,
-        )
-    };
-    let reply = PacketMeta {
-        payload_len: 40,
-        ..packet(
-            6_000_100,
-            (target(), 161),
-            (scanner(), 33333),
-            proto::UDP,
-            PacketKind::Udp,
-        )
-    };
+    let probe = |ts| udp(ts, true, 33333, 161, 0);
+    let reply = udp(6_000_100, false, 33333, 161, 40);
     let (out, _) = run(&[probe(0), probe(6_000_000), reply]);
     let got: Vec<_> = out
         .attempts
@@ -431,6 +408,95 @@ fn a_udp_reply_after_the_timeout_is_a_second_attempt_answered() {
         r
     }]);
     assert_eq!(out2.attempts.len(), 2);
+}
+
+/// An ICMP refusal that comes after the probe's timeout (but before its
+/// timer's slot fired) leaves the probe unanswered, and a later answer
+/// still counts: as it does when the timer fired first.
+#[test]
+fn a_late_refusal_leaves_room_for_a_later_answer_whatever_the_timer_slot() {
+    let probe = udp(0, true, 33333, 161, 0);
+    let quoted = Quoted {
+        src: scanner(),
+        dst: target(),
+        sport: 33333,
+        dport: 161,
+        proto: proto::UDP,
+    };
+    for err_at in [5_010_000, 5_600_000] {
+        let err = PacketMeta {
+            icmp_type: 3,
+            icmp_code: 3,
+            ..packet(
+                err_at,
+                (target(), 3),
+                (scanner(), 3),
+                proto::ICMP,
+                PacketKind::IcmpError,
+            )
+        };
+        let notice = IcmpNotice::new(&err, &quoted);
+        let reply = udp(6_000_100, false, 33333, 161, 40);
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut out = Output::default();
+        for item in [
+            Item::Packet(probe),
+            Item::Packet(err),
+            Item::Notice(notice),
+            Item::Packet(reply),
+        ] {
+            t.handle(&item, &mut out);
+        }
+        t.drain(&mut out);
+        let got: Vec<_> = out.attempts.iter().map(|a| (a.time, a.outcome)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (5_000_000, Outcome::Unanswered),
+                (6_000_100, Outcome::Answered)
+            ],
+            "error at {err_at}"
+        );
+    }
+}
+
+/// An answer more than the pending state's 71 minutes after the probe
+/// (a flow kept alive by retransmissions) is answered at once, at its own
+/// time, not at a delay cut to 32 bits.
+#[test]
+fn a_very_late_answer_is_dated_at_the_answer() {
+    let mut pkts: Vec<PacketMeta> = (0..500)
+        .map(|i| tcp(i * 9_000_000, true, 40000, 22, S, 0))
+        .collect();
+    pkts.push(tcp(4_500_000_000, false, 40000, 22, SA, 0));
+    let (out, _) = run(&pkts);
+    let answered: Vec<_> = out
+        .attempts
+        .iter()
+        .filter(|a| a.outcome == Outcome::Answered)
+        .map(|a| a.time)
+        .collect();
+    assert_eq!(answered, vec![4_500_000_000]);
+}
+
+/// A SYN that came 0.9 s behind its SYN-ACK, with a data wait shorter
+/// than that: the wait runs from the SYN, so the attempt is never dated
+/// before the packet that made it (nor below a watermark already given).
+#[test]
+fn a_short_data_wait_starts_at_the_syn_that_came_behind_its_answer() {
+    let cfg = FlowConfig {
+        data_wait: 200_000,
+        ..FlowConfig::default()
+    };
+    let mut t = FlowTable::new(cfg);
+    let mut out = Output::default();
+    t.process(&tcp(0, false, 40000, 22, SA, 0), &mut out);
+    let wm = t.advance(800_000, &mut out);
+    t.process(&tcp(900_000, true, 40000, 22, S, 0), &mut out);
+    t.advance(5_000_000, &mut out);
+    let times: Vec<_> = out.attempts.iter().map(|a| (a.time, a.outcome)).collect();
+    assert_eq!(times, vec![(1_100_000, Outcome::Answered)]);
+    assert!(times[0].0 >= wm);
 }
 
 #[test]
