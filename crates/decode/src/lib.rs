@@ -497,23 +497,49 @@ fn decode_transport(v: IpView<'_>, meta: &mut PacketMeta) -> Option<Quoted> {
 }
 
 /// A UDP datagram from a service port (below 1024) to a higher port that
-/// reads as the service's reply ([`mark::UDP_REPLY`]): DNS and NetBIOS name
-/// service by the header's response bit, NTP by its mode (2 symmetric
-/// passive, 4 server, 5 broadcast, or 7 private with the response bit),
-/// any other service port by carrying data at all. `payload_len` is the
-/// length the headers claim, `payload` what was captured of it (a
-/// snaplen-cut packet without the byte needed is not called a reply).
+/// reads as the service's reply ([`mark::UDP_REPLY`]):
+/// - DNS (53) and NetBIOS name service (137): a header with the response
+///   bit, an opcode the protocol defines and at most one question;
+/// - NTP (123): a server's mode (2 symmetric passive, 4 server, 5
+///   broadcast, or 7 private with the response bit);
+/// - Kerberos (88): an AS-REP, TGS-REP or KRB-ERROR (ASN.1 application
+///   tags 11, 13, 30);
+/// - services that answer clients on their own high ports and serve in
+///   reflection floods (echo, qotd, chargen, TFTP, portmap, SNMP, CLDAP,
+///   SLP, QUIC on 443, IKE, RIP, IPMI, DNS over QUIC): any payload.
+///
+/// From any other port below 1024 (`nmap -g 20`, `-g 67`) a datagram is a
+/// probe. `payload_len` is the length the headers claim, `payload` what
+/// was captured of it (a snaplen-cut packet without the bytes needed is not
+/// called a reply).
 pub fn udp_reply_shaped(sport: u16, dport: u16, payload_len: u32, payload: &[u8]) -> bool {
     if sport >= 1024 || dport < 1024 || payload_len == 0 {
         return false;
     }
     match sport {
-        53 | 137 => payload_len >= 12 && payload.get(2).is_some_and(|&b| b & 0x80 != 0),
+        53 => payload_len >= 12 && dns_like_response(payload, &[0, 1, 2, 4, 5]),
+        137 => payload_len >= 12 && dns_like_response(payload, &[0, 5, 6, 7, 8]),
         123 => payload
             .first()
             .is_some_and(|&b| matches!(b & 7, 2 | 4 | 5) || (b & 7 == 7 && b & 0x80 != 0)),
-        _ => true,
+        88 => payload
+            .first()
+            .is_some_and(|&b| matches!(b, 0x6b | 0x6d | 0x7e)),
+        7 | 17 | 19 | 69 | 111 | 161 | 162 | 389 | 427 | 443 | 500 | 520 | 623 | 853 => true,
+        _ => false,
     }
+}
+
+/// A DNS-shaped header (DNS, NetBIOS name service) of a response: the QR
+/// bit, an opcode among `opcodes`, at most one question. A scanner's
+/// payload from port 53 (a game server query, `\xff\xff\xff\xff…`) is none.
+fn dns_like_response(p: &[u8], opcodes: &[u8]) -> bool {
+    let (Some(&flags), Some(&qd_hi), Some(&qd_lo)) = (p.get(2), p.get(4), p.get(5)) else {
+        return false;
+    };
+    flags & 0x80 != 0
+        && opcodes.contains(&((flags >> 3) & 0x0f))
+        && u16::from_be_bytes([qd_hi, qd_lo]) <= 1
 }
 
 /// The header facts of a UDP or ICMP packet.

@@ -389,6 +389,27 @@ fn udp_from_a_service_port_is_marked_a_reply_only_when_shaped_like_one() {
         (123, 40000, ntp(0x97).to_vec(), true),
         (161, 40000, vec![0x30, 0x26, 0x02, 0x01], true),
         (161, 40000, Vec::new(), false),
+        (443, 50000, vec![0xc0, 0, 0, 0, 1], true),
+        // nmap's game-server payloads sent with -g 53 / -g 88: byte 2 of
+        // `\xff\xff\xff\xffTSource` has the "response bit", but no DNS
+        // opcode or question count fits; nor is it a Kerberos reply.
+        (
+            53,
+            27015,
+            b"\xff\xff\xff\xffTSource Engine Query\0".to_vec(),
+            false,
+        ),
+        (
+            88,
+            27015,
+            b"\xff\xff\xff\xffTSource Engine Query\0".to_vec(),
+            false,
+        ),
+        (88, 50000, vec![0x6b, 0x81, 0xe0], true),
+        (88, 50000, vec![0x6a, 0x81, 0xe0], false),
+        // From a low port that serves no client on a high one: a probe.
+        (20, 40000, b"x".to_vec(), false),
+        (67, 40000, b"xyz".to_vec(), false),
         // Not from a service port, or to one: never.
         (5353, 40000, dns_response.to_vec(), false),
         (53, 161, dns_response.to_vec(), false),

@@ -54,11 +54,12 @@ pub mod mark {
     /// IP ID is 0.
     pub const IPID_ZERO: u8 = 16;
     /// UDP from a service port (below 1024) to a higher one, shaped like
-    /// that service's reply: a DNS or NetBIOS header with its response bit,
-    /// an NTP server's mode, or any payload from another service port. Such
-    /// a datagram whose request was not seen (asymmetric routing, a
-    /// reflection attack's responses) is no probe; an empty one, or a DNS
-    /// query sent from port 53 (`nmap -sU -g 53`), is.
+    /// that service's reply (see `scanwatch_decode::udp_reply_shaped`: a DNS
+    /// or NetBIOS response header, an NTP server's mode, a Kerberos reply,
+    /// any payload from a reflection-prone service). Such a datagram whose
+    /// request was not seen (asymmetric routing, a reflection attack's
+    /// responses) is no probe; an empty one, a request, or anything from
+    /// another low port (`nmap -sU -g 53`, `-g 88`, `-g 20`) is.
     pub const UDP_REPLY: u8 = 32;
 }
 
