@@ -1135,10 +1135,22 @@ fn print_summary(s: &Summary, live: bool, budget_mib: u64) {
         s.detection_count,
         s.alerts,
     );
-    if let Some(lt) = s.unsupported_link_type {
+    if !s.unsupported_links.is_empty() {
+        let each: Vec<String> = s
+            .unsupported_links
+            .iter()
+            .map(|(lt, n)| format!("{n} packets of link type {lt}"))
+            .collect();
         eprintln!(
-            "scanwatch: warning: {} packets of link type {lt} (DLT/LINKTYPE number), which scanwatch does not decode, counted as undecodable: it reads Ethernet (with VLAN/QinQ/MPLS), Linux cooked (SLL, SLL2), raw IP and BSD loopback",
-            c.unsupported_link
+            "scanwatch: warning: {} (DLT/LINKTYPE numbers) that scanwatch does not decode, counted as undecodable: it reads Ethernet (with VLAN/QinQ/MPLS), Linux cooked (SLL, SLL2), raw IP and BSD loopback",
+            each.join(", ")
+        );
+    }
+    let f = &s.flow_stats;
+    if f.late_answers + f.reordered_syns > 0 {
+        eprintln!(
+            "scanwatch: {} answers came after their probe's attempt timeout (each counted as a second attempt, answered); {} came ahead of their probe in the merged stream (taken as its answer)",
+            f.late_answers, f.reordered_syns
         );
     }
     let d = &s.detect_stats;

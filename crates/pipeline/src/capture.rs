@@ -201,7 +201,14 @@ pub(crate) fn capture_loop(ctx: CaptureCtx<'_>, mut src: Box<dyn PacketSource>) 
                             DecodeError::UnsupportedLinkType(lt) => {
                                 tally.decode_errors += 1;
                                 tally.unsupported_link += 1;
-                                ctx.counters.unsupported_link_type.store(lt, Relaxed);
+                                // Rare (a whole capture at most): the lock is
+                                // taken only on this path.
+                                if let Ok(mut v) = ctx.counters.unsupported_links.lock() {
+                                    match v.iter_mut().find(|(t, _)| *t == lt) {
+                                        Some((_, n)) => *n += 1,
+                                        None => v.push((lt, 1)),
+                                    }
+                                }
                             }
                             _ => tally.decode_errors += 1,
                         }

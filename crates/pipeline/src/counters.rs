@@ -29,8 +29,9 @@ macro_rules! counters {
             pub input_total: AtomicU64,
             /// Newest packet time seen.
             pub clock: AtomicI64,
-            /// A link type met that scanwatch does not decode (0: none).
-            pub unsupported_link_type: std::sync::atomic::AtomicU32,
+            /// Link types met that scanwatch does not decode, with their
+            /// packets (a few at most: a capture has one per interface).
+            pub unsupported_links: Mutex<Vec<(u32, u64)>>,
             /// Flows in the flow tables now, all workers together (a gauge:
             /// each worker adds the change of its table's size).
             pub flows_active: AtomicI64,
@@ -234,9 +235,9 @@ pub struct Summary {
     pub alerts_closed: bool,
     /// CPU time per stage (each thread's own clock as it ended).
     pub stage_cpu: crate::StageCpu,
-    /// A link type some packets had that scanwatch does not decode (their
-    /// number is `counts.unsupported_link`).
-    pub unsupported_link_type: Option<u32>,
+    /// Link types some packets had that scanwatch does not decode, with
+    /// their packets (together `counts.unsupported_link`).
+    pub unsupported_links: Vec<(u32, u64)>,
 }
 
 #[cfg(test)]

@@ -311,13 +311,15 @@ pub fn run(
     });
     let mut s = joined?;
     s.stage_cpu = clocks.get();
-    s.unsupported_link_type = match counters
-        .unsupported_link_type
-        .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        0 => None,
-        lt => Some(lt),
-    };
+    s.unsupported_links = counters
+        .unsupported_links
+        .lock()
+        .map(|v| {
+            let mut v = v.clone();
+            v.sort_unstable();
+            v
+        })
+        .unwrap_or_default();
     s.counts = counters.counts();
     s.outliers = counters
         .outliers
