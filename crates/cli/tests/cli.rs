@@ -95,29 +95,7 @@ fn detections(file: &Path, threads: u32) -> (Vec<String>, Vec<String>) {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let alerts = std::fs::read_to_string(out.join("alerts.jsonl")).unwrap_or_default();
-    let mut v: Vec<String> = alerts
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|a| a["alert"]["context"]["scan"]["phase"] == "end")
-        .map(|a| {
-            let s = &a["alert"]["context"]["scan"];
-            format!(
-                "{} {} {} {} {} {} {} {} {} {}",
-                a["src_ip"],
-                s["kind"],
-                s["proto"],
-                s["dst_count"],
-                s["port_count"],
-                s["probes"],
-                s["answered"],
-                s["rejected"],
-                s["unanswered"],
-                s["open"]
-            )
-        })
-        .collect();
-    v.sort();
-    (v, flow_rows(&out))
+    (scan_ends(&alerts), flow_rows(&out))
 }
 
 /// Every flow record (uid, packets, state, history), sorted: the flows must

@@ -119,6 +119,21 @@ fn shuffled_dir(pieces: &[PathBuf], dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// Splits `whole` with tcpdump: the packets `filter` matches into `yes`,
+/// the others into `no`.
+fn split_by_filter(whole: &Path, filter: &str, yes: &Path, no: &Path) {
+    for (out, f) in [(yes, filter.to_string()), (no, format!("not ({filter})"))] {
+        tool(
+            Command::new("tcpdump")
+                .arg("-r")
+                .arg(whole)
+                .arg("-w")
+                .arg(out)
+                .arg(f),
+        );
+    }
+}
+
 /// Byte offsets where the records of a classic pcap end.
 fn record_ends(b: &[u8]) -> Vec<usize> {
     let mut at = 24;
@@ -139,23 +154,7 @@ fn two_halves_of_a_tap_give_the_outputs_of_the_whole_capture() {
     let d = tmpdir("tap");
     let whole = root().join("pcaps/nmap_syn_vertical_1-1000.pcap");
     let (a, b) = (d.join("a.pcap"), d.join("b.pcap"));
-    let scanner = "src host 198.18.0.2";
-    tool(
-        Command::new("tcpdump")
-            .arg("-r")
-            .arg(&whole)
-            .arg("-w")
-            .arg(&a)
-            .arg(scanner),
-    );
-    tool(
-        Command::new("tcpdump")
-            .arg("-r")
-            .arg(&whole)
-            .arg("-w")
-            .arg(&b)
-            .arg(format!("not ({scanner})")),
-    );
+    split_by_filter(&whole, "src host 198.18.0.2", &a, &b);
     let want = run_ok(std::slice::from_ref(&whole), &d.join("o"));
     assert!(
         want.alerts.iter().any(|a| a.contains(":22\"")) && !want.detections.is_empty(),
@@ -310,33 +309,9 @@ fn more_overlapping_files_than_the_cap_is_one_clear_error() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// The facts of each scan's last alert (kind, probes, answered, rejected,
-/// unanswered, open doors), from `alerts.jsonl` lines.
-fn scan_ends(alerts: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = alerts
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|a| a["alert"]["context"]["scan"].clone())
-        .filter(|s| s["phase"] == "end")
-        .map(|s| {
-            format!(
-                "{} {} probes {} answered {} rejected {} unanswered {} open {}",
-                s["kind"],
-                s["proto"],
-                s["probes"],
-                s["answered"],
-                s["rejected"],
-                s["unanswered"],
-                s["open"]
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 /// A tap whose clock gives a probe and its answer the same tick (whole
-/// seconds here) and whose two directions are two files: however the files
+/// seconds here; each scan's end compared as `scan_ends` prints it:
+/// probes, answered, refused, unanswered, open doors) and whose two directions are two files: however the files
 /// are named and listed, the merged stream reports what the whole capture
 /// does, open doors and refusals included, though an answer may now sort
 /// ahead of its probe.
@@ -358,10 +333,14 @@ fn a_coarse_clock_tap_gives_the_whole_captures_scan_whatever_the_file_names() {
     }
     let whole = d.join("whole.pcap");
     std::fs::write(&whole, &bytes).unwrap();
-    let want = scan_ends(&run_ok(std::slice::from_ref(&whole), &d.join("o")).alerts);
+    let want = scan_ends(
+        &run_ok(std::slice::from_ref(&whole), &d.join("o"))
+            .alerts
+            .join("\n"),
+    );
     assert_eq!(want.len(), 1, "{want:?}");
     assert!(
-        want[0].contains("answered 6") && want[0].contains("198.19.1.10:22"),
+        want[0].contains(" 1001 6 995 0 ") && want[0].contains("198.19.1.10:22"),
         "the whole capture shows its open doors: {want:?}"
     );
     let scanner = "src host 198.18.0.2";
@@ -369,25 +348,13 @@ fn a_coarse_clock_tap_gives_the_whole_captures_scan_whatever_the_file_names() {
     // second, so the path decides) must not matter.
     for (probes, answers) in [("b.pcap", "a.pcap"), ("a.pcap", "b.pcap")] {
         let (p, a) = (d.join(probes), d.join(answers));
-        tool(
-            Command::new("tcpdump")
-                .arg("-r")
-                .arg(&whole)
-                .arg("-w")
-                .arg(&p)
-                .arg(scanner),
-        );
-        tool(
-            Command::new("tcpdump")
-                .arg("-r")
-                .arg(&whole)
-                .arg("-w")
-                .arg(&a)
-                .arg(format!("not ({scanner})")),
-        );
+        split_by_filter(&whole, scanner, &p, &a);
         for order in [[&p, &a], [&a, &p]] {
-            let got =
-                scan_ends(&run_ok(&[order[0].clone(), order[1].clone()], &d.join("o")).alerts);
+            let got = scan_ends(
+                &run_ok(&[order[0].clone(), order[1].clone()], &d.join("o"))
+                    .alerts
+                    .join("\n"),
+            );
             assert_eq!(
                 got, want,
                 "probes in {probes}, answers in {answers}, {order:?}"

@@ -46,3 +46,32 @@ pub fn walk(d: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Each scan's last alert in `alerts` (JSON lines) as one line of its facts:
+/// scanner, kind, proto, dst_count, port_count, probes, answered, rejected,
+/// unanswered, open doors; sorted.
+pub fn scan_ends(alerts: &str) -> Vec<String> {
+    let mut v: Vec<String> = alerts
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["alert"]["context"]["scan"]["phase"] == "end")
+        .map(|a| {
+            let s = &a["alert"]["context"]["scan"];
+            format!(
+                "{} {} {} {} {} {} {} {} {} {}",
+                a["src_ip"],
+                s["kind"],
+                s["proto"],
+                s["dst_count"],
+                s["port_count"],
+                s["probes"],
+                s["answered"],
+                s["rejected"],
+                s["unanswered"],
+                s["open"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
