@@ -476,7 +476,8 @@ pub struct Distributed {
     contacts_total: usize,
     records: HashMap<(Addr, u8), Record, RandomState>,
     now: Micros,
-    last_sweep: Micros,
+    /// The next point of packet time at which a sweep is due.
+    next_sweep: Micros,
     max_targets: usize,
     max_contacts_total: usize,
     /// Failed ports the lowest vertical threshold needs (rounded up): a
@@ -518,7 +519,7 @@ impl Distributed {
             contacts_total: 0,
             records: HashMap::default(),
             now: Micros::MIN,
-            last_sweep: Micros::MIN,
+            next_sweep: Micros::MIN,
             max_targets,
             max_contacts_total,
             stats: DetectStats::default(),
@@ -538,6 +539,7 @@ impl Distributed {
     /// Feeds one attempt seen from its target's side; only probe-like ones
     /// count (a conversation is no probe).
     pub fn on_attempt(&mut self, a: &Attempt, out: &mut Vec<ScanEvent>) {
+        self.sweep_if_due(a.time);
         if !a.is_probe_like() {
             return;
         }
@@ -740,36 +742,47 @@ impl Distributed {
         for k in due {
             self.end_record(k, idle, out);
         }
-        if self.now >= self.last_sweep.saturating_add(SWEEP_EVERY) {
-            self.last_sweep = self.now;
-            let horizon = self.now - self.cfg.longest_window();
-            let mut total = 0usize;
-            let min_ports = self.min_ports;
-            self.targets.retain(|_, t| {
-                if t.last < horizon {
-                    return false;
-                }
-                if t.oldest >= horizon {
-                    total += t.contacts.len();
-                    return true;
-                }
-                let before = t.contacts.len();
-                t.contacts.retain(|_, s| s.last >= horizon);
-                if t.contacts.len() != before {
-                    t.recount(min_ports);
-                } else {
-                    t.oldest = t
-                        .contacts
-                        .values()
-                        .map(|s| s.last)
-                        .min()
-                        .unwrap_or(Micros::MAX);
-                }
-                total += t.contacts.len();
-                !t.contacts.is_empty()
-            });
-            self.contacts_total = total;
+        self.sweep_if_due(self.now);
+    }
+
+    /// Forgets contacts older than the longest window, at fixed points of
+    /// packet time (every [`SWEEP_EVERY`] on the multiple), once `t` has
+    /// reached the next one: before the first attempt at or past a point,
+    /// or at the watermark that passes it, so what is forgotten depends on
+    /// packet time alone, not on how the workers' watermarks stepped.
+    fn sweep_if_due(&mut self, t: Micros) {
+        if t < self.next_sweep {
+            return;
         }
+        let point = t - t.rem_euclid(SWEEP_EVERY);
+        self.next_sweep = point.saturating_add(SWEEP_EVERY);
+        let horizon = point.saturating_sub(self.cfg.longest_window());
+        let mut total = 0usize;
+        let min_ports = self.min_ports;
+        self.targets.retain(|_, t| {
+            if t.last < horizon {
+                return false;
+            }
+            if t.oldest >= horizon {
+                total += t.contacts.len();
+                return true;
+            }
+            let before = t.contacts.len();
+            t.contacts.retain(|_, s| s.last >= horizon);
+            if t.contacts.len() != before {
+                t.recount(min_ports);
+            } else {
+                t.oldest = t
+                    .contacts
+                    .values()
+                    .map(|s| s.last)
+                    .min()
+                    .unwrap_or(Micros::MAX);
+            }
+            total += t.contacts.len();
+            !t.contacts.is_empty()
+        });
+        self.contacts_total = total;
     }
 
     /// Ends every open record (end of input, shutdown).

@@ -641,7 +641,9 @@ pub struct Detector {
     max_sketch_sources: usize,
     scans: HashMap<ScanKey, Scan, RandomState>,
     now: Micros,
-    last_sweep: Micros,
+    /// The next point of packet time at which a sweep is due (see
+    /// [`Detector::sweep_if_due`]).
+    next_sweep: Micros,
     /// No contact, source or sketch time is older than the lesser of these
     /// two: the oldest one the last sweep kept, and the oldest attempt
     /// since. A sweep whose horizon is not past it has nothing to do (a
@@ -651,6 +653,10 @@ pub struct Detector {
     trw: Trw,
     pub stats: DetectStats,
 }
+
+/// How often, in packet time, sources are swept (see
+/// [`Detector::sweep_if_due`]).
+const SWEEP_EVERY: Micros = 60_000_000;
 
 impl Detector {
     pub fn new(cfg: DetectConfig) -> Result<Detector, ConfigError> {
@@ -677,7 +683,7 @@ impl Detector {
             max_sketch_sources: (cfg.max_contacts_total / SKETCH_CONTACTS).max(1),
             scans: HashMap::default(),
             now: Micros::MIN,
-            last_sweep: Micros::MIN,
+            next_sweep: Micros::MIN,
             oldest_kept: Micros::MAX,
             oldest_since_sweep: Micros::MAX,
             trw,
@@ -702,6 +708,7 @@ impl Detector {
 
     /// Feeds one attempt; attempts must come in `(time, content)` order.
     pub fn on_attempt(&mut self, a: &Attempt, out: &mut Vec<ScanEvent>) {
+        self.sweep_if_due(a.time);
         self.stats.attempts += 1;
         if a.time > self.now {
             self.now = a.time;
@@ -1122,19 +1129,32 @@ impl Detector {
                 self.end_scan(k, idle, out);
             }
         }
-        if self.now >= self.last_sweep.saturating_add(60_000_000) {
-            self.last_sweep = self.now;
-            let horizon = self.now - self.cfg.longest_window();
-            let oldest = self.oldest_kept.min(self.oldest_since_sweep);
-            self.oldest_since_sweep = Micros::MAX;
-            if oldest >= horizon {
-                // Nothing can be older than the horizon: every source,
-                // contact and sketch stays, and the counts kept in step
-                // stand.
-                self.oldest_kept = oldest;
-            } else {
-                self.sweep_sources(horizon);
-            }
+        self.sweep_if_due(self.now);
+    }
+
+    /// Sweeps at fixed points of packet time (every minute on the minute),
+    /// once `t` has reached the next one: attempts come in time order and
+    /// this runs before the first attempt at or past a point (or at the
+    /// watermark that passes it), so what a sweep forgets, and so every
+    /// later verdict, depends on packet time alone. Sweeping at whatever
+    /// watermark came first made the answer depend on how the workers'
+    /// watermarks stepped, that is on the thread count.
+    fn sweep_if_due(&mut self, t: Micros) {
+        if t < self.next_sweep {
+            return;
+        }
+        let point = t - t.rem_euclid(SWEEP_EVERY);
+        self.next_sweep = point.saturating_add(SWEEP_EVERY);
+        let horizon = point.saturating_sub(self.cfg.longest_window());
+        let oldest = self.oldest_kept.min(self.oldest_since_sweep);
+        self.oldest_since_sweep = Micros::MAX;
+        if oldest >= horizon {
+            // Nothing can be older than the horizon: every source,
+            // contact and sketch stays, and the counts kept in step
+            // stand.
+            self.oldest_kept = oldest;
+        } else {
+            self.sweep_sources(horizon);
         }
     }
 

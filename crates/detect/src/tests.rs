@@ -489,14 +489,16 @@ fn every_sweep_leaves_nothing_older_than_the_longest_window() {
                 false,
             );
             let before = d.sources.len();
+            let due = d.next_sweep;
             d.on_attempt(&a, &mut ev);
             d.advance(t, &mut ev);
-            if d.last_sweep != t {
+            if d.next_sweep == due {
                 continue;
             }
             sweeps += 1;
             forgot += (before + 1).saturating_sub(d.sources.len());
-            let horizon = t - horizon_span;
+            // The sweep's point: the minute the next one follows.
+            let horizon = d.next_sweep - SWEEP_EVERY - horizon_span;
             for s in d.sources.values() {
                 assert!(s.last >= horizon, "phase {phase} attempt {i}");
                 assert!(s.contacts.values().all(|c| c.last >= horizon));
@@ -518,11 +520,11 @@ fn every_sweep_leaves_nothing_older_than_the_longest_window() {
 
 #[test]
 fn a_sweep_drops_a_sketch_older_than_every_contact_left() {
-    // A busy source's sketch starts with its first contact (10 s); trims
+    // A busy source's sketch starts with its first contact (70 s); trims
     // then leave only contacts from the last minute or so of its 190 s.
-    // The sweep at 605 s (horizon 5 s) forgets an older source and keeps
-    // the sketch; the one at 665 s (horizon 65 s) must drop the sketch,
-    // though every contact left is newer than its horizon.
+    // The sweep of the minute 660 s (horizon 60 s) forgets an older source
+    // and keeps the sketch; the one of 720 s (horizon 120 s) must drop the
+    // sketch, though every contact left is newer than its horizon.
     let cfg = DetectConfig {
         windows: vec![Window {
             seconds: 600,
@@ -538,18 +540,18 @@ fn a_sweep_drops_a_sketch_older_than_every_contact_left() {
     let early = att(0, addr("10.0.0.8"), host(1), 80, Outcome::Rejected, false);
     d.on_attempt(&early, &mut ev);
     for i in 0..190u32 {
-        let t = (10 + i64::from(i)) * SEC;
+        let t = (70 + i64::from(i)) * SEC;
         d.on_attempt(
             &att(t, busy, host(i), 443, Outcome::Answered, true),
             &mut ev,
         );
     }
-    d.advance(605 * SEC, &mut ev);
+    d.advance(665 * SEC, &mut ev);
     let s = &d.sources[&busy];
     assert_eq!(d.sources.len(), 1);
-    assert_eq!(s.sketch.as_ref().map(|k| k.since), Some(10 * SEC));
-    assert!(s.contacts.values().all(|c| c.last > 65 * SEC));
-    d.advance(665 * SEC, &mut ev);
+    assert_eq!(s.sketch.as_ref().map(|k| k.since), Some(70 * SEC));
+    assert!(s.contacts.values().all(|c| c.last > 125 * SEC));
+    d.advance(725 * SEC, &mut ev);
     assert!(d.sources[&busy].sketch.is_none());
     assert_eq!(d.sketch_sources, 0);
     assert!(ev.is_empty());
@@ -1328,4 +1330,92 @@ fn each_event_tells_the_ports_seen_so_far() {
     let counts: Vec<u64> = ev.iter().map(|e| e.detection.port_count).collect();
     assert!(counts.windows(2).any(|w| w[0] == w[1]), "{counts:?}");
     assert!(counts.windows(2).any(|w| w[0] < w[1]), "{counts:?}");
+}
+
+/// What a sweep forgets, and so a later verdict, depends on packet time
+/// alone: the same attempts give the same scans however often the
+/// detector is told that time moved on (the shard tells it at every step
+/// of the workers' watermarks, which depend on the thread count). Here a
+/// busy source of two days ago (its contacts overflowed into a sketch,
+/// which no window can vouch for once it is older than the window) is
+/// still held when its real scan starts unless a sweep came in between;
+/// sweeping at whatever watermark came first made the scan depend on
+/// those steps (one step for the whole input, as one worker gives, kept
+/// the old sketch through the scan).
+#[test]
+fn a_scan_after_a_quiet_spell_is_the_same_whatever_the_watermark_steps() {
+    let src = addr("203.0.113.9");
+    let cfg = DetectConfig {
+        max_contacts: 16,
+        ..DetectConfig::default()
+    };
+    let mut atts: Vec<Attempt> = (0..40u32)
+        .map(|i| {
+            att(
+                i64::from(i) * SEC,
+                src,
+                host(i),
+                443,
+                Outcome::Answered,
+                true,
+            )
+        })
+        .collect();
+    let start = 2 * 86_400 * SEC + 30 * SEC;
+    let target = host(500);
+    atts.extend((0..30u16).map(|p| {
+        att(
+            start + i64::from(p) * SEC,
+            src,
+            target,
+            1000 + p,
+            Outcome::Rejected,
+            false,
+        )
+    }));
+    let last = atts.last().map_or(0, |a| a.time);
+    let steps: [&[Micros]; 4] = [
+        // At each attempt.
+        &[],
+        // Only once, after the last attempt (one worker, one batch).
+        &[last],
+        // Also once in the quiet spell (as a worker's watermark might).
+        &[86_400 * SEC + 3_600 * SEC, last],
+        // Just before the scan and within it.
+        &[start - 1, start + 5 * SEC + 17, start + 12 * SEC, last],
+    ];
+    let mut seen = Vec::new();
+    for (k, steps) in steps.iter().enumerate() {
+        let mut d = Detector::new(cfg.clone()).unwrap();
+        let mut ev = Vec::new();
+        let mut steps = steps.iter().copied().peekable();
+        for a in &atts {
+            while let Some(t) = steps.next_if(|&t| t < a.time) {
+                d.advance(t, &mut ev);
+            }
+            d.on_attempt(a, &mut ev);
+            if k == 0 {
+                d.advance(a.time, &mut ev);
+            }
+        }
+        for t in steps {
+            d.advance(t, &mut ev);
+        }
+        d.finish(&mut ev);
+        let got: Vec<(Addr, ScanKind, u64, u64)> = ends(&ev)
+            .iter()
+            .map(|e| (e.scanner, e.kind, e.probes, e.dst_count))
+            .collect();
+        seen.push(got);
+    }
+    // The scan is found (with the 16-contact cap, from its 26 latest
+    // probes), and the same whatever the steps: sweeping at the first
+    // watermark past a minute found nothing at all with the single step.
+    assert!(
+        matches!(seen[0][..], [(s, ScanKind::Vertical, p, 1)] if s == src && p >= 20),
+        "{seen:?}"
+    );
+    assert_eq!(seen[1], seen[0], "one step");
+    assert_eq!(seen[2], seen[0], "a step in the quiet spell");
+    assert_eq!(seen[3], seen[0], "steps within the scan");
 }
