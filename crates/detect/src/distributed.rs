@@ -751,11 +751,9 @@ impl Distributed {
     /// or at the watermark that passes it, so what is forgotten depends on
     /// packet time alone, not on how the workers' watermarks stepped.
     fn sweep_if_due(&mut self, t: Micros) {
-        if t < self.next_sweep {
+        let Some(point) = crate::sweep_point(t, SWEEP_EVERY, &mut self.next_sweep) else {
             return;
-        }
-        let point = t - t.rem_euclid(SWEEP_EVERY);
-        self.next_sweep = point.saturating_add(SWEEP_EVERY);
+        };
         let horizon = point.saturating_sub(self.cfg.longest_window());
         let mut total = 0usize;
         let min_ports = self.min_ports;

@@ -658,6 +658,19 @@ pub struct Detector {
 /// [`Detector::sweep_if_due`]).
 const SWEEP_EVERY: Micros = 60_000_000;
 
+/// The point of packet time (the multiple of `every` at or below `t`) that
+/// a sweep at `t` is for, if `t` has reached `*next`; `*next` moves to the
+/// point after it. Both detectors sweep on these points, so what they
+/// forget is a function of packet time alone.
+pub(crate) fn sweep_point(t: Micros, every: Micros, next: &mut Micros) -> Option<Micros> {
+    if t < *next {
+        return None;
+    }
+    let point = t - t.rem_euclid(every);
+    *next = point.saturating_add(every);
+    Some(point)
+}
+
 impl Detector {
     pub fn new(cfg: DetectConfig) -> Result<Detector, ConfigError> {
         let Lists {
@@ -1140,11 +1153,9 @@ impl Detector {
     /// watermark came first made the answer depend on how the workers'
     /// watermarks stepped, that is on the thread count.
     fn sweep_if_due(&mut self, t: Micros) {
-        if t < self.next_sweep {
+        let Some(point) = sweep_point(t, SWEEP_EVERY, &mut self.next_sweep) else {
             return;
-        }
-        let point = t - t.rem_euclid(SWEEP_EVERY);
-        self.next_sweep = point.saturating_add(SWEEP_EVERY);
+        };
         let horizon = point.saturating_sub(self.cfg.longest_window());
         let oldest = self.oldest_kept.min(self.oldest_since_sweep);
         self.oldest_since_sweep = Micros::MAX;
