@@ -200,19 +200,7 @@ pub(crate) fn on_packet(
         if let Some(probe) = probe_kind(m)
             .filter(|_| !m.dst().is_group_or_unspecified() && !m.src().is_group_or_unspecified())
         {
-            turn_round(f);
-            update(f, m, true);
-            f.print = m.print;
-            stats.reordered_syns += 1;
-            stats.attempts += 1;
-            out.attempts.push(attempt(
-                f,
-                m.ts,
-                f.first_ts,
-                probe,
-                Outcome::Answered,
-                false,
-            ));
+            take_as_probe(f, m, probe, Outcome::Answered, stats, out);
             return;
         }
     }
@@ -220,20 +208,8 @@ pub(crate) fn on_packet(
     // sender the originator), then the SYN it refuses from the other side
     // soon after. The flow turns round and the SYN is the probe, rejected.
     if reordered_refusal(f, m, from_orig) {
-        turn_round(f);
-        update(f, m, true);
-        f.print = m.print;
         stats.backscatter = stats.backscatter.saturating_sub(1);
-        stats.reordered_syns += 1;
-        stats.attempts += 1;
-        out.attempts.push(attempt(
-            f,
-            m.ts,
-            f.first_ts,
-            ProbeKind::Syn,
-            Outcome::Rejected,
-            false,
-        ));
+        take_as_probe(f, m, ProbeKind::Syn, Outcome::Rejected, stats, out);
         return;
     }
     // A probe whose answer time ran out before this packet resolves first.
@@ -270,6 +246,26 @@ pub(crate) fn reordered_refusal(f: &Flow, m: &PacketMeta, from_orig: bool) -> bo
         && f.history.as_bytes() == b"R"
         && is_new_syn(m)
         && m.ts - f.first_ts <= REORDERED_SYN
+}
+
+/// The request `m` came behind the one packet (its reply or refusal) that
+/// began flow `f`: the flow turns round, `m` is its originator's first
+/// packet and the probe, resolved as `outcome` at once.
+fn take_as_probe(
+    f: &mut Flow,
+    m: &PacketMeta,
+    probe: ProbeKind,
+    outcome: Outcome,
+    stats: &mut FlowStats,
+    out: &mut Output,
+) {
+    turn_round(f);
+    update(f, m, true);
+    f.print = m.print;
+    stats.reordered_syns += 1;
+    stats.attempts += 1;
+    out.attempts
+        .push(attempt(f, m.ts, f.first_ts, probe, outcome, false));
 }
 
 /// Makes the responder the originator: counters, states and history
